@@ -1,0 +1,236 @@
+"""The one detector interface (design card, "Contracts / Detector").
+
+A detector subclasses :class:`Detector` and writes only
+
+* ``__init__`` (build the network; call ``super().__init__(**recipe_overrides)`` first and set
+  ``self.data_spec``),
+* ``forward(batch) -> DetectorOutput`` (one fake-logit per image, shape ``[B]``, plus an ``aux`` dict),
+* optionally ``loss(batch, out) -> dict`` with a ``"loss"`` key when it needs more than binary
+  cross-entropy; every other key is logged as a loss term.
+
+The base class owns everything else: the training/validation/test/predict steps, logging, the validation
+AUC used for checkpoint selection, optimiser and scheduler construction from the :class:`Recipe`, frozen
+sub-modules, and per-sample test scores (probability of fake) with their ids, gathered exactly across
+ranks.
+
+A detector that thinks in two-way softmax logits ``(l_real, l_fake)`` returns ``l_fake - l_real``: its
+sigmoid equals ``softmax[:, 1]``, so probabilities match the paper's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.classification import BinaryAUROC
+
+from datamodules.batch import Batch
+from datamodules.spec import DataSpec
+from detectors.recipe import Recipe
+
+
+@dataclass
+class DetectorOutput:
+    """What ``forward`` returns: ``logits`` ``[B]`` for "fake" and any auxiliary tensors."""
+
+    logits: Tensor
+    aux: dict[str, Any] = field(default_factory=dict)
+
+
+class DataSpecError(ValueError):
+    """A batch (or a datamodule) does not provide what the detector's DataSpec asks for."""
+
+
+class Detector(L.LightningModule):
+    """Base class of every detector. See the module docstring for the contract."""
+
+    #: registry name, set by :func:`detectors.registry.register_detector`.
+    name: ClassVar[str] = ""
+    #: the paper's training recipe; instances may override single settings.
+    default_recipe: ClassVar[Recipe] = Recipe()
+    #: overrides that build a tiny configuration for tests (never the default).
+    tiny_config: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **recipe_overrides: Any) -> None:
+        super().__init__()
+        self.recipe: Recipe = type(self).default_recipe.with_overrides(**recipe_overrides)
+        self.data_spec: DataSpec = DataSpec()
+        self.pretrained_loaded: bool = False  # set True by subclasses that loaded real weights
+        self._frozen: list[nn.Module] = []
+        self._test_rows: list[dict[str, Any]] = []
+        self.test_records: list[dict[str, Any]] = []
+        self.val_auc = BinaryAUROC()
+        # Collects the init arguments of the whole subclass chain (Lightning walks the __init__ frames).
+        self.save_hyperparameters()
+
+    # ------------------------------------------------------------------ subclass API
+    def forward(self, batch: Batch) -> DetectorOutput:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(batch)")
+
+    def loss(self, batch: Batch, out: DetectorOutput) -> dict[str, Tensor]:
+        """Binary cross-entropy on the fake-logit; override for multi-term losses."""
+        return {"loss": F.binary_cross_entropy_with_logits(out.logits, batch.label.float())}
+
+    # ------------------------------------------------------------------ frozen parts
+    def freeze_module(self, module: nn.Module) -> nn.Module:
+        """Freeze ``module``: no gradients, always in eval mode, excluded from the optimiser."""
+        module.requires_grad_(False)
+        module.eval()
+        self._frozen.append(module)
+        return module
+
+    def train(self, mode: bool = True) -> Detector:
+        super().train(mode)
+        for m in self._frozen:
+            m.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def num_trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.trainable_parameters())
+
+    # ------------------------------------------------------------------ checks
+    def check_batch(self, batch: Batch, training: bool) -> None:
+        """Refuse a batch that lacks what ``data_spec`` asks for, with a message naming the field."""
+        spec = self.data_spec
+        wants = {
+            "region_masks": spec.region_masks,
+            "forgery_mask": spec.forgery_masks and training,
+            "method_id": spec.method_ids and training,
+        }
+        for name, needed in wants.items():
+            if needed and getattr(batch, name) is None:
+                raise DataSpecError(
+                    f"{self.name or type(self).__name__} needs batch.{name} (DataSpec) but the batch has none; "
+                    "build the datamodule from this detector's data_spec"
+                )
+        if batch.image.shape[-1] != spec.input_size or batch.image.shape[-2] != spec.input_size:
+            raise DataSpecError(
+                f"{self.name or type(self).__name__} expects {spec.input_size}px images, got {tuple(batch.image.shape)}"
+            )
+        if training and spec.paired and not batch.is_paired():
+            raise DataSpecError(
+                f"{self.name or type(self).__name__} trains on paired batches [reals; fakes] of equal size "
+                f"(DataSpec.paired), got labels {batch.label.tolist()}"
+            )
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        self.check_batch(batch, training=True)
+        out = self(batch)
+        losses = self.loss(batch, out)
+        if "loss" not in losses:
+            raise KeyError(f"{type(self).__name__}.loss() must return a dict with a 'loss' key, got {list(losses)}")
+        n = len(batch)
+        for k, v in losses.items():
+            self.log(f"train/{k}", v.detach(), batch_size=n, prog_bar=(k == "loss"), on_step=True, on_epoch=True)
+        return losses["loss"]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self.check_batch(batch, training=False)
+        out = self(batch)
+        loss = F.binary_cross_entropy_with_logits(out.logits, batch.label.float())
+        self.val_auc.update(torch.sigmoid(out.logits.float()), batch.label)
+        self.log("val/loss", loss, batch_size=len(batch), on_epoch=True, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/auc", self.val_auc.compute(), prog_bar=True)
+        self.val_auc.reset()
+
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.check_batch(batch, training=False)
+        probs = torch.sigmoid(self(batch).logits.float()).detach().cpu().tolist()
+        labels = batch.label.detach().cpu().tolist()
+        for i, p in enumerate(probs):
+            self._test_rows.append(
+                {
+                    "sample_id": batch.sample_id[i],
+                    "video_id": batch.video_id[i],
+                    "dataset": batch.dataset[i],
+                    "method": batch.method[i],
+                    "label": int(labels[i]),
+                    "score": float(p),
+                }
+            )
+
+    def on_test_epoch_start(self) -> None:
+        self._test_rows = []
+        self.test_records = []
+
+    def on_test_epoch_end(self) -> None:
+        rows = self._test_rows
+        if self.trainer is not None and self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            gathered: list[list[dict[str, Any]]] = [[] for _ in range(self.trainer.world_size)]
+            torch.distributed.all_gather_object(gathered, rows)
+            rows = [r for part in gathered for r in part]
+        self.test_records = dedupe_rows(rows)
+        self._test_rows = []
+
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        out = self(batch)
+        aux = {k: v.detach().float().cpu() for k, v in out.aux.items() if isinstance(v, Tensor)}
+        return {
+            "sample_id": batch.sample_id,
+            "video_id": batch.video_id,
+            "score": torch.sigmoid(out.logits.float()).detach().cpu(),
+            "aux": aux,
+        }
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        r = self.recipe
+        params = self.trainable_parameters()
+        if not params:
+            raise RuntimeError(f"{type(self).__name__} has no trainable parameters")
+        if r.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=r.lr, betas=r.betas, weight_decay=r.weight_decay)
+        elif r.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=r.lr, betas=r.betas, weight_decay=r.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
+        if r.scheduler is None and r.warmup_steps == 0:
+            return opt
+        if r.scheduler == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=r.step_size, gamma=r.gamma)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
+        warm = min(r.warmup_steps, total - 1) if total > 1 else 0
+
+        def factor(step: int) -> float:
+            if warm and step < warm:
+                return (step + 1) / warm
+            if r.scheduler != "cosine":
+                return 1.0
+            progress = min(1.0, (step - warm) / max(1, total - warm))
+            return 0.5 * (1.0 + torch.cos(torch.tensor(progress * torch.pi)).item())
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["detector_name"] = self.name
+        checkpoint["pretrained_loaded"] = bool(self.pretrained_loaded)
+
+
+def dedupe_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop rows whose (dataset, sample_id) was already seen.
+
+    DistributedSampler pads shards by repeating samples; the repeats carry the same sample_id and the
+    same score, so keeping the first occurrence gives exactly the single-process set.
+    """
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in rows:
+        key = (r["dataset"], r["sample_id"])
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(r)
+    return out

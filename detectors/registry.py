@@ -1,0 +1,97 @@
+"""Create detectors by name (timm-style registry with lazy imports).
+
+A new detector is one new file plus one line in ``_MODULES``: the file decorates its class with
+``@register_detector("name")``; the line tells the registry which module to import for that name, so
+``create_detector("xception")`` never imports open_clip.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from detectors.base import Detector
+
+# name -> module that registers it (imported only when the name is asked for)
+_MODULES: dict[str, str] = {
+    "resnet34": "detectors.timm_cnn",
+}
+
+_REGISTRY: dict[str, type[Detector]] = {}
+
+T = TypeVar("T", bound=type[Detector])
+
+
+class UnknownDetectorError(KeyError):
+    """Raised for a detector name the registry does not know; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return str(self.args[0])
+
+
+def register_detector(name: str) -> Callable[[T], T]:
+    """Class decorator: file ``cls`` under ``name``. A duplicate name is an error."""
+
+    def deco(cls: T) -> T:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"detector name {name!r} is already registered by {_REGISTRY[name].__qualname__}")
+        if not issubclass(cls, Detector):
+            raise TypeError(f"{cls.__qualname__} must subclass detectors.base.Detector")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def list_detectors() -> list[str]:
+    """All detector names, registered or registrable, sorted."""
+    return sorted(set(_MODULES) | set(_REGISTRY))
+
+
+def get_detector_class(name: str) -> type[Detector]:
+    if name not in _REGISTRY:
+        if name not in _MODULES:
+            raise UnknownDetectorError(f"unknown detector {name!r}; known detectors: {', '.join(list_detectors())}")
+        importlib.import_module(_MODULES[name])
+        if name not in _REGISTRY:
+            raise RuntimeError(f"module {_MODULES[name]} did not register detector {name!r}")
+    return _REGISTRY[name]
+
+
+def create_detector(name: str, **overrides: Any) -> Detector:
+    """Build detector ``name``; ``overrides`` are its constructor arguments (architecture or recipe)."""
+    return get_detector_class(name)(**overrides)
+
+
+def load_detector(path: str | Path, expected: str | None = None, map_location: str = "cpu") -> Detector:
+    """Rebuild a detector from a Lightning checkpoint without unpickling arbitrary objects.
+
+    The checkpoint is read with ``weights_only=True``; the detector is re-created from its registry name
+    and saved hyper-parameters, then the state dict is loaded strictly.
+
+    Args:
+        expected: if given, refuse a checkpoint of another detector.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError and friends
+        raise ValueError(f"refusing to load {path}: not a plain weights checkpoint ({type(e).__name__}: {e})") from e
+    name = ckpt.get("detector_name")
+    if not name:
+        raise ValueError(f"{path} is not a checkpoint written by this suite (no 'detector_name')")
+    if expected is not None and name != expected:
+        raise ValueError(f"{path} is a checkpoint of detector {name!r}, not {expected!r}")
+    hparams = dict(ckpt.get("hyper_parameters", {}))
+    hparams.pop("_instantiator", None)
+    model = create_detector(name, **hparams)
+    model.load_state_dict(ckpt["state_dict"], strict=True)
+    model.pretrained_loaded = bool(ckpt.get("pretrained_loaded", False))
+    return model
