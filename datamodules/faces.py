@@ -43,7 +43,9 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     """Return a contiguous RGB uint8 array from gray ``[H, W]``, ``[H, W, 1]``, RGB or RGBA input."""
     img = np.asarray(image)
     if img.dtype != np.uint8:
-        img = np.clip(img * (255.0 if img.dtype.kind == "f" and img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        img = np.clip(img * (255.0 if img.dtype.kind == "f" and img.max() <= 1.0 else 1.0), 0, 255).astype(
+            np.uint8
+        )
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     elif img.ndim == 3 and img.shape[2] == 1:
@@ -58,7 +60,9 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 def dlib_model_path(name: str = "shape_predictor_68_face_landmarks.dat") -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("face_recognition_models is not installed: pip install face_recognition_models")
+        raise ModuleNotFoundError(
+            "face_recognition_models is not installed: pip install face_recognition_models"
+        )
     path = Path(spec.submodule_search_locations[0]) / "models" / name
     if not path.is_file():
         raise FileNotFoundError(f"dlib model file missing: {path}")
@@ -106,6 +110,6 @@ def landmarks68(image: np.ndarray, box: np.ndarray) -> np.ndarray:
 def points5_from_68(lm: np.ndarray) -> np.ndarray:
     """The 5 alignment points (eye centres, nose tip, mouth corners) from 68 landmarks."""
     lm = np.asarray(lm, dtype=np.float32)
-    return np.stack(
-        [lm[list(LEFT_EYE)].mean(0), lm[list(RIGHT_EYE)].mean(0), lm[30], lm[48], lm[54]]
-    ).astype(np.float32)
+    return np.stack([lm[list(LEFT_EYE)].mean(0), lm[list(RIGHT_EYE)].mean(0), lm[30], lm[48], lm[54]]).astype(
+        np.float32
+    )

@@ -126,10 +126,14 @@ class Detector(L.LightningModule):
         out = self(batch)
         losses = self.loss(batch, out)
         if "loss" not in losses:
-            raise KeyError(f"{type(self).__name__}.loss() must return a dict with a 'loss' key, got {list(losses)}")
+            raise KeyError(
+                f"{type(self).__name__}.loss() must return a dict with a 'loss' key, got {list(losses)}"
+            )
         n = len(batch)
         for k, v in losses.items():
-            self.log(f"train/{k}", v.detach(), batch_size=n, prog_bar=(k == "loss"), on_step=True, on_epoch=True)
+            self.log(
+                f"train/{k}", v.detach(), batch_size=n, prog_bar=(k == "loss"), on_step=True, on_epoch=True
+            )
         return losses["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

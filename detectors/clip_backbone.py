@@ -19,7 +19,14 @@ from detectors.weights import warn_random_init
 
 TINY_CLIP_CFG = {
     "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 4, "head_width": 32, "mlp_ratio": 4.0},
+    "vision_cfg": {
+        "image_size": 32,
+        "patch_size": 8,
+        "width": 64,
+        "layers": 4,
+        "head_width": 32,
+        "mlp_ratio": 4.0,
+    },
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
     "quick_gelu": True,
 }
@@ -62,7 +69,10 @@ def create_clip(
         try:
             return open_clip.create_model(model_name, pretrained=pretrained, require_pretrained=True), True
         except Exception as e:  # offline (HF_HUB_OFFLINE=1 fails fast), unknown tag, ...
-            warn_random_init(f"open_clip '{model_name}' ({pretrained})", f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
+            warn_random_init(
+                f"open_clip '{model_name}' ({pretrained})",
+                f"{type(e).__name__}: {str(e).splitlines()[0][:160]}",
+            )
     return open_clip.create_model(model_name, pretrained=None), False
 
 

@@ -38,7 +38,9 @@ def register_detector(name: str) -> Callable[[T], T]:
 
     def deco(cls: T) -> T:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"detector name {name!r} is already registered by {_REGISTRY[name].__qualname__}")
+            raise ValueError(
+                f"detector name {name!r} is already registered by {_REGISTRY[name].__qualname__}"
+            )
         if not issubclass(cls, Detector):
             raise TypeError(f"{cls.__qualname__} must subclass detectors.base.Detector")
         cls.name = name
@@ -56,7 +58,9 @@ def list_detectors() -> list[str]:
 def get_detector_class(name: str) -> type[Detector]:
     if name not in _REGISTRY:
         if name not in _MODULES:
-            raise UnknownDetectorError(f"unknown detector {name!r}; known detectors: {', '.join(list_detectors())}")
+            raise UnknownDetectorError(
+                f"unknown detector {name!r}; known detectors: {', '.join(list_detectors())}"
+            )
         importlib.import_module(_MODULES[name])
         if name not in _REGISTRY:
             raise RuntimeError(f"module {_MODULES[name]} did not register detector {name!r}")
@@ -83,7 +87,9 @@ def load_detector(path: str | Path, expected: str | None = None, map_location: s
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle.UnpicklingError and friends
-        raise ValueError(f"refusing to load {path}: not a plain weights checkpoint ({type(e).__name__}: {e})") from e
+        raise ValueError(
+            f"refusing to load {path}: not a plain weights checkpoint ({type(e).__name__}: {e})"
+        ) from e
     name = ckpt.get("detector_name")
     if not name:
         raise ValueError(f"{path} is not a checkpoint written by this suite (no 'detector_name')")

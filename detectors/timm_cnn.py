@@ -49,7 +49,9 @@ class TimmClassifier(Detector):
         super().__init__(**recipe)
         self.arch = arch or self.default_arch
         self.net, self.pretrained_loaded = self.build_backbone(self.arch, pretrained, weights_path, drop_rate)
-        self.data_spec = DataSpec(input_size=input_size or self.default_input_size, mean=self.mean, std=self.std)
+        self.data_spec = DataSpec(
+            input_size=input_size or self.default_input_size, mean=self.mean, std=self.std
+        )
 
     def build_backbone(
         self, arch: str, pretrained: bool, weights_path: str | Path | None, drop_rate: float
@@ -71,7 +73,11 @@ class ResNet34(TimmClassifier):
 
     default_arch = "resnet34"
     default_recipe = Recipe(
-        optimizer="adam", lr=2e-4, weight_decay=5e-4, epochs=10, batch_size=32,
+        optimizer="adam",
+        lr=2e-4,
+        weight_decay=5e-4,
+        epochs=10,
+        batch_size=32,
         source="DeepfakeBench training/config/detector/resnet34.yaml (CNN-Aug)",
     )
     tiny_config: ClassVar[dict[str, Any]] = {"arch": "test_resnet", "pretrained": False, "input_size": 64}

@@ -57,7 +57,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return dict(obj)
 
 
-def strip_prefix(state: Mapping[str, Tensor], prefixes: tuple[str, ...] = ("module.", "model.")) -> dict[str, Tensor]:
+def strip_prefix(
+    state: Mapping[str, Tensor], prefixes: tuple[str, ...] = ("module.", "model.")
+) -> dict[str, Tensor]:
     out = {}
     for k, v in state.items():
         for p in prefixes:
@@ -100,7 +102,11 @@ def load_into(
     """
     state = convert(dict(state)) if convert else strip_prefix(state)
     own = model.state_dict()
-    bad_shape = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if k in own and own[k].shape != v.shape]
+    bad_shape = [
+        (k, tuple(v.shape), tuple(own[k].shape))
+        for k, v in state.items()
+        if k in own and own[k].shape != v.shape
+    ]
     unexpected = sorted(set(state) - set(own))
     missing = sorted(k for k in set(own) - set(state) if not k.startswith(ignore_missing))
     if bad_shape or unexpected or missing:

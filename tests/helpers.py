@@ -68,17 +68,26 @@ def collate_pairs(pairs: list[tuple[dict, dict]]) -> Batch:
 
 
 class SyntheticDataModule(L.LightningDataModule):
-    def __init__(self, spec: DataSpec, n: int = 8, batch_size: int = 4, test_sets: tuple[str, ...] = ("a", "b")):
+    def __init__(
+        self, spec: DataSpec, n: int = 8, batch_size: int = 4, test_sets: tuple[str, ...] = ("a", "b")
+    ):
         super().__init__()
         self.spec, self.n, self.bs, self.test_sets = spec, n, batch_size, test_sets
 
     def train_dataloader(self) -> DataLoader:
         if self.spec.paired:
-            return DataLoader(_PairedItems(self.spec, self.n // 2, "train"), batch_size=self.bs // 2, collate_fn=collate_pairs)
+            return DataLoader(
+                _PairedItems(self.spec, self.n // 2, "train"),
+                batch_size=self.bs // 2,
+                collate_fn=collate_pairs,
+            )
         return DataLoader(_Items(self.spec, self.n, "train"), batch_size=self.bs, collate_fn=collate)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(_Items(self.spec, self.n, "val"), batch_size=self.bs, collate_fn=collate)
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [DataLoader(_Items(self.spec, self.n, d), batch_size=self.bs, collate_fn=collate) for d in self.test_sets]
+        return [
+            DataLoader(_Items(self.spec, self.n, d), batch_size=self.bs, collate_fn=collate)
+            for d in self.test_sets
+        ]

@@ -62,7 +62,8 @@ def test_one_step_updates_trainable_and_not_frozen(name):
     opt.step()
     # A parameter with a non-zero gradient must move (a zero gradient can happen legitimately, e.g. dead ReLUs).
     stuck = [
-        n for n, p in model.named_parameters()
+        n
+        for n, p in model.named_parameters()
         if p.requires_grad and p.grad.abs().sum() > 0 and torch.equal(p, trainable[n])
     ]
     assert not stuck, f"{name}: parameters with a gradient did not change after a step: {stuck[:10]}"
@@ -79,8 +80,14 @@ def test_checkpoint_round_trip(name, tmp_path):
     model = tiny(name)
     dm = SyntheticDataModule(model.data_spec, n=4, batch_size=4)
     trainer = L.Trainer(
-        accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
     )
     trainer.fit(model, datamodule=dm)
     path = tmp_path / "m.ckpt"
@@ -97,8 +104,13 @@ def test_checkpoint_round_trip(name, tmp_path):
 def test_fast_dev_run_fit_and_test(name):
     model = tiny(name)
     dm = SyntheticDataModule(model.data_spec, n=4, batch_size=4, test_sets=("a", "b"))
-    trainer = L.Trainer(accelerator="cpu", fast_dev_run=True, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        fast_dev_run=True,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, datamodule=dm)
     trainer.test(model, datamodule=dm)
     rows = model.test_records

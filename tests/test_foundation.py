@@ -144,8 +144,15 @@ def test_scheduler_really_steps(sched):
             return DetectorOutput(self.lin(batch.image.mean((2, 3))).squeeze(-1))
 
     m = Tiny()
-    trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(m, datamodule=SyntheticDataModule(DataSpec(input_size=8), n=8, batch_size=4))
     lr = trainer.optimizers[0].param_groups[0]["lr"]
     if sched is None:
