@@ -215,7 +215,7 @@ class StaticFake:
             raise ValueError(f"unknown manipulation {spec.kind!r}; known: swap, region, selfblend, upsample")
         if spec.upsample:
             content = upsampling_artifacts(content, spec.upsample, spec.artifact)
-        content = colour_transfer(content, frame, region, spec.colour)
+        content = np.clip(colour_transfer(content, frame, region, spec.colour), 0, 255)
         alpha = feathered_alpha(region, self.face_width, spec)
         out = alpha[..., None] * content + (1 - alpha[..., None]) * frame
         return out, alpha
