@@ -157,7 +157,8 @@ class SFAMDetector(Detector):
             terms["region"] = (w.region, bce[present].mean())
         # The contrastive term needs something trainable upstream of the feature (nothing in clip_linear).
         if w.itc and (self.model.needs_patches or self.model.prompts.tower is not None):
-            itc = contrastive_loss(s.feature, self.model.global_text(), label, self.model.logit_scale)
+            text = s.global_text if s.global_text is not None else self.model.global_text()
+            itc = contrastive_loss(s.feature, text, label, self.model.logit_scale)
             terms["itc"] = (w.itc, itc)
         moe = self.model.moe
         if isinstance(moe, RegionMoE) and moe.router is not None and w.balance and s.gates is not None:

@@ -50,6 +50,7 @@ class SFAMOutput:
     region_logits: Tensor | None = None  # [B,R]
     gates: Tensor | None = None  # [B,N,R]
     assign: Tensor | None = None  # [B,N,R]
+    global_text: Tensor | None = None  # [2,D] prompts used by this forward (learnable with n_ctx > 0)
     extras: dict[str, Tensor] = field(default_factory=dict)
 
 
@@ -162,9 +163,9 @@ class SFAMModel(nn.Module):
                 f"in the order {list(self.regions)}"
             )
         assign = region_assignment(region_masks, self.geometry.grid)
-        region_text, _ = self.prompts()
+        region_text, global_text = self.prompts()
         x = self.fusion(per_layer)
-        out = SFAMOutput(logits=cls.new_zeros(()), feature=cls, assign=assign)
+        out = SFAMOutput(logits=cls.new_zeros(()), feature=cls, assign=assign, global_text=global_text)
         if self.alignment is not None:
             aligned = self.alignment(x, assign, region_text, scale)
             out.patch_logits, x = aligned.patch_logits, aligned.tokens

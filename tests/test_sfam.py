@@ -11,11 +11,12 @@ import torch
 
 from datamodules.regions import REGIONS
 from detectors import DataSpecError, create_detector
+from detectors.clip_backbone import TINY_CLIP_CFG
 from sfam.alignment import PATCH_THRESHOLD, patch_alignment_loss, patch_labels, region_assignment
 from sfam.detector import SFAMDetector
 from sfam.losses import contrastive_loss, region_labels
 from sfam.moe import RegionMoE, SingleExpert, balance_loss
-from sfam.prompts import TextTower
+from sfam.prompts import DESCRIPTIONS, GLOBAL, TEMPLATES, PromptBank, TextTower
 from tests.helpers import make_batch
 
 R = len(REGIONS)
@@ -216,12 +217,29 @@ def test_learnable_context_trains_only_the_context():
 
 
 def test_text_tower_truncation_is_exact():
-    clip = open_clip.CLIP(**__import__("detectors.clip_backbone", fromlist=["x"]).TINY_CLIP_CFG)
+    clip = open_clip.CLIP(**TINY_CLIP_CFG)
     tokens = open_clip.get_tokenizer("ViT-B-16")(["a photo of a real face.", "blurry eyes"])
     with torch.no_grad():
         ours = TextTower(clip)(tokens)
         ref = clip.encode_text(tokens)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_prompt_bank_averages_normalised_sentences_per_region_and_class():
+    clip = open_clip.CLIP(**TINY_CLIP_CFG)
+    bank = PromptBank(clip)
+    region_text, global_text = bank()
+    assert region_text.shape == (R, 2, 32) and global_text.shape == (2, 32)
+    tok = open_clip.get_tokenizer("ViT-B-16")
+    for name, got in (("mouth", region_text[REGIONS.index("mouth")]), (GLOBAL, global_text)):
+        for c, cls in enumerate(("real", "fake")):
+            sentences = [t.format(d) for d in DESCRIPTIONS[name][cls] for t in TEMPLATES]
+            with torch.no_grad():
+                ref = torch.nn.functional.normalize(clip.encode_text(tok(sentences)), dim=-1).mean(0)
+            torch.testing.assert_close(
+                got[c], torch.nn.functional.normalize(ref, dim=0), atol=1e-5, rtol=1e-5
+            )
+    assert "text" in dict(bank.named_buffers()) and not list(bank.parameters())
 
 
 # ---------------------------------------------------------------- parameters and ablations
