@@ -18,6 +18,7 @@ module that makes CLIP sensitive to manipulation artifacts". Our reading (the bo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,21 @@ from torch import Tensor, nn
 PIXEL_THRESHOLD = 40.0 / 255.0
 #: a patch is fake when more than this fraction of its pixels is fake.
 PATCH_THRESHOLD = 0.10
+
+
+@torch.no_grad()
+def clip_patch_tokens(visual: nn.Module, image: Tensor, layers: Sequence[int]) -> tuple[Tensor, Tensor]:
+    """One frozen pass of an open_clip visual tower: CLS embedding ``[B,D]`` and patch tokens ``[L,B,N,D]``.
+
+    The tokens of blocks ``layers`` (0-based) go through the tower's ``ln_post`` and its frozen projection
+    ``visual.proj`` into the joint image-text space (open_clip returns them unprojected).
+    """
+    out = visual.forward_intermediates(
+        image, indices=list(layers), normalize_intermediates=True, output_fmt="NLC"
+    )
+    proj = visual.proj
+    tokens = torch.stack([t @ proj.to(t.dtype) for t in out["image_intermediates"]])
+    return out["image_features"], tokens
 
 
 def region_assignment(region_masks: Tensor, grid: int) -> Tensor:

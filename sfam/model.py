@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from datamodules.regions import REGIONS
 from detectors.clip_backbone import ClipGeometry, clip_geometry
-from sfam.alignment import LayerFusion, PatchTextAlignment, region_assignment
+from sfam.alignment import LayerFusion, PatchTextAlignment, clip_patch_tokens, region_assignment
 from sfam.heads import AttentionPool, PromptInitLinear
 from sfam.moe import RegionMoE, SingleExpert, region_pool
 from sfam.prompts import PromptBank
@@ -142,12 +142,7 @@ class SFAMModel(nn.Module):
         """Frozen CLIP: CLS embedding ``[B,D]`` and projected patch tokens ``[L,B,N,D]`` (None when unused)."""
         if not self.needs_patches:
             return self.visual(image), None
-        out = self.visual.forward_intermediates(
-            image, indices=list(self.layers), normalize_intermediates=True, output_fmt="NLC"
-        )
-        proj = self.visual.proj
-        tokens = torch.stack([t @ proj.to(t.dtype) for t in out["image_intermediates"]])
-        return out["image_features"], tokens
+        return clip_patch_tokens(self.visual, image, self.layers)
 
     def forward(self, image: Tensor, region_masks: Tensor | None = None) -> SFAMOutput:
         cls, per_layer = self.clip_features(image)

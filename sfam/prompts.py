@@ -15,7 +15,8 @@ embeddings are buffers computed once at construction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -111,6 +112,14 @@ TEMPLATES: tuple[str, ...] = ("a photo of {}.", "a close-up face photo showing {
 
 #: the word CoOp uses as a one-token placeholder for a learnable context vector.
 _CTX_WORD = "X"
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(name: str, context_length: int) -> Callable[[list[str]], Tensor]:
+    """open_clip's tokenizer, built once per process (reading the bundled BPE takes a noticeable moment)."""
+    import open_clip
+
+    return open_clip.get_tokenizer(name, context_length=context_length)
 
 
 class TextTower(nn.Module):
@@ -220,8 +229,6 @@ class PromptBank(nn.Module):
         tokenizer: str = "ViT-B-16",
     ) -> None:
         super().__init__()
-        import open_clip
-
         if n_ctx < 0:
             raise ValueError(f"n_ctx must be >= 0, got {n_ctx}")
         self.regions = tuple(regions)
@@ -229,7 +236,7 @@ class PromptBank(nn.Module):
         sets = [*self.regions, GLOBAL]
         texts, owner = _sentences(descriptions, sets, templates, n_ctx)
         tower = TextTower(clip)
-        tokens = open_clip.get_tokenizer(tokenizer, context_length=tower.context_length)(texts)
+        tokens = _tokenizer(tokenizer, tower.context_length)(texts)
         self.num_sets = 2 * len(sets)
         if n_ctx:
             self.tower: TextTower | None = tower

@@ -12,7 +12,13 @@ import torch
 from datamodules.regions import REGIONS
 from detectors import DataSpecError, create_detector
 from detectors.clip_backbone import TINY_CLIP_CFG
-from sfam.alignment import PATCH_THRESHOLD, patch_alignment_loss, patch_labels, region_assignment
+from sfam.alignment import (
+    PATCH_THRESHOLD,
+    clip_patch_tokens,
+    patch_alignment_loss,
+    patch_labels,
+    region_assignment,
+)
 from sfam.detector import SFAMDetector
 from sfam.losses import contrastive_loss, region_labels
 from sfam.moe import RegionMoE, SingleExpert, balance_loss
@@ -116,6 +122,40 @@ def test_balance_loss_is_one_when_balanced_and_switch_without_prior():
     prior = torch.softmax(torch.randn(1, 60, R) * 4, -1)
     hard = torch.nn.functional.one_hot(prior.argmax(-1), R).float()
     assert balance_loss(hard, hard).item() == pytest.approx(1.0, abs=1e-3)
+
+
+# ---------------------------------------------------------------- CLIP tokens and region assignment
+def test_patch_tokens_are_clip_tokens_projected_into_the_joint_space():
+    clip = open_clip.CLIP(**TINY_CLIP_CFG).eval()
+    image = torch.randn(2, 3, 32, 32)
+    cls, tokens = clip_patch_tokens(clip.visual, image, [1, 3])
+    clip.visual.output_tokens = True
+    with torch.no_grad():
+        pooled, ref = clip.visual(image)  # open_clip: last block, ln_post, NOT projected
+    assert tokens.shape == (2, 2, 16, 32)
+    torch.testing.assert_close(tokens[1], ref @ clip.visual.proj)
+    torch.testing.assert_close(cls, pooled)
+
+
+def test_region_assignment_area_pools_and_handles_empty_patches():
+    masks = torch.zeros(1, R, 8, 8)
+    masks[0, EYES, :4, :4] = 1.0  # patch (0,0) of a 2x2 grid: all eyes
+    masks[0, OUTSIDE, :4, 4:6] = 1.0  # patch (0,1): half outside, half nothing
+    masks[0, OUTSIDE, 4:, :] = 0.25  # bottom patches: a quarter outside, rest nothing
+    a = region_assignment(masks, 2)
+    assert torch.allclose(a.sum(-1), torch.ones(1, 4))
+    assert a[0, 0, EYES] == 1 and a[0, 1, OUTSIDE] == 1 and a[0, 2, OUTSIDE] == 1
+    masks[0, :, 4:, :] = 0.0
+    assert torch.allclose(region_assignment(masks, 2)[0, 2:], torch.full((2, R), 1 / R))
+
+
+def test_masks_at_another_resolution_than_the_image():
+    det = tiny().train()
+    batch = make_batch(det.data_spec, n=4)
+    batch.region_masks = torch.nn.functional.interpolate(batch.region_masks, size=64, mode="nearest")
+    batch.forgery_mask = torch.nn.functional.interpolate(batch.forgery_mask, size=16, mode="nearest")
+    losses = det.loss(batch, det(batch))
+    assert torch.isfinite(losses["loss"]) and {"patch", "region"} <= set(losses)
 
 
 # ---------------------------------------------------------------- patch labels and losses
