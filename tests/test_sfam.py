@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import open_clip
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datamodules.regions import REGIONS
 from detectors import DataSpecError, create_detector
@@ -172,6 +175,23 @@ def test_patch_labels_follow_the_mask_rule():
     assert torch.equal(y[0], expected)
     assert torch.equal(y[1], torch.zeros(grid * grid))  # a real image is all real whatever its mask
     assert 6 / 64 < PATCH_THRESHOLD < 7 / 64
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    grid=st.integers(1, 5),
+    patch=st.integers(1, 6),
+    seed=st.integers(0, 10_000),
+    fake=st.booleans(),
+)
+def test_patch_labels_match_a_numpy_block_reference(grid, patch, seed, fake):
+    side = grid * patch
+    rng = np.random.default_rng(seed)
+    mask = rng.random((side, side)) * (rng.random((side, side)) < rng.random())
+    blocks = (mask > 40 / 255).reshape(grid, patch, grid, patch).mean(axis=(1, 3))
+    expected = (blocks > 0.10).reshape(-1) * float(fake)
+    got = patch_labels(torch.from_numpy(mask)[None, None].float(), torch.tensor([int(fake)]), grid)
+    np.testing.assert_array_equal(got[0].numpy(), expected)
 
 
 def test_patch_loss_is_zero_for_a_perfect_prediction_and_uses_the_mask_labels():
