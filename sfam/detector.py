@@ -128,7 +128,10 @@ class SFAMDetector(Detector):
     def forward(self, batch: Batch) -> DetectorOutput:
         if self.model.needs_regions and batch.region_masks is None:
             raise DataSpecError(f"{self.name} needs batch.region_masks (DataSpec.region_masks)")
-        out = self.model(batch.image, batch.region_masks)
+        return self.output(self.model(batch.image, batch.region_masks))
+
+    def output(self, out: SFAMOutput) -> DetectorOutput:
+        """The detector's output (fake-logit and explanation maps) from the model's output."""
         aux: dict[str, Any] = {"sfam": out}
         g = self.model.geometry.grid
         if out.patch_logits is not None:

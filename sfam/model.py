@@ -145,7 +145,12 @@ class SFAMModel(nn.Module):
         return clip_patch_tokens(self.visual, image, self.layers)
 
     def forward(self, image: Tensor, region_masks: Tensor | None = None) -> SFAMOutput:
-        cls, per_layer = self.clip_features(image)
+        return self.forward_features(*self.clip_features(image), region_masks)
+
+    def forward_features(
+        self, cls: Tensor, per_layer: Tensor | None, region_masks: Tensor | None = None
+    ) -> SFAMOutput:
+        """SFAM's own modules on the output of :meth:`clip_features`."""
         scale = self.logit_scale
         cls = F.normalize(cls, dim=-1)
         if per_layer is None:
