@@ -104,6 +104,18 @@ def test_hard_prior_keeps_outside_tokens_away_from_the_eye_expert():
     assert (soft(x, assign).gates[0, outside, EYES] > 0).all()
 
 
+def test_hard_prior_in_the_detector_uses_the_pooled_region_masks():
+    det = tiny(prior_eps=0.0).eval()
+    batch = make_batch(det.data_spec, n=2)
+    masks = torch.zeros_like(batch.region_masks)
+    masks[:, OUTSIDE, :, :16] = 1.0  # left half of the 32 px image: outside the face
+    masks[:, EYES, :, 16:] = 0.5
+    masks[:, REGIONS.index("nose"), :, 16:] = 0.5
+    batch.region_masks = masks
+    gates = det(batch).aux["sfam"].gates.unflatten(1, (4, 4))  # 4x4 grid of 8 px patches
+    assert (gates[:, :, :2, EYES] == 0).all() and (gates[:, :, 2:, EYES] > 0).all()
+
+
 def test_top_k_keeps_k_gates():
     moe = RegionMoE(dim=8, num_regions=R, hidden=4, top_k=2)
     gates = moe(torch.randn(2, 16, 8), random_assign(sharp=0.5)).gates
