@@ -263,24 +263,32 @@ class ForensicsAdapter(Detector):
                     layers[i] = x[:, 1:]
         return tokens0, layers
 
-    def clip_second_pass(self, tokens0: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
-        """Pass 2 through all frozen blocks with query tokens; returns (queries ``[N,Q,E]`` L2-normalised,
-        bottleneck features ``[N,L,bottleneck]``)."""
-        v, q = self.visual, self.num_queries
+    def clip_second_pass(self, tokens0: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Pass 2 through all frozen blocks with the query tokens (autograd through activations only).
+
+        Returns ``(queries [N,Q,E]`` after ``ln_post``, ``proj`` and L2 normalisation, bottleneck
+        features ``[N,L,bottleneck]``, the final CLS and patch tokens ``[N,1+L,W])``.
+        """
+        q = self.num_queries
         cls = tokens0[:, :1]
         x = torch.cat([cls.expand(-1, q, -1), tokens0], dim=1)
-        mask = query_attention_mask(bias)
-        hidden = None
-        for i, block in enumerate(v.transformer.resblocks, start=1):
+        x, hidden = self.run_clip_blocks(x, query_attention_mask(bias))
+        v = self.visual
+        queries = v.ln_post(x[:, :q])
+        if v.proj is not None:
+            queries = queries @ v.proj
+        return F.normalize(queries, dim=-1), hidden, x[:, q:]
+
+    def run_clip_blocks(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The frozen blocks on ``[queries; CLS; patches]`` with the bottleneck after ``intra_after``."""
+        q = self.num_queries
+        hidden = x.new_zeros(0)
+        for i, block in enumerate(self.visual.transformer.resblocks, start=1):
             x = block(x, attn_mask=mask)
             if i == self.intra_after:
                 delta, hidden = self.clip_bottleneck(x[:, q + 1 :])
                 x = torch.cat([x[:, : q + 1], x[:, q + 1 :] + 0.05 * delta.to(x.dtype)], dim=1)
-        queries = v.ln_post(x[:, :q])
-        if v.proj is not None:
-            queries = queries @ v.proj
-        assert hidden is not None
-        return F.normalize(queries, dim=-1), hidden
+        return x, hidden
 
     # ------------------------------------------------------------------ forward / loss
     def forward(self, batch: Batch) -> DetectorOutput:
@@ -289,7 +297,7 @@ class ForensicsAdapter(Detector):
         keep = self.contrast_blocks if self.training else ()
         queries, patch_map, kept = self.adapter(image, layers, keep=keep)
         boundary_feats, bias = self.mask_decoder(queries, patch_map)
-        clip_queries, hidden = self.clip_second_pass(tokens0, bias)
+        clip_queries, hidden, _ = self.clip_second_pass(tokens0, bias)
         logits2 = self.classifier(clip_queries)
         flags = None
         if batch.forgery_mask is not None:
