@@ -280,12 +280,19 @@ class ForensicsAdapter(Detector):
         return F.normalize(queries, dim=-1), hidden, x[:, q:]
 
     def run_clip_blocks(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """The frozen blocks on ``[queries; CLS; patches]`` with the bottleneck after ``intra_after``."""
+        """The frozen blocks on ``[queries; CLS; patches]`` with the bottleneck after ``intra_after``.
+
+        Up to the bottleneck, CLS and patch tokens depend on no trainable parameter (queries are masked
+        out exactly), so they are detached there: backward skips their rows, parameter gradients are
+        unchanged.
+        """
         q = self.num_queries
         hidden = x.new_zeros(0)
         for i, block in enumerate(self.visual.transformer.resblocks, start=1):
             x = block(x, attn_mask=mask)
-            if i == self.intra_after:
+            if i < self.intra_after:
+                x = torch.cat([x[:, :q], x[:, q:].detach()], dim=1)
+            elif i == self.intra_after:
                 delta, hidden = self.clip_bottleneck(x[:, q + 1 :])
                 x = torch.cat([x[:, : q + 1], x[:, q + 1 :] + 0.05 * delta.to(x.dtype)], dim=1)
         return x, hidden

@@ -298,3 +298,30 @@ def test_each_step_lowers_the_total_loss():
         opt.step()
     assert all(np.isfinite(losses))
     assert all(b < a for a, b in zip(losses[:-1], losses[1:], strict=True)), losses
+
+
+def test_detaching_the_clip_stream_before_the_bottleneck_keeps_gradients_exact():
+    m = build(tiny_vision={"layers": 6})
+    assert m.intra_after == 2  # one block whose CLS/patch rows are detached
+    m.train()
+    batch = balanced_batch(m)
+
+    def plain(x, mask):  # the same blocks without the detach
+        q, hidden = m.num_queries, None
+        for i, blk in enumerate(m.visual.transformer.resblocks, start=1):
+            x = blk(x, attn_mask=mask)
+            if i == m.intra_after:
+                delta, hidden = m.clip_bottleneck(x[:, q + 1 :])
+                x = torch.cat([x[:, : q + 1], x[:, q + 1 :] + 0.05 * delta], dim=1)
+        return x, hidden
+
+    def grads() -> dict[str, torch.Tensor]:
+        m.zero_grad()
+        m.loss(batch, m(batch))["loss"].backward()
+        return {n: p.grad.clone() for n, p in m.named_parameters() if p.requires_grad}
+
+    ours = grads()
+    m.run_clip_blocks = plain
+    ref = grads()
+    assert all(torch.allclose(ours[k], ref[k], atol=1e-6) for k in ref)
+    assert any(ref[k].abs().sum() > 0 for k in ref if k.startswith("adapter."))
