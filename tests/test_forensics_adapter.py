@@ -16,6 +16,9 @@ from detectors.fa_losses import (
     blur3x3,
     boundary_patches,
     boundary_target,
+    clip_contrast,
+    inter_contrast,
+    intra_contrast,
     patch_fractions,
     patch_labels,
 )
@@ -72,6 +75,11 @@ def test_vit_b16_geometry_follows_the_backbone():
     assert m.fusion_map == {1: 1, 2: 4, 3: 8} and m.intra_after == 4
     assert m.mask_decoder.heads == 12 and m.classifier.head.layers[0].in_features == 512
     assert m.clip_bottleneck.down.in_features == 768
+    m.eval()  # one real-size forward (batch 1: the classifier must not squeeze the batch away)
+    batch = make_batch(m.data_spec, n=1)
+    with torch.no_grad():
+        out = m(batch)
+    assert out.logits.shape == (1,) and out.aux["boundary"].shape == (1, 1, 224, 224)
 
 
 # ---------------------------------------------------------------- frozen CLIP
@@ -241,6 +249,41 @@ def test_patch_rules_match_a_reference_loop():
     assert np.array_equal(patch_labels(frac).numpy(), ref_lab)
     assert np.array_equal(boundary_patches(frac).numpy(), ref_bnd)
     assert ref_bnd.any() and (ref_lab & ~ref_bnd).any() and (~ref_lab).any()
+
+
+def _ref_ratio(pos: list[float], neg: list[float]) -> float:
+    p, n = np.exp(pos).sum(), np.exp(neg).sum()
+    return float(-np.log(p / (p + n)))
+
+
+def test_contrast_losses_match_a_direct_computation():
+    rng = np.random.default_rng(2)
+    b, npatch, d, t = 4, 6, 5, 0.5
+    emb = rng.normal(size=(b, npatch, d))
+    lab = np.array([0, 1, 1, 0])
+    plab = rng.random((b, npatch)) > 0.5
+    e = emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+    pos, neg = [], []
+    for i in np.flatnonzero(lab == 1):  # every pair of patches, masked-out ones as zero vectors
+        f, r = e[i] * plab[i][:, None], e[i] * ~plab[i][:, None]
+        for u in range(npatch):
+            for v in range(npatch):
+                neg.append(f[u] @ r[v] / t)
+                pos.append(r[u] @ r[v] / t)
+    args = torch.from_numpy(emb), torch.from_numpy(plab), torch.from_numpy(lab)
+    intra = intra_contrast(*args, temperature=t)
+    assert np.isclose(intra.item(), _ref_ratio(pos, neg), rtol=1e-6)
+    # balanced batch: no random subset; real image k against itself and against the k-th fake image
+    ipos, ineg = [], []
+    for ri, fi in zip(np.flatnonzero(lab == 0), np.flatnonzero(lab == 1), strict=True):
+        ipos += list((e[ri] @ e[ri].T / t).ravel())
+        ineg += list((e[ri] @ e[fi].T / t).ravel())
+    inter = inter_contrast(args[0], args[2], temperature=t)
+    assert np.isclose(inter.item(), _ref_ratio(ipos, ineg), rtol=1e-6)
+    assert np.isclose(clip_contrast(*args, temperature=t).item(), intra.item() + inter.item(), rtol=1e-6)
+    assert inter_contrast(args[0], torch.ones(b, dtype=torch.long)) is None
+    none = intra_contrast(args[0].requires_grad_(True), args[1], torch.zeros(b, dtype=torch.long))
+    assert none.item() == 0 and none.requires_grad
 
 
 def test_boundary_loss_is_zero_for_real_images():
