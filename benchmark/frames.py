@@ -70,9 +70,9 @@ def validate_frames(frames: pd.DataFrame, need_video: bool = False) -> None:
     """Check a frames table; raise ``ValueError`` naming the column and rows of the first problem found.
 
     Checks: required columns, non-empty, ``label`` in {0, 1}, finite numeric ``score``, non-empty
-    ``dataset``, ``sample_id`` unique (within each ``cell_id`` when that column exists, otherwise over the
-    whole table: mixing two models' scores of the same frame is refused too), and when ``video_id`` is
-    present (required if ``need_video``) every video has one label and one dataset.
+    ``dataset``, ``sample_id`` unique per dataset over the whole table (so two models' scores of the
+    same frame are never mixed into one number; the message names the cell ids involved), and when
+    ``video_id`` is present (required if ``need_video``) every video has one label and one dataset.
     """
     if not isinstance(frames, pd.DataFrame):
         raise TypeError(f"frames must be a pandas DataFrame, got {type(frames).__name__}")
@@ -88,20 +88,28 @@ def validate_frames(frames: pd.DataFrame, need_video: bool = False) -> None:
     if nulls.any():
         raise ValueError(f"column 'dataset' is empty in {rows_text(frames.index[nulls])}")
     if "sample_id" in frames.columns:
-        keys = ["cell_id", "sample_id"] if "cell_id" in frames.columns else ["sample_id"]
-        dup = frames.duplicated(keys, keep=False).to_numpy()
-        if dup.any():
-            first = frames["sample_id"].to_numpy()[dup][0]
-            raise ValueError(
-                f"column 'sample_id' has duplicates (e.g. {first!r}) in {rows_text(frames.index[dup])}"
-                + (
-                    " within one cell_id"
-                    if len(keys) == 2
-                    else "; filter the table to one model (e.g. one detector and seed) first"
-                )
-            )
+        _check_unique_samples(frames)
     if "video_id" in frames.columns:
         _check_videos(frames)
+
+
+def _check_unique_samples(frames: pd.DataFrame) -> None:
+    dup = frames.duplicated(["dataset", "sample_id"], keep=False).to_numpy()
+    if not dup.any():
+        return
+    first = frames["sample_id"].to_numpy()[dup][0]
+    where = ""
+    if "cell_id" in frames.columns:
+        cells = sorted(pd.unique(frames.loc[frames["sample_id"] == first, "cell_id"]).tolist(), key=str)
+        where = (
+            f" within cell_id {cells[0]!r}"
+            if len(cells) == 1
+            else f" across cell_id {cells}: the same frame scored twice (two models or runs?)"
+        )
+    raise ValueError(
+        f"column 'sample_id' has duplicates (e.g. {first!r}){where} in {rows_text(frames.index[dup])}; "
+        "a metric needs each frame once: filter the table to one model (detector, train set, seed) first"
+    )
 
 
 def _check_videos(frames: pd.DataFrame) -> None:
