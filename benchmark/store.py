@@ -234,7 +234,7 @@ class ScoreStore:
         """Atomically write ``record`` for ``cell_id`` with ``status`` (``running``/``done``/``failed``).
 
         Use it to mark a cell ``running`` or ``failed`` (with e.g. an ``error`` key); :meth:`write_cell`
-        writes ``done`` itself. Returns the record as written.
+        writes ``done`` itself. Returns the record as written (JSON types, as :meth:`record` reads it).
         """
         if status not in STATUSES:
             raise ValueError(f"status={status!r} is not one of {list(STATUSES)}")
@@ -243,7 +243,7 @@ class ScoreStore:
         rec = {**dict(record), "cell_id": cell_id, "status": status, "updated_at": _utc_now()}
         data = json.dumps(rec, indent=2, sort_keys=True, default=_json_default).encode()
         _atomic_write_bytes(d / RECORD_FILE, data)
-        return rec
+        return json.loads(data)
 
     def record(self, cell_id: str) -> dict:
         """The record of ``cell_id`` (any status); ``CellNotFoundError`` when there is none."""
