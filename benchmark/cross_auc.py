@@ -25,7 +25,7 @@ SUMMARY_KEYS = ("diag_mean", "offdiag_mean", "pair_mean", "worst", "offdiag_std"
 def split_by_dataset(
     u: Units,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """Per dataset: real scores sorted, the sort order, fake scores, fake positions (into the units)."""
+    """Per dataset: real scores sorted, their positions in the units, fake scores sorted, their positions."""
     reals_sorted, real_pos, fakes, fake_pos = [], [], [], []
     for d in range(len(u.datasets)):
         r = np.flatnonzero((u.dataset_code == d) & (u.label == 0))
@@ -33,8 +33,10 @@ def split_by_dataset(
         order = np.argsort(u.score[r], kind="stable")
         reals_sorted.append(u.score[r][order])
         real_pos.append(r[order])
-        fakes.append(u.score[f])
-        fake_pos.append(f)
+        # sorted fakes too: searchsorted with sorted keys walks memory in order (several times faster)
+        order = np.argsort(u.score[f], kind="stable")
+        fakes.append(u.score[f][order])
+        fake_pos.append(f[order])
     return reals_sorted, real_pos, fakes, fake_pos
 
 

@@ -94,6 +94,8 @@ def validate_frames(frames: pd.DataFrame, need_video: bool = False) -> None:
 
 
 def _check_unique_samples(frames: pd.DataFrame) -> None:
+    if not frames["sample_id"].duplicated().any():  # the common case, one column: fast
+        return
     dup = frames.duplicated(["dataset", "sample_id"], keep=False).to_numpy()
     if not dup.any():
         return
@@ -229,7 +231,8 @@ def units(
             )
         if len(set(names)) != len(names):
             raise ValueError(f"datasets={names} lists a dataset twice")
-    code = pd.Index(names).get_indexer(table["dataset"])
+    dcode, dnames = pd.factorize(table["dataset"])
+    code = pd.Index(names).get_indexer(dnames)[dcode]
     keep = code >= 0
     if not keep.all():
         table, code = table[keep], code[keep]
