@@ -112,10 +112,10 @@ def bootstrap(
         raise ValueError(f"n={n} must be >= 1")
     if statistic == "cross_auc":
         u = units(frames, level=level, agg=agg, datasets=datasets, need_video=True)
+        m = cross_auc_matrix(frames, level=level, agg=agg, datasets=u.datasets)
+        summ = cross_auc_summary(m, exclude=exclude)  # first: it refuses unknown names in `exclude`
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(u.datasets))]
         samples = _cross_auc_samples(u, rngs, n, list(exclude))
-        m = cross_auc_matrix(frames, level=level, agg=agg, datasets=u.datasets)
-        summ = cross_auc_summary(m, exclude=exclude)
         est = {cell_name(i, j): m.loc[i, j] for i in u.datasets for j in u.datasets}
         est.update({k: summ[k] for k in SUMMARY_KEYS})
         est["pooled_auc"] = _pooled_estimate(frames, level, agg, u.datasets)

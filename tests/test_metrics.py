@@ -232,6 +232,14 @@ def test_fake_only_and_real_only_datasets_give_nan_row_and_column():
     assert np.isfinite(s["offdiag_mean"]) and s["worst_pair"] is not None
 
 
+def test_constant_scores_give_half_everywhere_and_tiny_sets_work():
+    fr = make_frames(np.random.default_rng(13)).assign(score=0.5)
+    assert (cross_auc_matrix(fr).to_numpy() == 0.5).all()
+    assert pooled_auc(fr) == 0.5
+    tiny = pd.DataFrame({"dataset": ["A", "A"], "video_id": ["r", "f"], "label": [0, 1], "score": [0.2, 0.1]})
+    assert cross_auc_matrix(tiny).loc["A", "A"] == 0.0
+
+
 def test_datasets_argument_orders_and_rejects_empty_dataset():
     fr = make_frames(np.random.default_rng(4))
     m = cross_auc_matrix(fr, datasets=["C", "A"])
@@ -424,6 +432,12 @@ def test_bootstrap_summaries_recomputed_from_same_resample():
     assert est["pooled_auc"] == pytest.approx(pooled_auc(fr, level="frame"))
     assert ((res.table.lo <= res.table.hi) | res.table.lo.isna()).all()
     assert list(res.table.columns) == ["estimate", "lo", "hi", "std", "n_valid"]
+    excl = bootstrap(fr, n=5, seed=0, level="frame", exclude=["A"]).table
+    assert excl.loc["diag_mean", "estimate"] == pytest.approx(
+        cross_auc_summary(cross_auc_matrix(fr, level="frame"), exclude=["A"])["diag_mean"]
+    )
+    with pytest.raises(ValueError, match="'Q'"):
+        bootstrap(fr, n=5, exclude=["Q"])
 
 
 def test_bootstrap_resamples_whole_videos_within_each_dataset_and_is_seeded():
