@@ -35,7 +35,7 @@ from benchmark.cross_auc import (
 )
 from benchmark.frames import Units, units
 
-_MAX_CELLS = 20_000_000  # resamples x units processed at once (bounds memory at frame level)
+_MAX_CELLS = 4_000_000  # resamples x units processed at once (bounds memory, ~10 int64 arrays of it)
 
 
 @dataclass
@@ -162,8 +162,7 @@ def _cross_auc_samples(u: Units, rngs: list[np.random.Generator], n: int, exclud
     fake_vid = [u.video_code[p] for p in fake_pos]
     counts = {(i, j): pair_counts(reals_sorted[i], fakes[j]) for i in range(k) for j in range(k)}
     keep = [d for d in range(k) if u.datasets[d] not in exclude]
-    widest = max(1, int(max(len(x) for x in reals_sorted + fakes)))
-    chunk = max(1, _MAX_CELLS // widest)
+    chunk = max(1, _MAX_CELLS // max(1, len(u.score)))
     out = []
     done = 0
     while done < n:

@@ -440,6 +440,15 @@ def test_bootstrap_summaries_recomputed_from_same_resample():
         bootstrap(fr, n=5, exclude=["Q"])
 
 
+def test_bootstrap_does_not_depend_on_chunking(monkeypatch):
+    import benchmark.bootstrap as bmod
+
+    fr = make_frames(np.random.default_rng(14), videos=9)
+    whole = bootstrap(fr, n=12, seed=5, level="frame").samples
+    monkeypatch.setattr(bmod, "_MAX_CELLS", 2 * len(fr))  # two resamples per chunk
+    pd.testing.assert_frame_equal(bootstrap(fr, n=12, seed=5, level="frame").samples, whole)
+
+
 def test_bootstrap_resamples_whole_videos_within_each_dataset_and_is_seeded():
     fr = make_frames(np.random.default_rng(10), datasets=("A", "B"), videos=7, frames_per_video=4)
     n_videos = fr.groupby("dataset").video_id.nunique()
