@@ -102,7 +102,8 @@ def bootstrap(
             :func:`cross_auc_summary` (``worst_pair`` excluded: not a number) and ``pooled_auc``; or a
             callable of a frames table (see the module docstring).
         n: number of resamples. seed: the random seed (same seed, same resamples, on both paths).
-        level, agg, datasets: as :func:`cross_auc_matrix` (fast path only; a callable decides itself).
+        level, agg: as :func:`cross_auc_matrix` (fast path only; a callable aggregates as it likes).
+        datasets: the datasets to use (both paths; default all), in matrix order for the fast path.
         ci: the interval's coverage, e.g. 0.95 -> 2.5th and 97.5th percentiles.
         exclude: datasets left out of the summaries (not of the cells), as in :func:`cross_auc_summary`.
     """
@@ -122,7 +123,10 @@ def bootstrap(
         names = list(est)
         dsets = u.datasets
     elif callable(statistic):
-        u = units(frames, level="frame", datasets=datasets, need_video=True)
+        if datasets is not None:
+            u = units(frames, level="frame", datasets=datasets, need_video=True)  # refuses empty names
+            frames = frames[frames["dataset"].isin(u.datasets).to_numpy()]
+        u = units(frames, level="frame", need_video=True)
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(u.datasets))]
         est = _flatten(statistic(frames))
         names = list(est)

@@ -463,6 +463,9 @@ def test_bootstrap_resamples_whole_videos_within_each_dataset_and_is_seeded():
         return out
 
     res = bootstrap(fr, shape, n=20, seed=1)
+    only_a = bootstrap(fr, shape, n=3, seed=1, datasets=["A"])
+    assert (only_a.samples["n_B"] == 0).all() and (only_a.samples["n_A"] == n_videos["A"]).all()
+    assert only_a.table.loc["n_B", "estimate"] == 0
     assert (res.samples["whole_videos"] == 1.0).all()
     for d in ("A", "B"):
         assert (res.samples[f"n_{d}"] == n_videos[d]).all()  # as many draws as videos, per dataset
