@@ -339,7 +339,8 @@ class ForensicsAdapter(Detector):
         mse = F.mse_loss(pred, target)
         adapter_labels = patch_labels(patch_fractions(mask, g.grid))
         adapter_c = sum(
-            intra_contrast(e, adapter_labels, label, self.temperature) for e in out.aux["_adapter_patches"]
+            (intra_contrast(e, adapter_labels, label, self.temperature) for e in out.aux["_adapter_patches"]),
+            ce.new_zeros(()),
         )
         clip_labels = patch_labels(patch_fractions(mask, g.grid, size=g.image_size))
         clip_c = clip_contrast(out.aux["_clip_hidden"], clip_labels, label, self.temperature)
@@ -349,6 +350,6 @@ class ForensicsAdapter(Detector):
             "loss": total,
             "ce": ce.detach(),
             "boundary": mse.detach(),
-            "adapter_contrast": torch.as_tensor(adapter_c).detach(),
+            "adapter_contrast": adapter_c.detach(),
             "clip_contrast": clip_c.detach(),
         }
