@@ -95,6 +95,12 @@ class ForensicsAdapter(Detector):
       the released code masks it with ground-truth flags even at test time.
     * CLIP runs in the trainer's precision (the released code runs it in fp16 on CUDA).
     * The classifier's reduction uses ``squeeze(1)`` (the released ``squeeze()`` breaks at batch 1).
+    * The ViT-B/16 port (adapter at 224 px, scaled layer maps, 12 bias heads, 512-d classifier) is ours:
+      the released code is ViT-L/14 only.
+
+    Kept as released although odd: the contrastive sums run over all patch pairs, so pairs with a
+    masked-out patch add ``exp(0)`` (see :mod:`detectors.fa_losses`); the adapter contrast uses only the
+    real-patch term.
 
     Args:
         clip_model: open_clip name (``ViT-L-14-quickgelu`` as in the paper, or ``ViT-B-16-quickgelu``).
