@@ -52,7 +52,9 @@ def alignment_matrix(points5: np.ndarray, size: int = 256, margin: float = 1.3) 
 def warp(image: np.ndarray, matrix: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
     """Warp ``image`` (or a mask) into a ``size`` x ``size`` crop; outside the frame is black."""
     flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
-    return cv2.warpAffine(image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpAffine(
+        image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

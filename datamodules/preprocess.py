@@ -197,7 +197,9 @@ class FaceTracker:
 
 def video_key(rec: VideoRecord) -> Path:
     """Relative folder of a video's outputs: ``<method>/<stem>`` from its video_id."""
-    rest = rec.video_id[len(rec.dataset) + 1 :] if rec.video_id.startswith(rec.dataset + "/") else rec.video_id
+    rest = (
+        rec.video_id[len(rec.dataset) + 1 :] if rec.video_id.startswith(rec.dataset + "/") else rec.video_id
+    )
     return Path(*[safe_stem(p) for p in rest.split("/") if p])
 
 
@@ -224,12 +226,18 @@ def _write_npy(path: Path, arr: np.ndarray) -> None:
     _atomic_bytes(path, b.getvalue())
 
 
-def _frames(rec: VideoRecord, n: int) -> tuple[np.ndarray, Iterator[tuple[int, np.ndarray | None, str]], list]:
+def _frames(
+    rec: VideoRecord, n: int
+) -> tuple[np.ndarray, Iterator[tuple[int, np.ndarray | None, str]], list]:
     """Sampled indices, their frames, and (for frame lists) the chosen files; video capture is released by
     the caller through the returned closer list."""
     if rec.kind == "image":
         img = read_image(rec.path)
-        return np.array([0]), iter([(0, img, "" if img is not None else "decode_error: unreadable image")]), []
+        return (
+            np.array([0]),
+            iter([(0, img, "" if img is not None else "decode_error: unreadable image")]),
+            [],
+        )
     if rec.kind == "frames":
         files = list(rec.frames) or list_frame_files(rec.path)
         pos = sample_indices(len(files), n)
@@ -238,7 +246,11 @@ def _frames(rec: VideoRecord, n: int) -> tuple[np.ndarray, Iterator[tuple[int, n
         def gen() -> Iterator[tuple[int, np.ndarray | None, str]]:
             for p, f in zip(pos, chosen, strict=True):
                 img = read_image(f)
-                yield frame_number(f, int(p)), img, "" if img is not None else f"decode_error: unreadable {f.name}"
+                yield (
+                    frame_number(f, int(p)),
+                    img,
+                    "" if img is not None else f"decode_error: unreadable {f.name}",
+                )
 
         return pos, gen(), chosen
     cap, count = open_video(rec.path)
@@ -281,13 +293,22 @@ def _prealigned(rec: VideoRecord, opts: Options, base: Path, key: Path) -> list[
             rows.append(_row(rec, fi, "decode_error", f"unreadable {f}"))
             continue
         h, w = img.shape[:2]
-        crop = cv2.resize(img, (opts.size, opts.size), interpolation=cv2.INTER_AREA) if (h, w) != (opts.size,) * 2 else img
+        crop = (
+            cv2.resize(img, (opts.size, opts.size), interpolation=cv2.INTER_AREA)
+            if (h, w) != (opts.size,) * 2
+            else img
+        )
         if rec.landmarks and rec.landmarks[p].is_file():
-            lm = np.load(rec.landmarks[p]).astype(np.float32).reshape(-1, 2)[:68] * [opts.size / w, opts.size / h]
+            lm = np.load(rec.landmarks[p]).astype(np.float32).reshape(-1, 2)[:68] * [
+                opts.size / w,
+                opts.size / h,
+            ]
         else:
             c = align.template(opts.size, opts.margin)
             pad = (c[:, 0].max() - c[:, 0].min()) * 0.6
-            box = np.array([c[:, 0].min() - pad, c[:, 1].min() - pad, c[:, 0].max() + pad, c[:, 1].max() + pad])
+            box = np.array(
+                [c[:, 0].min() - pad, c[:, 1].min() - pad, c[:, 0].max() + pad, c[:, 1].max() + pad]
+            )
             lm = faces.landmarks68(crop, box)
         cp, lp = Path("crops") / key / f"{fi:05d}.png", Path("landmarks") / key / f"{fi:05d}.npy"
         _write_png(base / cp, crop)
@@ -296,7 +317,9 @@ def _prealigned(rec: VideoRecord, opts: Options, base: Path, key: Path) -> list[
         if rec.masks and rec.masks[p].is_file():
             m = read_image(rec.masks[p])
             if m is not None:
-                m = cv2.resize(cv2.cvtColor(m, cv2.COLOR_RGB2GRAY), (opts.size,) * 2, interpolation=cv2.INTER_NEAREST)
+                m = cv2.resize(
+                    cv2.cvtColor(m, cv2.COLOR_RGB2GRAY), (opts.size,) * 2, interpolation=cv2.INTER_NEAREST
+                )
                 mp = str(Path("masks") / key / f"{fi:05d}.png")
                 _write_png(base / mp, np.where(m > 127, 255, 0).astype(np.uint8))
         rows.append(_row(rec, fi, "ok", "", str(cp), str(lp), mp))
@@ -324,7 +347,9 @@ def process_video(rec: VideoRecord, opts: Options, base: Path) -> list[dict]:
         torch.set_num_threads(threads)
 
 
-def _track_and_crop(rec: VideoRecord, opts: Options, base: Path, key: Path, idx: np.ndarray, frames) -> list[dict]:
+def _track_and_crop(
+    rec: VideoRecord, opts: Options, base: Path, key: Path, idx: np.ndarray, frames
+) -> list[dict]:
     tracker = FaceTracker(faces.get_detector(opts.backend), opts)
     masks = read_mask_frames(rec.mask_path, idx) if rec.kind == "video" else iter([None] * len(idx))
     rows = []
@@ -426,6 +451,13 @@ def summarize(rows: list[dict], n_videos: int, n_resumed: int, seconds: float) -
     Console(stderr=True).print(t)
 
 
+def manifest_path(out: str | Path, name: str) -> Path:
+    """``out/<name>/manifest.parquet`` (the dataset name is used verbatim, e.g. ``FF++``)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"dataset name {name!r} cannot be a folder name (no '/', '\\', '.' or '..')")
+    return Path(out) / name / "manifest.parquet"
+
+
 def preprocess_dataset(
     name: str,
     layout: str,
@@ -462,7 +494,7 @@ def preprocess_dataset(
     Returns:
         The manifest path. Finished videos of an earlier run with the same options are not redone.
     """
-    base = Path(out) / safe_stem(name)
+    base = manifest_path(out, name).parent
     opts = Options(frames, size, margin, faces.resolve_backend(backend), detect_max_side)
     records = enumerate_dataset(layout, root, dataset=name, **adapter_options)
     if limit is not None:
@@ -481,7 +513,12 @@ def preprocess_dataset(
     t0 = time.perf_counter()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    cols = (TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]} frames ok"))
+    cols = (
+        TextColumn(f"[bold]{name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[ok]} frames ok"),
+    )
     with Progress(*cols, TimeRemainingColumn(), disable=not progress, transient=False) as bar:
         task = bar.add_task("videos", total=len(records), completed=n_resumed, ok=0)
         n_ok = 0
@@ -500,7 +537,9 @@ def preprocess_dataset(
             import multiprocessing as mp
 
             ctx = mp.get_context("spawn")  # torch + fork can deadlock
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_worker_init) as pool:
+            with ProcessPoolExecutor(
+                min(workers, len(todo)), mp_context=ctx, initializer=_worker_init
+            ) as pool:
                 futs = [pool.submit(_process_and_store, rec, opts, base) for rec in todo]
                 for fut in as_completed(futs):
                     vid, rows = fut.result()
@@ -540,7 +579,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="only the first N videos (smoke run)")
     p.add_argument("--overwrite", action="store_true", help="redo everything if options changed")
     p.add_argument("--remap", action="append", help="deepfakebench_json: OLD_PREFIX=NEW_PREFIX (repeatable)")
-    p.add_argument("--option", action="append", type=_parse_option, default=[], help="adapter option KEY=VALUE")
+    p.add_argument(
+        "--option", action="append", type=_parse_option, default=[], help="adapter option KEY=VALUE"
+    )
     args = p.parse_args(argv)
     layout = args.layout or _guess_layout(args.dataset)
     opts = dict(args.option)

@@ -8,14 +8,14 @@ OpenCV (``mp4v`` in ``.mp4`` or ``MJPG`` in ``.avi``).
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo(name: str, width: int | None = None) -> np.ndarray:
     """RGB uint8 photo: ``astronaut``, ``grace_hopper`` or ``t1``, optionally resized to ``width``."""
     if name == "astronaut":
@@ -26,7 +26,8 @@ def photo(name: str, width: int | None = None) -> np.ndarray:
         import matplotlib
 
         img = cv2.cvtColor(
-            cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")), cv2.COLOR_BGR2RGB
+            cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")),
+            cv2.COLOR_BGR2RGB,
         )
     elif name == "t1":
         import importlib.util
@@ -37,7 +38,9 @@ def photo(name: str, width: int | None = None) -> np.ndarray:
     else:
         raise KeyError(name)
     if width:
-        img = cv2.resize(img, (width, round(img.shape[0] * width / img.shape[1])), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(
+            img, (width, round(img.shape[0] * width / img.shape[1])), interpolation=cv2.INTER_AREA
+        )
     img.setflags(write=False)
     return img
 
@@ -68,7 +71,9 @@ def face_video(path: Path, name: str = "astronaut", n: int = 6, width: int = 256
     return write_video(path, frames_of(photo(name, width), n))
 
 
-def mask_video(path: Path, like: np.ndarray, box: tuple[int, int, int, int], n: int = 6, drift: int = 2) -> Path:
+def mask_video(
+    path: Path, like: np.ndarray, box: tuple[int, int, int, int], n: int = 6, drift: int = 2
+) -> Path:
     """A binary mask video (white box on black) that drifts like :func:`frames_of`."""
     m = np.zeros(like.shape[:2] + (3,), np.uint8)
     x1, y1, x2, y2 = box
@@ -83,7 +88,9 @@ def make_ffpp(root: Path, n_frames: int = 6, methods=("Deepfakes", "FaceSwap"), 
         face_video(root / f"original_sequences/youtube/{comp}/videos/{i:03d}.mp4", nm, n_frames)
     for m in methods:
         for a, b in ((0, 1), (1, 0), (2, 3), (3, 2)):
-            face_video(root / f"manipulated_sequences/{m}/{comp}/videos/{a:03d}_{b:03d}.mp4", names[a], n_frames)
+            face_video(
+                root / f"manipulated_sequences/{m}/{comp}/videos/{a:03d}_{b:03d}.mp4", names[a], n_frames
+            )
             if m != "FaceShifter":
                 mask_video(
                     root / f"manipulated_sequences/{m}/masks/videos/{a:03d}_{b:03d}.mp4",
