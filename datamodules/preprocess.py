@@ -91,6 +91,7 @@ class Options:
     backend: str = "mtcnn"
     detect_max_side: int = 640
     min_iou: float = 0.25
+    max_shift: float = 1.0
     min_face: int = 20
 
 
@@ -128,8 +129,8 @@ class FaceTracker:
     """Detects faces and keeps following ONE person through a video.
 
     The first frame with a face picks it (the mask's face if a mask is given, else the largest); later
-    frames take the candidate overlapping the last accepted box most (IoU >= ``min_iou``) and report
-    ``face_lost`` when none does.
+    frames take the candidate that overlaps the last accepted box, or has its size and moved less than
+    ``max_shift`` face sizes (see :meth:`_best`), and report ``face_lost`` when none does.
     """
 
     def __init__(self, detect: Callable[[np.ndarray], list[faces.Face]], opts: Options) -> None:
@@ -163,7 +164,8 @@ class FaceTracker:
         x1, y1, x2, y2 = self.last
         bw, bh = x2 - x1, y2 - y1
         h, w = shape[:2]
-        return np.array([max(0, x1 - bw), max(0, y1 - bh), min(w, x2 + bw), min(h, y2 + bh)])
+        k = self.opts.max_shift + 0.5  # room for a face that moved ``max_shift`` face sizes
+        return np.array([max(0, x1 - k * bw), max(0, y1 - k * bh), min(w, x2 + k * bw), min(h, y2 + k * bh)])
 
     def __call__(self, rgb: np.ndarray, mask: np.ndarray | None = None) -> tuple[faces.Face | None, str]:
         if self.last is None:
@@ -187,9 +189,21 @@ class FaceTracker:
         return best, "ok"
 
     def _best(self, cands: list[faces.Face]) -> faces.Face | None:
-        scored = [(iou(f.box, self.last), f) for f in cands]
-        scored = [(s, f) for s, f in scored if s >= self.opts.min_iou]
-        return max(scored, key=lambda t: t[0])[1] if scored else None
+        """The candidate that is the tracked person: overlapping it (IoU >= ``min_iou``), or, for a
+        face that moved further between two sampled frames, a face of similar size (ratio within
+        1.5x) whose centre moved at most ``max_shift`` face sizes; the closest such face wins."""
+        lx1, ly1, lx2, ly2 = self.last
+        lsize = float(np.sqrt(max(1.0, (lx2 - lx1) * (ly2 - ly1))))
+        lc = np.array([lx1 + lx2, ly1 + ly2]) / 2
+        best, best_key = None, None
+        for f in cands:
+            o = iou(f.box, self.last)
+            size = float(np.sqrt(max(1.0, f.area)))
+            shift = float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - lc)) / lsize
+            same = o >= self.opts.min_iou or (shift <= self.opts.max_shift and 1 / 1.5 <= size / lsize <= 1.5)
+            if same and (best_key is None or (-o, shift) < best_key):
+                best, best_key = f, (-o, shift)
+        return best
 
 
 # ---- per-video processing (runs in worker processes) ------------------------------------------
