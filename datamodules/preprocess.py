@@ -513,6 +513,12 @@ def preprocess_dataset(
     records = enumerate_dataset(layout, root, dataset=name, **adapter_options)
     if limit is not None:
         records = records[:limit]
+    keys: dict[Path, str] = {}
+    for rec in records:
+        k = video_key(rec)
+        if k in keys:
+            raise ValueError(f"video ids {keys[k]!r} and {rec.video_id!r} map to the same output folder {k}")
+        keys[k] = rec.video_id
     base.mkdir(parents=True, exist_ok=True)
     _check_config(base, opts, overwrite)
     done: dict[str, list[dict]] = {}

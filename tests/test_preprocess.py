@@ -358,3 +358,58 @@ def test_parallel_workers_match_single_process(tmp_path):
     for p in one.landmarks_path:
         np.testing.assert_allclose(np.load(tmp_path / "a/U" / p), np.load(tmp_path / "b/U" / p), atol=1e-3)
     assert os.listdir(tmp_path / "b/U/rows/real")
+
+
+def test_crash_loses_only_the_video_in_flight_and_rerun_resumes(tmp_path, monkeypatch):
+    import datamodules.preprocess as pp
+
+    root = tmp_path / "u"
+    for i in range(3):
+        face_video(root / f"real/{i}.mp4", "grace_hopper", n=2, width=128)
+    face_video(root / "fake/x.mp4", "astronaut", n=2, width=128)
+    real_process = pp.process_video
+    calls: list[str] = []
+
+    def crashing(rec, opts, base):
+        calls.append(rec.video_id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the machine goes down while the third video is in flight
+        return real_process(rec, opts, base)
+
+    monkeypatch.setattr(pp, "process_video", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess_dataset("U", "uadfv", root, tmp_path / "out", frames=1, progress=False)
+    assert len(list((tmp_path / "out/U/rows").rglob("*.json"))) == 2
+    assert not (tmp_path / "out/U/manifest.parquet").exists()
+    done_before = calls[:2]
+    calls.clear()
+    monkeypatch.setattr(
+        pp, "process_video", lambda rec, o, b: calls.append(rec.video_id) or real_process(rec, o, b)
+    )
+    df = load(preprocess_dataset("U", "uadfv", root, tmp_path / "out", frames=1, progress=False))
+    assert len(calls) == 2 and not set(calls) & set(done_before)
+    assert len(df) == 4 and (df.status == "ok").all()
+
+
+def test_summary_table_counts_each_failure_kind(capsys):
+    from datamodules.preprocess import summarize
+
+    rows = [{"status": s} for s in ["ok"] * 5 + ["no_face"] * 2 + ["decode_error"]]
+    summarize(rows, n_videos=3, n_resumed=1, seconds=1.0)
+    err = capsys.readouterr().err
+    counts = {}
+    for line in err.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").replace("┃", "│").split("│")]
+        if len(cells) == 2 and cells[1].isdigit():
+            counts[cells[0]] = int(cells[1])
+    assert counts["videos"] == 3 and counts["videos resumed (already done)"] == 1
+    assert (counts["frames ok"], counts["frames no_face"], counts["frames decode_error"]) == (5, 2, 1)
+
+
+def test_dlib_backend_agrees_with_mtcnn_on_a_real_face():
+    img = photo("grace_hopper", 300)
+    (m,) = faces.get_detector("mtcnn")(img)
+    d = faces.get_detector("dlib")(img)
+    assert len(d) == 1
+    eye_dist = np.linalg.norm(m.points5[0] - m.points5[1])
+    assert np.abs(d[0].points5[:2] - m.points5[:2]).max() < 0.25 * eye_dist  # same eyes
