@@ -240,18 +240,11 @@ def _write_npy(path: Path, arr: np.ndarray) -> None:
     _atomic_bytes(path, b.getvalue())
 
 
-def _frames(
-    rec: VideoRecord, n: int
-) -> tuple[np.ndarray, Iterator[tuple[int, np.ndarray | None, str]], list]:
-    """Sampled indices, their frames, and (for frame lists) the chosen files; video capture is released by
-    the caller through the returned closer list."""
+def _frames(rec: VideoRecord, n: int) -> tuple[np.ndarray, Iterator[tuple[int, np.ndarray | None, str]]]:
+    """The sampled indices and a generator of ``(frame_index, rgb | None, reason)`` for them."""
     if rec.kind == "image":
         img = read_image(rec.path)
-        return (
-            np.array([0]),
-            iter([(0, img, "" if img is not None else "decode_error: unreadable image")]),
-            [],
-        )
+        return np.array([0]), iter([(0, img, "" if img is not None else "decode_error: unreadable image")])
     if rec.kind == "frames":
         files = list(rec.frames) or list_frame_files(rec.path)
         pos = sample_indices(len(files), n)
@@ -266,7 +259,7 @@ def _frames(
                     "" if img is not None else f"decode_error: unreadable {f.name}",
                 )
 
-        return pos, gen(), chosen
+        return np.array([frame_number(f, int(p)) for p, f in zip(pos, chosen, strict=True)]), gen()
     cap, count = open_video(rec.path)
     idx = sample_indices(count, n)
 
@@ -276,7 +269,7 @@ def _frames(
         finally:
             cap.release()
 
-    return idx, vgen(), []
+    return idx, vgen()
 
 
 def _row(rec: VideoRecord, frame: int, status: str, reason: str = "", crop="", lm="", mask="") -> dict:
@@ -346,27 +339,33 @@ def process_video(rec: VideoRecord, opts: Options, base: Path) -> list[dict]:
     try:
         if rec.prealigned:
             return _prealigned(rec, opts, base, key)
-        idx, frames, _ = _frames(rec, opts.frames)
+        idx, frames = _frames(rec, opts.frames)
     except VideoOpenError as e:
         return [_row(rec, -1, "decode_error", str(e))]
     except Exception as e:  # noqa: BLE001  (one bad video must not stop the run)
         return [_row(rec, -1, "error", f"{type(e).__name__}: {e}")]
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # MTCNN's many small ops: 1 thread is several times faster on a busy CPU
+    rows: list[dict] = []
     try:
-        return _track_and_crop(rec, opts, base, key, idx, frames)
-    finally:
-        torch.set_num_threads(threads)
+        _track_and_crop(rec, opts, base, key, idx, frames, rows)
+    except Exception as e:  # noqa: BLE001  (e.g. the decoder failing mid-stream: keep what was done)
+        done = {r["frame_index"] for r in rows}
+        rows += [_row(rec, int(i), "error", f"{type(e).__name__}: {e}") for i in idx if int(i) not in done]
+    if not rows:
+        rows.append(_row(rec, -1, "decode_error", "no frame sampled"))
+    return rows
 
 
 def _track_and_crop(
-    rec: VideoRecord, opts: Options, base: Path, key: Path, idx: np.ndarray, frames
-) -> list[dict]:
+    rec: VideoRecord,
+    opts: Options,
+    base: Path,
+    key: Path,
+    idx: np.ndarray,
+    frames: Iterator[tuple[int, np.ndarray | None, str]],
+    rows: list[dict],
+) -> None:
     tracker = FaceTracker(faces.get_detector(opts.backend), opts)
     masks = read_mask_frames(rec.mask_path, idx) if rec.kind == "video" else iter([None] * len(idx))
-    rows = []
     for (fi, rgb, reason), mask in zip(frames, masks, strict=False):
         try:
             if rgb is None:
@@ -393,13 +392,11 @@ def _track_and_crop(
             rows.append(_row(rec, fi, "ok", note, str(cp), str(lp), mp))
         except Exception as e:  # noqa: BLE001
             rows.append(_row(rec, fi, "error", f"{type(e).__name__}: {e}"))
-    if not rows:
-        rows.append(_row(rec, -1, "decode_error", "no frame sampled"))
-    return rows
 
 
 def _rows_file(base: Path, rec: VideoRecord) -> Path:
-    return base / "rows" / video_key(rec).with_suffix(".json")
+    key = video_key(rec)
+    return base / "rows" / key.with_name(key.name + ".json")
 
 
 def _process_and_store(rec: VideoRecord, opts: Options, base: Path) -> tuple[str, list[dict]]:
