@@ -584,10 +584,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m datamodules.preprocess",
         description="Face crops, landmarks, masks and a Parquet manifest for one dataset.",
     )
-    p.add_argument("--dataset", required=True, help="dataset name used in video ids, e.g. FF++")
+    p.add_argument("--list-layouts", action="store_true", help="print every layout's expected files and exit")
+    p.add_argument("--dataset", help="dataset name used in video ids, e.g. FF++")
     p.add_argument("--layout", help=f"one of: {', '.join(list_layouts())} (default: guessed from --dataset)")
-    p.add_argument("--root", required=True, help="the dataset's root folder (see README 'Datasets')")
-    p.add_argument("--out", required=True, help="processed root; writes OUT/<dataset>/manifest.parquet")
+    p.add_argument("--root", help="the dataset's root folder (see README 'Datasets')")
+    p.add_argument("--out", help="processed root; writes OUT/<dataset>/manifest.parquet")
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--margin", type=float, default=1.3)
@@ -600,6 +601,15 @@ def main(argv: list[str] | None = None) -> int:
         "--option", action="append", type=_parse_option, default=[], help="adapter option KEY=VALUE"
     )
     args = p.parse_args(argv)
+    if args.list_layouts:
+        import inspect
+
+        for name in list_layouts():
+            print(f"== {name}\n{inspect.getdoc(type(get_adapter(name)))}\n")
+        return 0
+    missing = [f"--{a}" for a in ("dataset", "root", "out") if not getattr(args, a)]
+    if missing:
+        p.error(f"the following arguments are required: {', '.join(missing)}")
     layout = args.layout or _guess_layout(args.dataset)
     opts = dict(args.option)
     if args.remap:

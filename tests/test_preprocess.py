@@ -339,6 +339,12 @@ def test_prealigned_deepfakebench_frames_are_reused(tmp_path):
 
 
 def test_cli_errors_name_the_culprit(tmp_path, capsys):
+    assert main(["--list-layouts"]) == 0
+    out = capsys.readouterr().out
+    assert "== ffpp" in out and "List_of_testing_videos.txt" in out and "== deepfakebench_json" in out
+    with pytest.raises(SystemExit):
+        main(["--dataset", "X"])
+    assert "--root, --out" in capsys.readouterr().err
     with pytest.raises(UnknownLayoutError, match="known layouts: celebdf_v1"):
         main(["--dataset", "X", "--layout", "nope", "--root", str(tmp_path), "--out", str(tmp_path)])
     with pytest.raises(UnknownLayoutError, match="pass --layout"):
