@@ -81,6 +81,11 @@ def test_ffpp_official_pairs_define_splits(tmp_path):
     assert recs["FF++/FaceShifter/000_001"].mask_path is None
 
 
+def test_unknown_adapter_option_is_an_error(tmp_path):
+    with pytest.raises(TypeError, match=r"takes no option\(s\) \['compresion'\]; its options: compression"):
+        enumerate_dataset("ffpp", ffpp_tree(tmp_path), compresion="c40")
+
+
 def test_ffpp_missing_split_file_is_named(tmp_path):
     root = ffpp_tree(tmp_path)
     (root / "splits/val.json").unlink()

@@ -140,8 +140,23 @@ def get_adapter(layout: str) -> Adapter:
 def enumerate_dataset(
     layout: str, root: str | Path, dataset: str | None = None, **options
 ) -> list[VideoRecord]:
-    """``get_adapter(layout).enumerate(root, dataset, **options)`` with the shared sanity checks."""
-    records = get_adapter(layout).enumerate(root, dataset=dataset, **options)
+    """``get_adapter(layout).enumerate(root, dataset, **options)`` with the shared sanity checks.
+
+    An option the adapter does not take is an error (a typo would otherwise be ignored silently).
+    """
+    import inspect
+
+    adapter = get_adapter(layout)
+    params = inspect.signature(adapter.enumerate).parameters
+    known = [
+        n for n, p in params.items() if p.kind is p.KEYWORD_OR_POSITIONAL and n not in ("root", "dataset")
+    ]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(
+            f"layout {layout!r} takes no option(s) {unknown}; its options: {', '.join(known) or 'none'}"
+        )
+    records = adapter.enumerate(root, dataset=dataset, **options)
     check_unique(records)
     return records
 
