@@ -149,7 +149,9 @@ def enumerate_dataset(
     adapter = get_adapter(layout)
     params = inspect.signature(adapter.enumerate).parameters
     known = [
-        n for n, p in params.items() if p.kind is p.KEYWORD_OR_POSITIONAL and n not in ("root", "dataset")
+        n
+        for n, p in params.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("root", "dataset")
     ]
     unknown = sorted(set(options) - set(known))
     if unknown:
