@@ -4,6 +4,10 @@
 as DeepfakeBench does). :func:`read_video_frames` then reaches each sampled index by ``grab()`` (which
 skips the colour conversion) for short gaps and by seeking for long ones, and converts only the sampled
 frames to RGB. Every sampled index yields exactly one ``(index, rgb | None, reason)``.
+
+Seeking relies on OpenCV's FFmpeg backend landing on the requested frame (tested here on mp4v and
+MJPG files against decoding every frame). With 32 samples, videos under ~1,500 frames are never sought,
+only grabbed through; variable-frame-rate files with long gaps are where a seek could be inexact.
 """
 
 from __future__ import annotations
