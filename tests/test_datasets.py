@@ -253,8 +253,11 @@ def test_uadfv(tmp_path):
 def test_fake_only_videos_and_frame_folders(tmp_path):
     root = tmp_path / "simswap"
     touch(root, "ff/frames/000_003/000.png", "ff/frames/000_003/001.png", "cdf/v1.mp4")
+    touch(root, "ff/masks/000_003/000.png", "ff/landmarks/000_003/000.npy", "ff/landmarks/000_003/001.npy")
     recs = enumerate_dataset("fake_only", root, dataset="DF40-simswap")
-    assert {r.kind for r in recs} == {"frames", "video"}
+    assert sorted(r.kind for r in recs) == ["frames", "video"]  # masks/ and landmarks/ are not videos
+    (pre,) = [r for r in enumerate_dataset("fake_only", root, prealigned=True) if r.kind == "frames"]
+    assert pre.prealigned and [p.name for p in pre.landmarks] == ["000.npy", "001.npy"] and pre.masks == ()
     assert all(r.label == 1 and r.method == "simswap" and r.split == "test" for r in recs)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetLayoutError, match="no video"):

@@ -66,7 +66,8 @@ def is_real(label_name: str) -> bool:
     return label_name.lower().endswith("real")
 
 
-def _sibling(frame: Path, folder: str, suffix: str | None) -> Path:
+def sibling(frame: Path, folder: str, suffix: str | None) -> Path:
+    """DeepfakeBench's convention: the last ``frames`` path component replaced by ``folder``."""
     parts = list(frame.parts)
     for i in range(len(parts) - 1, -1, -1):
         if parts[i] == "frames":
@@ -166,8 +167,8 @@ class DeepfakeBenchAdapter(Adapter):
                 continue
             real = is_real(str(info.get("label", label_name)))
             method = "real" if real else label_name
-            lms = tuple(_sibling(f, "landmarks", ".npy") for f in frames)
-            msk = tuple(_sibling(f, "masks", None) for f in frames)
+            lms = tuple(sibling(f, "landmarks", ".npy") for f in frames)
+            msk = tuple(sibling(f, "masks", None) for f in frames)
             out.append(
                 VideoRecord(
                     name,

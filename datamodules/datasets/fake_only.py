@@ -15,6 +15,8 @@ from datamodules.datasets.base import (
     require_dir,
     safe_stem,
 )
+from datamodules.datasets.deepfakebench import sibling
+from datamodules.frames import list_frame_files
 
 
 @register_layout("fake_only")
@@ -27,8 +29,11 @@ class FakeOnlyAdapter(Adapter):
         <root>/**/<video>/0000.png ...  # a folder of frames of one fake video
         <root>/<image>.png              # loose images directly in root: one record each
 
+    Folders named ``masks`` or ``landmarks`` (DeepfakeBench's side outputs) are not frame folders.
     Such a set has no reals: in Cross-AUC it pairs with another dataset's reals. Options: ``method``
-    (default: the root folder's name), ``split`` (default ``test``).
+    (default: the root folder's name), ``split`` (default ``test``), ``prealigned`` (the frames are
+    DeepfakeBench-style aligned crops, as DF40 ships them: reused, with ``landmarks/`` ``.npy`` files
+    found beside ``frames/``, instead of detecting faces again).
     """
 
     default_name = "fake-only"
@@ -39,6 +44,7 @@ class FakeOnlyAdapter(Adapter):
         dataset: str | None = None,
         method: str | None = None,
         split: str = "test",
+        prealigned: bool = False,
         **_: object,
     ) -> list[VideoRecord]:
         root = Path(root)
@@ -49,15 +55,28 @@ class FakeOnlyAdapter(Adapter):
         method = method or safe_stem(root.resolve().name)
         out = []
         for p in sorted(root.rglob("*")):
+            if {"masks", "landmarks"} & set(p.relative_to(root).parts):
+                continue
             rel = safe_stem("_".join(p.relative_to(root).with_suffix("").parts))
             if p.is_file() and p.suffix.lower() in VIDEO_EXTS:
                 out.append(VideoRecord(name, split, 1, method, "", f"{name}/{method}/{rel}", p))
             elif p.is_file() and p.suffix.lower() in IMAGE_EXTS and p.parent == root:
                 out.append(VideoRecord(name, split, 1, method, "", f"{name}/{method}/{rel}", p, kind="image"))
             elif p.is_dir() and p != root and any(c.suffix.lower() in IMAGE_EXTS for c in p.iterdir()):
-                out.append(
-                    VideoRecord(name, split, 1, method, "", f"{name}/{method}/{rel}", p, kind="frames")
-                )
+                out.append(self._frames(name, split, method, f"{name}/{method}/{rel}", p, prealigned))
         if not out:
             raise DatasetLayoutError(f"layout 'fake_only': no video, frame folder or image under {root}")
         return out
+
+    @staticmethod
+    def _frames(name: str, split: str, method: str, vid: str, folder: Path, prealigned: bool) -> VideoRecord:
+        if not prealigned:
+            return VideoRecord(name, split, 1, method, "", vid, folder, kind="frames")
+        frames = tuple(list_frame_files(folder))
+        lms = tuple(sibling(f, "landmarks", ".npy") for f in frames)
+        msk = tuple(sibling(f, "masks", None) for f in frames)
+        return VideoRecord(
+            name, split, 1, method, "", vid, folder, None, "frames", frames, True,
+            lms if all(x.is_file() for x in lms) else (),
+            msk if all(x.is_file() for x in msk) else (),
+        )  # fmt: skip
