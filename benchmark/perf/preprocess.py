@@ -107,9 +107,8 @@ def naive_preprocess(videos: list[Path], out: Path, n: int, size: int = 256, mar
 def run(quick: bool = False) -> list[Figure]:
     import pandas as pd
 
-    from datamodules.preprocess import preprocess_dataset
-
     from datamodules import faces
+    from datamodules.preprocess import preprocess_dataset
 
     n_videos, n_frames, n_sample, repeat = (2, 60, 8, 1) if quick else (3, 240, 16, 3)
     faces._mtcnn(), faces._dlib_detector(), faces._dlib_predictor()  # model loading is not timed
