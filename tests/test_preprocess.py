@@ -419,3 +419,48 @@ def test_dlib_backend_agrees_with_mtcnn_on_a_real_face():
     assert len(d) == 1
     eye_dist = np.linalg.norm(m.points5[0] - m.points5[1])
     assert np.abs(d[0].points5[:2] - m.points5[:2]).max() < 0.25 * eye_dist  # same eyes
+
+
+def _layout_tree(layout: str, root: Path) -> None:
+    """One real and one fake face video (or frames) in ``layout``'s official structure."""
+    real, fake = "astronaut", "grace_hopper"
+    if layout == "dfd":
+        face_video(root / "original_sequences/actors/c23/videos/01__talking.mp4", real, 2, 128)
+        face_video(
+            root / "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__talking.mp4", fake, 2, 128
+        )
+    elif layout == "celebdf_v1":
+        face_video(root / "Celeb-real/id0_0000.mp4", real, 2, 128)
+        face_video(root / "Celeb-synthesis/id0_id1_0000.mp4", fake, 2, 128)
+        (root / "List_of_testing_videos.txt").write_text(
+            "1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n"
+        )
+    elif layout == "dfdc_preview":
+        face_video(root / "original_videos/100/a.mp4", real, 2, 128)
+        face_video(root / "method_A/100/a.mp4", fake, 2, 128)
+        (root / "dataset.json").write_text(
+            json.dumps(
+                {
+                    "original_videos/100/a.mp4": {"label": "real", "set": "test"},
+                    "method_A/100/a.mp4": {"label": "fake", "set": "test"},
+                }
+            )
+        )
+    elif layout == "fake_only":
+        face_video(root / "v.avi", fake, 2, 128)
+        (root / "frames/x").mkdir(parents=True)
+        cv2.imwrite(str(root / "frames/x/000.png"), cv2.cvtColor(photo(real, 128), cv2.COLOR_RGB2BGR))
+    elif layout == "csv":
+        face_video(root / "r.mp4", real, 2, 128)
+        face_video(root / "f.avi", fake, 2, 128)
+        (root / "dataset.csv").write_text("path,label,split\nr.mp4,real,test\nf.avi,fake,test\n")
+
+
+@pytest.mark.parametrize("layout", ["dfd", "celebdf_v1", "dfdc_preview", "fake_only", "csv"])
+def test_other_layouts_end_to_end(tmp_path, layout):
+    _layout_tree(layout, tmp_path / "data")
+    df = load(preprocess_dataset("D", layout, tmp_path / "data", tmp_path / "out", frames=2, progress=False))
+    assert (df.status == "ok").all() and (df.split == "test").all()
+    labels = df.groupby("video_id").label.first()
+    assert sorted(labels) == ([1, 1] if layout == "fake_only" else [0, 1])
+    check_ok_rows(df, tmp_path / "out/D")
