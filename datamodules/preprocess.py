@@ -394,6 +394,11 @@ def _track_and_crop(
             rows.append(_row(rec, fi, "error", f"{type(e).__name__}: {e}"))
 
 
+def _files(row: dict) -> dict:
+    keys = ("crop_path", "landmarks_path", "mask_path", "reason")
+    return {k: row[k] for k in keys}
+
+
 def _rows_file(base: Path, rec: VideoRecord) -> Path:
     key = video_key(rec)
     return base / "rows" / key.with_name(key.name + ".json")
@@ -562,7 +567,12 @@ def preprocess_dataset(
                     vid, rows = fut.result()
                     done[vid] = rows
                     advance(rows)
-    rows = [r for rec in records for r in done[rec.video_id]]
+    # labels and splits come from TODAY's enumeration (a fixed split file must not be undone by a resume)
+    rows = [
+        {**r, **_row(rec, r["frame_index"], r["status"])} | _files(r)
+        for rec in records
+        for r in done[rec.video_id]
+    ]
     path = write_manifest(rows, base / "manifest.parquet")
     if progress:
         summarize(rows, len(records), n_resumed, time.perf_counter() - t0)

@@ -169,6 +169,21 @@ def test_resume_skips_finished_videos_and_refuses_other_options(ffpp_run):
     again = preprocess_dataset("FF++", "ffpp", root, out, frames=3, progress=False)
     assert sorted(p.stat().st_mtime_ns == stamp[p] for p in rows) == [False] + [True] * 7
     pd.testing.assert_frame_equal(load(again), load(manifest))
+    # a corrected split file takes effect on resume without redoing any video
+    orig = load(manifest)
+    splits = root / "splits"
+    train, val = (splits / "train.json").read_text(), (splits / "val.json").read_text()
+    (splits / "train.json").write_text(val)
+    (splits / "val.json").write_text(train)
+    try:
+        swapped = load(preprocess_dataset("FF++", "ffpp", root, out, frames=3, progress=False))
+    finally:
+        (splits / "train.json").write_text(train)
+        (splits / "val.json").write_text(val)
+    flip = {"train": "val", "val": "train"}
+    assert swapped.split.tolist() == [flip[s] for s in orig.split]
+    assert swapped.crop_path.tolist() == orig.crop_path.tolist()
+    preprocess_dataset("FF++", "ffpp", root, out, frames=3, progress=False)  # back to the original
     with pytest.raises(PreprocessConfigError, match="margin"):
         preprocess_dataset("FF++", "ffpp", root, out, frames=3, margin=1.5, progress=False)
 
