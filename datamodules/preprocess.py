@@ -133,7 +133,7 @@ class FaceTracker:
     ``max_shift`` face sizes (see :meth:`_best`), and report ``face_lost`` when none does.
     """
 
-    def __init__(self, detect: Callable[[np.ndarray], list[faces.Face]], opts: Options) -> None:
+    def __init__(self, detect: Callable[..., list[faces.Face]], opts: Options) -> None:
         self.detect, self.opts = detect, opts
         self.last: np.ndarray | None = None
 
