@@ -479,3 +479,32 @@ def test_other_layouts_end_to_end(tmp_path, layout):
     labels = df.groupby("video_id").label.first()
     assert sorted(labels) == ([1, 1] if layout == "fake_only" else [0, 1])
     check_ok_rows(df, tmp_path / "out/D")
+
+
+def test_insightface_backend_used_only_with_a_local_pack(tmp_path, monkeypatch):
+    """Our glue around insightface (pack discovery, auto choice, Face conversion); SCRFD itself needs
+    weights that cannot be downloaded here, so its detector object is replaced by a stand-in."""
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path / "none"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert faces.insightface_pack() is None and faces.resolve_backend("auto") == "mtcnn"
+    pack = tmp_path / "ins/models/buffalo_l"
+    pack.mkdir(parents=True)
+    (pack / "det_10g.onnx").write_bytes(b"")
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path / "ins"))
+    assert faces.insightface_pack() == pack and faces.resolve_backend("auto") == "insightface"
+    seen = {}
+
+    def get(bgr):
+        seen["shape"] = bgr.shape
+        small = SimpleNamespace(bbox=np.array([0, 0, 10, 10.0]), det_score=0.9, kps=np.zeros((5, 2)))
+        big = SimpleNamespace(bbox=np.array([5, 5, 45, 55.0]), det_score=0.8, kps=np.ones((5, 2)))
+        low = SimpleNamespace(bbox=np.array([0, 0, 99, 99.0]), det_score=0.1, kps=np.ones((5, 2)))
+        return [small, big, low]
+
+    monkeypatch.setattr(faces, "_insightface_app", lambda p: SimpleNamespace(get=get))
+    found = faces.get_detector("auto")(np.zeros((60, 80), np.uint8))  # grayscale input is converted
+    assert seen["shape"] == (60, 80, 3)
+    assert [f.box.tolist() for f in found] == [[5, 5, 45, 55], [0, 0, 10, 10]]  # largest first, low score out
+    assert found[0].points5.dtype == np.float32
