@@ -599,11 +599,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layout", help=f"one of: {', '.join(list_layouts())} (default: guessed from --dataset)")
     p.add_argument("--root", help="the dataset's root folder (see README 'Datasets')")
     p.add_argument("--out", help="processed root; writes OUT/<dataset>/manifest.parquet")
-    p.add_argument("--frames", type=int, default=32)
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--margin", type=float, default=1.3)
-    p.add_argument("--backend", default="auto", choices=faces.BACKENDS)
-    p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)))
+    p.add_argument("--frames", type=int, default=32, help="frames per video, spread over the whole video")
+    p.add_argument("--size", type=int, default=256, help="side of the aligned square crop, pixels")
+    p.add_argument("--margin", type=float, default=1.3, help="context around the 5-point face template")
+    p.add_argument(
+        "--backend", default="auto", choices=faces.BACKENDS, help="face detector (auto: see README)"
+    )
+    p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)), help="processes")
     p.add_argument("--limit", type=int, help="only the first N videos (smoke run)")
     p.add_argument("--overwrite", action="store_true", help="redo everything if options changed")
     p.add_argument("--remap", action="append", help="deepfakebench_json: OLD_PREFIX=NEW_PREFIX (repeatable)")
