@@ -275,6 +275,18 @@ def test_one_step_lowers_the_total_loss_on_a_fixed_batch():
     assert all(b < a for a, b in zip(losses, losses[1:], strict=False)), losses
 
 
+@pytest.mark.parametrize("kw", [{}, {"n_ctx": 2, "top_k": 2, "prior_eps": 0.0}])
+def test_bf16_autocast_training_step_is_finite(kw):
+    det = tiny(**kw)
+    det.train()
+    batch = make_batch(det.data_spec, n=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = det.loss(batch, det(batch))
+    losses["loss"].backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert all(torch.isfinite(p.grad).all() for p in det.trainable_parameters())
+
+
 def test_learnable_context_trains_only_the_context():
     det = tiny(n_ctx=2)
     prompts = det.model.prompts
