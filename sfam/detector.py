@@ -54,7 +54,9 @@ class SFAMDetector(Detector):
     zero-shot prompt classifier; one fake-logit with BCE instead of 2-way softmax CE (same model).
 
     Args:
-        model_name, pretrained, weights_path: CLIP backbone (see :func:`detectors.clip_backbone.create_clip`).
+        model_name, pretrained, weights_path: CLIP backbone (see :func:`detectors.clip_backbone.create_clip`);
+            an open_clip CLIP with OpenAI-style towers (``ViT-B-16-quickgelu``, ``ViT-L-14-quickgelu``, ...);
+            towers from timm or Hugging Face (EVA, SigLIP) are not supported.
         tiny: a tiny random CLIP for tests (32 px, 4x4 patch grid).
         alignment: patch-level image-text alignment module on/off.
         moe: region mixture-of-experts on/off (off: one region-agnostic expert).
