@@ -316,3 +316,62 @@ def test_missing_photo_package_names_the_pip_install(monkeypatch):
 def test_unknown_config_lists_the_known_ones(tmp_path):
     with pytest.raises(ValueError, match="full, quick"):
         demo.generate(tmp_path / "x", config="huge")
+
+
+# ---------------------------------------------------------------- the real adapters and preprocessing
+
+
+def _enumerate_from_yaml(demo_dir: Path) -> dict[str, list]:
+    from datamodules.datasets import enumerate_dataset
+
+    cfg = yaml.safe_load((demo_dir / "datasets.yaml").read_text())
+    out = {}
+    for name, spec in cfg["datasets"].items():
+        opts = {k: v for k, v in spec.items() if k not in ("layout", "root")}
+        out[name] = enumerate_dataset(spec["layout"], demo_dir / spec["root"], dataset=name, **opts)
+    return out
+
+
+def test_real_adapters_enumerate_the_demo_without_special_cases(demo_dir, recwarn):
+    records = _enumerate_from_yaml(demo_dir)
+    assert not [w for w in recwarn if "datamodules" in str(w.filename)], [str(w.message) for w in recwarn]
+    jobs = demo.plan_all(0, CFG)[0]
+    test_idents = {n for n, s in SPLIT_OF.items() if s == "test"}
+    for name, recs in records.items():
+        mine = {str(demo_dir / j.relpath): j for j in jobs if j.domain == name}
+        assert {str(r.path) for r in recs} == set(mine), name  # every video, nothing else
+        for r in recs:
+            j = mine[str(r.path)]
+            assert r.label == j.label, r.video_id
+            assert (r.split == "test") == (j.split == "test"), r.video_id
+            assert (j.target in test_idents) == (r.split == "test"), f"{r.video_id}: identity leak"
+            if name == "demo-FF":
+                assert r.split == j.split and r.compression == "c23"
+                assert (r.mask_path is not None) == bool(r.label)
+                if r.label:
+                    assert str(r.mask_path) == str(demo_dir / j.mask_relpath)
+        assert {r.split for r in recs} >= {"train", "test"}
+
+
+def test_real_preprocessing_finds_the_faces(demo_dir, tmp_path):
+    import pandas as pd
+
+    from datamodules.preprocess import preprocess_dataset
+
+    cfg = yaml.safe_load((demo_dir / "datasets.yaml").read_text())
+    for name in ("demo-FF", "demo-DFDC"):  # the largest and the smallest frames
+        spec = cfg["datasets"][name]
+        opts = {k: v for k, v in spec.items() if k not in ("layout", "root")}
+        path = preprocess_dataset(
+            name,
+            spec["layout"],
+            demo_dir / spec["root"],
+            tmp_path,
+            frames=2,
+            size=64,
+            limit=3,
+            progress=False,
+            **opts,
+        )
+        m = pd.read_parquet(path)
+        assert len(m) == 6 and (m["status"] == "ok").all(), m[["video_id", "status", "reason"]]
