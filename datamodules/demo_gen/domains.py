@@ -91,32 +91,35 @@ def _ff(method: str, rng: np.random.Generator) -> FakeSpec:
             region=str(rng.choice(["mouth", "lower"])),
             colour=0.0,
             feather=rng.uniform(0.01, 0.03),
+            upsample=2,
+            artifact=rng.uniform(0.1, 0.2),
             jitter=_sbi_jitter(rng, blur_only=True),
         )
     raise ValueError(f"unknown demo-FF method {method!r}; known: {', '.join(FF_METHODS)}")
 
 
 def _cdf(method: str, rng: np.random.Generator) -> FakeSpec:
-    up = rng.random() < 0.5
     return FakeSpec(
         "swap",
         feather=rng.uniform(0.05, 0.08),
         erode=0.05,
         match_blur=True,
-        upsample=2 if up else 0,
-        artifact=rng.uniform(0.04, 0.08) if up else 0.0,
+        upsample=2,
+        artifact=rng.uniform(0.08, 0.15),
     )
 
 
 def _dfdc(method: str, rng: np.random.Generator) -> FakeSpec:
     kind = str(rng.choice(["swap", "region", "selfblend", "upsample"], p=[0.4, 0.2, 0.2, 0.2]))
     feather = rng.uniform(0.005, 0.06)
+    # most DFDC fakes come from autoencoders/GANs: decoder upsampling artifacts of varying strength
+    art = {"upsample": 2, "artifact": rng.uniform(0.1, 0.3)}
     if kind == "swap":
         return FakeSpec(
-            "swap", colour=rng.uniform(0.3, 1.0), feather=feather, match_blur=bool(rng.random() < 0.5)
+            "swap", colour=rng.uniform(0.3, 1.0), feather=feather, match_blur=bool(rng.random() < 0.5), **art
         )
     if kind == "region":
-        return FakeSpec("region", region=str(rng.choice(["eyes", "mouth"])), feather=feather)
+        return FakeSpec("region", region=str(rng.choice(["eyes", "mouth"])), feather=feather, **art)
     if kind == "selfblend":
         return FakeSpec(
             "selfblend",
@@ -125,6 +128,7 @@ def _dfdc(method: str, rng: np.random.Generator) -> FakeSpec:
             feather=feather,
             opacity=rng.uniform(0.6, 1.0),
             jitter=_sbi_jitter(rng, blur_only=False),
+            **art,
         )
     return FakeSpec(
         "upsample",
@@ -152,6 +156,6 @@ DOMAINS: dict[str, Domain] = {
         "demo-CDF", "celebdf_v2", 112, 0.9, 3.5, (1.07, 1.0, 0.9), 1.15, 1.1, 0.95, jpeg=55, light=0.15
     ),
     "demo-DFDC": Domain(
-        "demo-DFDC", "dfdc", 96, 0.6, 7.0, (0.94, 1.0, 1.08), 0.9, 0.75, 1.1, jpeg=40, light=0.2
+        "demo-DFDC", "dfdc", 96, 0.6, 5.0, (0.94, 1.0, 1.08), 0.9, 0.75, 1.1, jpeg=50, light=0.2
     ),
 }
