@@ -375,3 +375,17 @@ def test_real_preprocessing_finds_the_faces(demo_dir, tmp_path):
         )
         m = pd.read_parquet(path)
         assert len(m) == 6 and (m["status"] == "ok").all(), m[["video_id", "status", "reason"]]
+
+
+def test_a_video_that_does_not_decode_completely_is_never_renamed_into_place(tmp_path, monkeypatch):
+    from datamodules.demo_gen import video
+
+    frames = [np.full((32, 32, 3), i * 20, np.uint8) for i in range(6)]
+    monkeypatch.setattr(video, "read_video", lambda p: [frames[0]] * 3)  # as if the disk filled up
+    final = tmp_path / "videos" / "000.mp4"
+    with pytest.raises(video.VideoWriteError, match=r"3 of 6 frames.*000\.mp4|000\.mp4.*3 of 6 frames"):
+        video.write_video_atomic(frames, final, tmp_path / ".staging")
+    assert not final.exists() and not list((tmp_path / ".staging").iterdir())
+    monkeypatch.undo()
+    video.write_video_atomic(frames, final, tmp_path / ".staging")
+    assert len(read_video(final)) == 6
