@@ -353,28 +353,41 @@ def test_real_adapters_enumerate_the_demo_without_special_cases(demo_dir, recwar
         assert {r.split for r in recs} >= {"train", "test"}
 
 
-def test_real_preprocessing_finds_the_faces(demo_dir, tmp_path):
+def test_real_preprocessing_finds_the_faces_and_reads_the_masks(demo_dir, tmp_path):
     import pandas as pd
 
     from datamodules.preprocess import preprocess_dataset
 
-    cfg = yaml.safe_load((demo_dir / "datasets.yaml").read_text())
-    for name in ("demo-FF", "demo-DFDC"):  # the largest and the smallest frames
-        spec = cfg["datasets"][name]
-        opts = {k: v for k, v in spec.items() if k not in ("layout", "root")}
-        path = preprocess_dataset(
-            name,
-            spec["layout"],
-            demo_dir / spec["root"],
-            tmp_path,
-            frames=2,
-            size=64,
-            limit=3,
-            progress=False,
-            **opts,
-        )
-        m = pd.read_parquet(path)
-        assert len(m) == 6 and (m["status"] == "ok").all(), m[["video_id", "status", "reason"]]
+    # one demo-FF test pair (two originals, two FaceSwap fakes + masks) in a copy of the layout
+    src, ff = demo_dir / "demo-FF", tmp_path / "ff"
+    a, b = json.loads((src / "splits/test.json").read_text())[0]
+    rels = [f"original_sequences/youtube/c23/videos/{v}.mp4" for v in (a, b)]
+    rels += [
+        f"manipulated_sequences/FaceSwap/{k}/videos/{n}.mp4"
+        for k in ("c23", "masks")
+        for n in (f"{a}_{b}", f"{b}_{a}")
+    ]
+    for rel in rels:
+        (ff / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / rel, ff / rel)
+    (ff / "splits").mkdir()
+    for split in P.SPLITS:
+        (ff / "splits" / f"{split}.json").write_text(json.dumps([[a, b]] if split == "test" else []))
+    out = tmp_path / "processed"
+    m = pd.read_parquet(preprocess_dataset("demo-FF", "ffpp", ff, out, frames=2, size=64, progress=False))
+    assert len(m) == 8 and (m["status"] == "ok").all(), m[["video_id", "status", "reason"]]
+    for _, row in m.iterrows():
+        if row["label"] == 1:
+            mask = cv2.imread(str(out / "demo-FF" / row["mask_path"]), cv2.IMREAD_GRAYSCALE)
+            assert mask is not None and 0.05 < (mask > 127).mean() < 0.9, row["video_id"]
+        else:
+            assert not row["mask_path"]
+    cfg = yaml.safe_load((demo_dir / "datasets.yaml").read_text())["datasets"]["demo-DFDC"]
+    path = preprocess_dataset(
+        "demo-DFDC", cfg["layout"], demo_dir / cfg["root"], out, frames=2, size=64, limit=3, progress=False
+    )
+    m = pd.read_parquet(path)
+    assert len(m) == 6 and (m["status"] == "ok").all(), m[["video_id", "status", "reason"]]
 
 
 def test_a_video_that_does_not_decode_completely_is_never_renamed_into_place(tmp_path, monkeypatch):
