@@ -117,7 +117,10 @@ def piecewise_affine(
 
 
 def colour_transfer(src: np.ndarray, ref: np.ndarray, mask: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Reinhard colour transfer: match ``src``'s Lab mean/std inside ``mask`` to ``ref``'s (float 0..255)."""
+    """Reinhard colour transfer: match ``src``'s Lab mean/std inside ``mask`` to ``ref``'s (float 0..255).
+
+    Deviation from Reinhard et al.: the std ratio is clipped to [0.5, 2].
+    """
     if strength <= 0:
         return src
     sel = mask > 0.5
@@ -127,7 +130,7 @@ def colour_transfer(src: np.ndarray, ref: np.ndarray, mask: np.ndarray, strength
     r_lab = cv2.cvtColor(np.clip(ref / 255.0, 0, 1).astype(np.float32), cv2.COLOR_RGB2Lab)
     sm, ss = s_lab[sel].mean(0), s_lab[sel].std(0) + 1e-3
     rm, rs = r_lab[sel].mean(0), r_lab[sel].std(0) + 1e-3
-    moved = (s_lab - sm) * (rs / ss) + rm
+    moved = (s_lab - sm) * np.clip(rs / ss, 0.5, 2.0) + rm  # bounded: extreme contrast stretch looks broken
     moved = cv2.cvtColor(moved.astype(np.float32), cv2.COLOR_Lab2RGB) * 255.0
     return (1 - strength) * src + strength * moved
 
@@ -186,6 +189,8 @@ class StaticFake:
                 raise ValueError(f"{spec.kind} needs a source identity")
             warped, cover = piecewise_affine(source_portrait, source_lm, target_lm, shape)
             region = region * cover
+            # outside the triangles, the target itself: resizing must not pull black into the face edge
+            warped = np.where(cover[..., None] > 0, warped, target_portrait.astype(np.float32))
             self.content = cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA)
         self.region = cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
         scale = size / p
