@@ -218,7 +218,7 @@ class UCF(Detector):
         source="Yan et al. ICCV 2023; DeepfakeBench training/config/detector/ucf.yaml (16 pairs, 5 epochs)",
     )
     tiny_config: ClassVar[dict[str, Any]] = {
-        "encoder_arch": "test_resnet",
+        "encoder_arch": "test_byobnet",
         "pretrained": False,
         "feat_dim": 32,
         "input_size": 64,
