@@ -132,9 +132,8 @@ def shuffle_within_groups(groups: Tensor) -> Tensor:
     ``out[i]`` has ``groups[out[i]] == groups[i]``; uses the torch RNG (reproducible under a seed), no
     Python ``random`` and no host synchronisation.
     """
-    keys = groups.to(torch.float64) * 2.0 + torch.rand(
-        groups.shape, device=groups.device, dtype=torch.float64
-    )
+    # group ids are small integers: float32 keys are exact for them and work on every device
+    keys = groups.to(torch.float32) * 2.0 + torch.rand(groups.shape, device=groups.device)
     random_order = torch.argsort(keys)  # grouped, random inside each group
     stable_order = torch.argsort(groups, stable=True)  # grouped, original order inside each group
     out = torch.empty_like(stable_order)
