@@ -8,7 +8,7 @@ For Xception, EfficientNet-B4 and UCF (full-size networks, random init) and each
   one ``on_train_batch_start`` to the next (so batch transfer, the batch checks, logging and every hook are
   inside), with its ratio to ``bare``. Target: >= 0.90x bare, i.e. the suite costs under 10%.
 
-Quick mode (smoke run): fp32 only, 64 px inputs, batch 4, 2 timed steps. Full mode: every option, 256 px
+Quick mode (smoke run): fp32 only, 64 px inputs, batch 4, 2 timed steps after 2 warm-up steps. Full mode: every option, 256 px
 (the recipes' size), batch 16, 5 timed steps after 2 warm-up steps.
 """
 
@@ -153,7 +153,7 @@ def _variants(device: torch.device, quick: bool) -> Iterator[tuple[str, bool, bo
 
 def run(quick: bool) -> list[Figure]:
     device = _device()
-    size, n, steps, warmup = (64, 4, 2, 1) if quick else (256, 16, 5, 2)
+    size, n, steps, warmup = (64, 4, 2, 2) if quick else (256, 16, 5, 2)
     figs: list[Figure] = []
     for name in DETECTORS:
         for variant, bf16, channels_last in _variants(device, quick):
