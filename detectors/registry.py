@@ -22,6 +22,7 @@ _MODULES: dict[str, str] = {
     "xception": "detectors.xception",
     "efficientnet_b4": "detectors.efficientnet",
     "ucf": "detectors.ucf",
+    "forensics_adapter": "detectors.forensics_adapter",
 }
 
 _REGISTRY: dict[str, type[Detector]] = {}
