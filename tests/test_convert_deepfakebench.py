@@ -6,6 +6,7 @@ layer tables (not from timm), so a wrong mapping or a wrong shape fails here.
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import pytest
@@ -99,16 +100,23 @@ def test_converted_checkpoint_round_trips_through_load_detector(xception_model, 
         assert torch.equal(again.net(x), xception_model.net(x))
 
 
-def test_pickled_objects_are_never_loaded(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (print, ("pwned",))
+class _Payload:
+    """Unpickling this creates a directory: the proof that code ran."""
 
-    path = tmp_path / "evil.pth"
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_pickled_objects_are_never_loaded(tmp_path):
+    path, marker = tmp_path / "evil.pth", tmp_path / "pwned"
     with path.open("wb") as f:
-        pickle.dump({"w": Evil()}, f)
+        pickle.dump({"backbone.conv1.weight": _Payload(str(marker))}, f)
     with pytest.raises(ValueError, match="refusing to load"):
         load_deepfakebench("xception", path)
+    assert not marker.exists(), "the pickle payload was executed"
 
 
 def test_efficientnet_b4_maps_efficientnet_pytorch_names_and_padding():
