@@ -167,3 +167,39 @@ def test_a_few_steps_on_a_fixed_batch_lower_every_trained_term():
     after = terms()
     for k in ("loss",) + TERMS:
         assert after[k] < before[k], f"{k} did not decrease: {before[k]:.4f} -> {after[k]:.4f}"
+
+
+def test_one_batched_decoder_pass_equals_the_four_separate_ones(model):
+    """The decoder has no batch statistics, so stacking the four combinations changes nothing."""
+    dec = model.decoder.eval()
+    g = torch.Generator().manual_seed(0)
+    f_real, f_fake, c_real, c_fake = (torch.randn(2, 32, 2, 2, generator=g) for _ in range(4))
+    with torch.no_grad():
+        stacked = dec(torch.cat([f_real, f_fake, f_fake, f_real]), torch.cat([c_real, c_fake] * 2), (64, 64))
+        separate = [
+            dec(f, c, (64, 64))
+            for f, c in ((f_real, c_real), (f_fake, c_fake), (f_fake, c_real), (f_real, c_fake))
+        ]
+    assert torch.allclose(stacked, torch.cat(separate), atol=1e-6)
+    dec.train()
+
+
+def test_reconstructions_pair_each_content_with_its_own_and_the_other_halfs_forgery_code():
+    m = tiny(shuffle_p=0.0).train()
+    seen = {}
+
+    class Recorder(torch.nn.Module):
+        def forward(self, forgery, content, out_size):
+            seen["forgery"], seen["content"] = forgery.detach(), content.detach()
+            return torch.zeros(forgery.shape[0], 3, *out_size)
+
+    m.decoder = Recorder()
+    batch = make_batch(m.data_spec, n=4)
+    out = m(batch)
+    code = torch.cat([m.block_spe(m.encoder_f(batch.image)), m.block_sha(m.encoder_f(batch.image))], dim=1)
+    content = m.encoder_c(batch.image)
+    # rows 0..3: self (code i, content i); rows 4..7: cross (code of the other half, content i)
+    assert torch.allclose(seen["content"], torch.cat([content, content]), atol=1e-5)
+    partner = torch.tensor([2, 3, 0, 1])
+    assert torch.allclose(seen["forgery"], torch.cat([code, code[partner]]), atol=1e-5)
+    assert out.aux["reconstruction"].shape == (8, 3, 64, 64)
