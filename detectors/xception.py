@@ -23,8 +23,8 @@ class Xception(TimmFeatureClassifier):
     Recipe (``default_recipe``): Adam lr 2e-4 (betas 0.9/0.999), weight decay 5e-4, batch 32, 10 epochs,
     32 frames per video for training and test, no scheduler, augmentation on: DeepfakeBench's
     ``training/config/detector/xception.yaml``, the protocol of the published Xception numbers the field
-    compares with. FaceForensics++ itself (``classification/network/models.py``) trains Xception with
-    Adam 2e-4, batch 32 and no dropout at 299 px.
+    compares with. FaceForensics++'s released code (``classification/network/models.py``) builds the
+    Xception classifier at 299 px without dropout.
 
     Deviations, all deliberate:
     * One logit with binary cross-entropy instead of 2-way softmax cross-entropy: the same model up to a
