@@ -73,6 +73,24 @@ def make_deepfakebench_compatible(
     return pads
 
 
+def set_drop_path(model: nn.Module, rate: float) -> None:
+    """Stochastic depth ("drop connect") growing linearly over the blocks: block ``i`` of ``n`` drops its
+    residual branch with probability ``rate * i / n`` (EfficientNet's schedule, 0.2 in Tan & Le and in
+    ``efficientnet_pytorch``). Only residual blocks use it; no parameters change."""
+    from timm.layers import DropPath
+
+    if rate == 0:
+        return
+    if not hasattr(model, "blocks") or not all(hasattr(b, "drop_path") for s in model.blocks for b in s):
+        raise ValueError(
+            f"drop_path_rate={rate} needs a timm EfficientNet backbone, got {type(model).__name__}"
+        )
+    blocks = [b for stage in model.blocks for b in stage]
+    for i, block in enumerate(blocks):
+        p = rate * i / len(blocks)
+        block.drop_path = DropPath(p) if p > 0 else nn.Identity()
+
+
 @register_detector("efficientnet_b4")
 class EfficientNetB4(TimmFeatureClassifier):
     """ImageNet EfficientNet-B4 fine-tuned end to end as a binary real/fake classifier.
@@ -84,6 +102,8 @@ class EfficientNetB4(TimmFeatureClassifier):
 
     Recipe (``default_recipe``): Adam lr 2e-4, weight decay 5e-4, batch 32, 10 epochs, 32 frames per video,
     no scheduler, augmentation on: DeepfakeBench ``training/config/detector/efficientnetb4.yaml``.
+    Stochastic depth 0.2 over the blocks (``drop_path_rate``), as in Tan & Le and in the
+    ``efficientnet_pytorch`` model DeepfakeBench trains (its default ``drop_connect_rate``).
 
     Deviations from DeepfakeBench, all deliberate:
     * DeepfakeBench discards the pretrained stem (it replaces ``_conv_stem`` by a freshly initialised,
@@ -129,6 +149,7 @@ class EfficientNetB4(TimmFeatureClassifier):
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
         deepfakebench_compat: bool = False,
+        drop_path_rate: float = 0.2,
         **recipe: Any,
     ) -> None:
         super().__init__(
@@ -145,6 +166,7 @@ class EfficientNetB4(TimmFeatureClassifier):
                     f"deepfakebench_compat=True needs a TensorFlow-padded timm arch (tf_efficientnet_b4), got {self.arch!r}"
                 )
             make_deepfakebench_compatible(self.net.backbone)
+        set_drop_path(self.net.backbone, drop_path_rate)
         w_mean, w_std = pretrained_norm(self.arch)
         self.data_spec = DataSpec(
             input_size=self.data_spec.input_size,

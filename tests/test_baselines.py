@@ -62,7 +62,7 @@ def test_efficientnet_normalisation_follows_the_weights():
     assert m.data_spec.mean == IMAGENET_MEAN and m.data_spec.std == IMAGENET_STD
     assert m.data_spec.input_size == 256
     cfg = timm.models.get_pretrained_cfg("test_convnext")  # another arch: its own statistics
-    m2 = create_detector("efficientnet_b4", arch="test_convnext", pretrained=False)
+    m2 = create_detector("efficientnet_b4", arch="test_convnext", pretrained=False, drop_path_rate=0.0)
     assert m2.data_spec.mean == tuple(cfg.mean)
     with pytest.raises(ValueError, match="tf_efficientnet_b4"):
         create_detector(
@@ -114,3 +114,14 @@ def test_deepfakebench_static_paddings_are_efficientnet_pytorchs():
     ]
     net = timm.create_model("tf_efficientnet_b4", num_classes=0)
     assert make_deepfakebench_compatible(net) == [(0, 1, 0, 1), (2, 2, 2, 2), (0, 1, 0, 1), (1, 2, 1, 2)]
+
+
+def test_efficientnet_stochastic_depth_follows_the_paper_schedule():
+    m = create_detector("efficientnet_b4", pretrained=False)
+    blocks = [b for stage in m.net.backbone.blocks for b in stage]
+    probs = [getattr(b.drop_path, "drop_prob", 0.0) for b in blocks]
+    assert probs == pytest.approx([0.2 * i / 32 for i in range(32)])
+    m0 = create_detector("efficientnet_b4", arch="test_efficientnet", pretrained=False, drop_path_rate=0.0)
+    assert all(isinstance(b.drop_path, torch.nn.Identity) for s in m0.net.backbone.blocks for b in s)
+    with pytest.raises(ValueError, match="drop_path_rate"):
+        create_detector("efficientnet_b4", arch="test_convnext", pretrained=False)
