@@ -271,10 +271,9 @@ class TrainBatchSampler(Sampler[list[tuple[int, bool, int]]]):
 def seed_worker(worker_id: int) -> None:
     """Seed numpy, random and OpenCV in a DataLoader worker from torch's per-worker seed.
 
-    OpenCV is also limited to one thread per worker: workers are the parallelism, and OpenCV's own
-    thread pool in every worker would oversubscribe the cores.
+    Never call ``cv2.setNumThreads`` here: in a forked worker it waits forever on the parent's thread
+    pool (seen when the parent had used OpenCV threads before forking).
     """
-    cv2.setNumThreads(1)
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
