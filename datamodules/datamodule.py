@@ -211,6 +211,10 @@ class TrainBatchSampler(Sampler[list[tuple[int, bool, int]]]):
     Paired: one pair per fake row (one per real when there are no fakes and SBI makes them), each fake
     paired with a uniformly drawn real; a batch is its reals then its fakes.
     The last incomplete batch is dropped unless it is the only one.
+
+    Under torch.distributed each rank takes every ``world``-th batch of the same global sequence (all
+    ranks get the same count); run Lightning with ``use_distributed_sampler=False`` so it keeps this
+    sampler instead of injecting a ``DistributedSampler``.
     """
 
     def __init__(self, labels: np.ndarray, batch_size: int, seed: int, sbi_prob: float, paired: bool) -> None:
@@ -234,12 +238,30 @@ class TrainBatchSampler(Sampler[list[tuple[int, bool, int]]]):
             return len(self.fakes) if len(self.fakes) else len(self.reals)
         return len(self.labels)
 
-    def __len__(self) -> int:
+    def _global_len(self) -> int:
         per = self.batch_size // 2 if self.paired else self.batch_size
         n = self._units()
         return max(1, n // per) if n else 0
 
+    @staticmethod
+    def _rank_world() -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        _, world = self._rank_world()
+        return max(1, self._global_len() // world) if self._global_len() else 0
+
     def __iter__(self) -> Iterator[list[tuple[int, bool, int]]]:
+        rank, world = self._rank_world()
+        for b, batch in enumerate(self._batches()):
+            if b >= len(self) * world:
+                break
+            if b % world == rank or world == 1:
+                yield batch
+
+    def _batches(self) -> Iterator[list[tuple[int, bool, int]]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
         seeds = lambda k: rng.integers(0, 2**31 - 1, size=k)  # noqa: E731
@@ -248,7 +270,7 @@ class TrainBatchSampler(Sampler[list[tuple[int, bool, int]]]):
             sbi = (self.labels[order] == 0) & (rng.random(len(order)) < self.sbi_prob)
             keys = [(int(r), bool(s), int(z)) for r, s, z in zip(order, sbi, seeds(len(order)), strict=True)]
             per = self.batch_size
-            for b in range(len(self)):
+            for b in range(self._global_len()):
                 yield keys[b * per : (b + 1) * per]
             return
         n = self._units()
@@ -263,7 +285,7 @@ class TrainBatchSampler(Sampler[list[tuple[int, bool, int]]]):
         real_keys = [(int(r), False, int(z)) for r, z in zip(reals, rs, strict=True)]
         fake_keys = [(r, s, int(z)) for (r, s), z in zip(fakes, fs, strict=True)]
         half = self.batch_size // 2
-        for b in range(len(self)):
+        for b in range(self._global_len()):
             sl = slice(b * half, (b + 1) * half)
             yield real_keys[sl] + fake_keys[sl]
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules.datamodule import DataError, ForgeryDataModule, spread_frames
+from datamodules.datamodule import DataError, ForgeryDataModule, TrainBatchSampler, spread_frames
 from datamodules.regions import REGIONS
 from datamodules.spec import DataSpec
 from tests.real_faces import aligned_face
@@ -227,3 +227,16 @@ def test_bad_inputs_give_clear_errors(manifests, tmp_path):
     with pytest.raises(DataError, match="lacks columns"):
         df.drop(columns=["status"]).to_parquet(tmp_path / "bad.parquet")
         _dm({"bad": tmp_path / "bad.parquet"}, spec, train="bad", tests=[])
+
+
+def test_train_sampler_shards_batches_across_ranks(monkeypatch):
+    labels = np.array([0, 1] * 11)
+    single = list(TrainBatchSampler(labels, 4, seed=2, sbi_prob=0.0, paired=False))
+    assert len(single) == 5 and all(len(b) == 4 for b in single)
+    shards = []
+    for rank in (0, 1):
+        monkeypatch.setattr(TrainBatchSampler, "_rank_world", staticmethod(lambda r=rank: (r, 2)))
+        sampler = TrainBatchSampler(labels, 4, seed=2, sbi_prob=0.0, paired=False)
+        shards.append(list(sampler))
+        assert len(sampler) == len(shards[-1]) == 2  # equal counts on every rank
+    assert shards[0] == single[0:4:2] and shards[1] == single[1:4:2]
