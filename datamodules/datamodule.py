@@ -5,7 +5,8 @@
   (:mod:`datamodules.blending`): each real becomes a self-blended fake (label 1, method ``"sbi"``) with
   probability ``sbi_prob``; in paired mode each fake slot is, with that probability, the blend of its
   paired real (the SBI pairing).
-* Val: the SOURCE dataset's ``val`` split (same methods as train), ``frames_val`` frames per video.
+* Val: the SOURCE dataset's ``val`` split (same methods as train; all of its fakes when training on
+  reals + SBI only), ``frames_val`` frames per video.
 * Test: one dataloader per test dataset, in the order given, each from its ``test`` split.
 
 Batches follow the DataSpec: ``region_masks`` (painted from the landmarks after augmentation),
@@ -454,7 +455,9 @@ class ForgeryDataModule(L.LightningDataModule):
             self.train_set = self._dataset(
                 self.train_name, rows, self.augment, self.spec.forgery_masks, blend
             )
-            val = self._split(self.train_name, "val", method_filter)
+            # SBI-only training (train_methods=[]) still validates on the source's real fakes: a val set
+            # of reals alone has no AUC, and SBI's point is generalising to unseen manipulations.
+            val = self._split(self.train_name, "val", method_filter if self.train_methods else None)
             masks = self._eval_masks(val)
             self._check(self.train_name, val, masks)
             self.val_set = self._dataset(self.train_name, val, False, masks)

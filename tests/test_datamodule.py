@@ -161,6 +161,7 @@ def test_sbi_turns_reals_into_fakes_with_masks(manifests):
     assert (b.label == 1).all() and set(b.method) == {"sbi"}
     assert all(v.endswith("#sbi") for v in b.video_id)
     assert (b.forgery_mask.flatten(1).max(1).values > 0.2).all()
+    assert set(dm.val_set.rows["method"]) == {"real", "A"}  # validation keeps the source's fakes
 
 
 def test_deterministic_under_a_seed_and_independent_of_workers(manifests):
