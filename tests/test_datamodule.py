@@ -241,3 +241,12 @@ def test_train_sampler_shards_batches_across_ranks(monkeypatch):
         shards.append(list(sampler))
         assert len(sampler) == len(shards[-1]) == 2  # equal counts on every rank
     assert shards[0] == single[0:4:2] and shards[1] == single[1:4:2]
+
+
+def test_corrupt_crop_names_the_file(tmp_path):
+    path = _write_dataset(tmp_path, "bad", {"train": {"real": 1, "A": 1}, "val": {"real": 1}})
+    dm = _dm({"bad": path}, DataSpec(input_size=64), train="bad", tests=[])
+    victim = path.parent / dm.train_set.rows["crop_path"][0]
+    victim.write_bytes(b"")  # zero-byte PNG: exists, cannot be decoded
+    with pytest.raises(DataError, match=f"cannot read crop .*{victim.name}"):
+        dm.train_set[0]
