@@ -75,6 +75,18 @@ _TENSOR_FIELDS = ("image", "label", "method_id", "region_masks", "forgery_mask")
 _LIST_FIELDS = ("sample_id", "video_id", "dataset", "method")
 
 
+def _stack(tensors: list[Tensor]) -> Tensor:
+    """``torch.stack``; inside a DataLoader worker, straight into shared memory (as torch's default
+    collate does), which saves the copy into shared memory when the batch is sent to the main process.
+    """
+    if torch.utils.data.get_worker_info() is None:
+        return torch.stack(tensors)
+    first = tensors[0]
+    storage = first.untyped_storage()._new_shared(len(tensors) * first.numel() * first.element_size())
+    out = first.new_empty(0).set_(storage).view(len(tensors), *first.shape)
+    return torch.stack(tensors, out=out)
+
+
 def collate(items: Sequence[dict[str, Any]]) -> Batch:
     """Stack dataset items (dicts with the field names of :class:`Batch`) into one :class:`Batch`.
 
@@ -90,7 +102,7 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         if not all(present):
             missing = [items[i].get("sample_id", i) for i, p in enumerate(present) if not p][:5]
             raise ValueError(f"field '{name}' is missing in some samples of the batch, e.g. {missing}")
-        out[name] = torch.stack([torch.as_tensor(it[name]) for it in items])
+        out[name] = _stack([torch.as_tensor(it[name]) for it in items])
     for name in _LIST_FIELDS:
         out[name] = [str(it.get(name, "")) for it in items]
     out["label"] = out["label"].long()
