@@ -144,6 +144,7 @@ def region_masks(
     soft: bool = True,
     sigma: float = 0.08,
     forehead_ratio: float = 0.8,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Region masks ``float32 [R, H, W]`` in the order of ``REGIONS``; every pixel's masks sum to 1.
 
@@ -152,11 +153,16 @@ def region_masks(
         size: output ``H`` (= ``W``) or ``(H, W)``.
         soft: blur the hard partition (Gaussian, ``sigma`` x the inter-ocular distance at the output
             resolution) and renormalise; ``False`` gives one-hot masks.
+        out: a C-contiguous float32 ``[R, H, W]`` array to write the masks into (returned).
     """
     h, w = _size2(size)
+    if out is None:
+        out = np.empty((len(REGIONS), h, w), np.float32)
+    elif out.shape != (len(REGIONS), h, w) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(len(REGIONS), h, w)}")
     if not soft:
-        labels = label_map(landmarks, (h, w), src_size, forehead_ratio)
-        return _onehot(labels)
+        out[...] = _onehot(label_map(landmarks, (h, w), src_size, forehead_ratio))
+        return out
     sh, sw = _size2(src_size) if src_size is not None else (h, w)
     _, _, iod = face_axes(landmarks)
     s = sigma * iod * (w / sw + h / sh) / 2
@@ -177,8 +183,8 @@ def region_masks(
     # each sum to 1, so the output sums to 1 up to float rounding, at 1/d^2 of the cost.
     hwc = hwc / hwc.sum(2, keepdims=True)
     if (lh, lw) == (h, w):
-        return np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32)
-    out = np.empty((hwc.shape[2], h, w), np.float32)
+        out[...] = hwc.transpose(2, 0, 1)
+        return out
     for r, plane in enumerate(cv2.split(np.ascontiguousarray(hwc, dtype=np.float32))):
         cv2.resize(plane, (w, h), dst=out[r], interpolation=cv2.INTER_LINEAR)  # straight into CHW
     return out

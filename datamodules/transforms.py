@@ -168,11 +168,15 @@ class FaceTransform:
         self._luts = [((_RAMP - mean[c]) * inv_std[c]).reshape(1, 256) for c in range(3)]
         self._rng = np.random.default_rng(0)  # used only by calls without a seed
 
-    def _normalise(self, img: np.ndarray) -> Tensor:
-        chw = np.empty((3, *img.shape[:2]), dtype=np.float32)
+    def _normalise(self, img: np.ndarray, out: Tensor | None) -> Tensor:
+        if out is None:
+            out = torch.empty((3, *img.shape[:2]), dtype=torch.float32)
+        elif out.shape != (3, *img.shape[:2]) or out.dtype != torch.float32 or not out.is_contiguous():
+            raise ValueError(f"out must be a contiguous float32 [3, {img.shape[0]}, {img.shape[1]}] tensor")
+        chw = out.numpy()
         for c, plane in enumerate(cv2.split(img)):
-            chw[c] = cv2.LUT(plane, self._luts[c])
-        return torch.from_numpy(chw)
+            cv2.LUT(plane, self._luts[c], dst=chw[c])
+        return out
 
     def __call__(
         self,
@@ -180,8 +184,12 @@ class FaceTransform:
         landmarks: np.ndarray | None = None,
         mask: np.ndarray | None = None,
         seed: int | None = None,
+        out: Tensor | None = None,
     ) -> Transformed:
-        """Transform a ``uint8 [H, W, 3]`` RGB crop with its landmarks ``[68, 2]`` and mask ``[H, W]``."""
+        """Transform a ``uint8 [H, W, 3]`` RGB crop with its landmarks ``[68, 2]`` and mask ``[H, W]``.
+
+        ``out``: a float32 ``[3, S, S]`` tensor (e.g. a row of a batch tensor) to write the image into.
+        """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a uint8 RGB image [H, W, 3], got {image.dtype} {image.shape}")
         if mask is not None and mask.shape[:2] != image.shape[:2]:
@@ -203,4 +211,4 @@ class FaceTransform:
             a = _resize_matrix(hw, (s, s)) @ geom
             lm = (np.asarray(landmarks, np.float64) @ a[:2, :2].T + a[:2, 2]).astype(np.float32)
         t_mask = None if m is None else torch.from_numpy(np.clip(m, 0, 1, dtype=np.float32))[None]
-        return Transformed(self._normalise(img), lm, t_mask)
+        return Transformed(self._normalise(img, out), lm, t_mask)
