@@ -155,10 +155,10 @@ class ManifestDataset(Dataset):
 
     def _image(self, i: int) -> np.ndarray:
         path = self._path(self.rows["crop_path"][i])
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
+        rgb = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)  # libpng swaps channels: no extra pass
+        if rgb is None:
             raise DataError(f"cannot read crop {path} (missing or corrupt)")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return rgb
 
     def _mask(self, i: int, shape: tuple[int, int]) -> np.ndarray:
         rel = self.rows["mask_path"][i]
