@@ -126,6 +126,9 @@ def record_failure(cell: Cell, store: Any, exc: BaseException | str, started: fl
         "timings": {"total_s": round(time.time() - started, 3)},
     }
     store.write_cell(cell.cell_id, pd.DataFrame(columns=SCORE_COLUMNS), record)
+    work = cell_dir(cell)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "failure.txt").write_text(tb)
     return record
 
 
@@ -213,6 +216,14 @@ class _ProgressCallback(Callback):
             write_progress(self.path, stage="test")
 
 
+def global_rank() -> int:
+    """This process's rank before the Trainer exists (torchrun, SLURM or Lightning's DDP launcher)."""
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(var):
+            return int(os.environ[var])
+    return 0
+
+
 def run_cell(cell: Cell, callbacks: list[Any] | None = None) -> dict[str, Any]:
     """Run ``cell`` to completion and write it to the store; returns its record.
 
@@ -224,7 +235,9 @@ def run_cell(cell: Cell, callbacks: list[Any] | None = None) -> dict[str, Any]:
     started = time.time()
     store = ScoreStore(cell.runtime.get("store_root", "runs/store"))
     work = cell_dir(cell)
-    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    rank = global_rank()
+    if rank == 0:
+        (work / "failure.txt").unlink(missing_ok=True)
     try:
         return _run(cell, store, work, callbacks or [], started)
     except (KeyboardInterrupt, SystemExit) as e:
