@@ -97,6 +97,8 @@ class InlineLauncher:
 
     def run(self, jobs: list[Job], monitor: Monitor) -> None:
         for job in jobs:
+            if job.status != QUEUED:
+                continue
             if int(job.cell.runtime.get("devices", 1)) > 1:
                 raise ValueError("the inline launcher runs one device per cell; use --launcher local for DDP")
             job.status, job.started = RUNNING, time.time()

@@ -91,3 +91,21 @@ def write_grid(root: Path, name: str = "tiny", **over: Any) -> Path:
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(grid))
     return path
+
+
+def crash_seed0(config: dict[str, Any], spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
+    """Raises for seed 0 (a crashing cell); ``synthetic`` for any other seed."""
+    if config["seed"] == 0:
+        raise ValueError("synthetic crash of the seed-0 cell")
+    return synthetic(config, spec, manifests)
+
+
+class RaiseAtEpoch(L.Callback):
+    """Simulates a cell killed half-way: raises at the start of ``epoch`` (after last.ckpt was saved)."""
+
+    def __init__(self, epoch: int = 1) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated kill in the middle of fit")

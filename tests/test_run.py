@@ -1,0 +1,293 @@
+"""The runner: planning, hashing, resume, failures, bad input, the local/SLURM launchers and CPU DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from benchmark.cell import run_cell
+from benchmark.config import DataConfigError, load_data_config, parse_data_config
+from benchmark.grid import GridError, load_grid
+from benchmark.launchers import InlineLauncher, SlurmLauncher
+from benchmark.monitor import DONE, FAILED, Job, Monitor
+from benchmark.plan import Cell, config_hash, plan_cells, resolve_grid
+from benchmark.run import main
+from benchmark.store import ScoreStore
+from tests.runner_fixtures import RaiseAtEpoch, write_data_config, write_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+N_PER_SET = 8  # synthetic factory: 8 samples per split and set
+
+
+def _console() -> Console:
+    return Console(record=True, width=200, force_terminal=False)
+
+
+def _records(store: ScoreStore) -> pd.DataFrame:
+    recs = store.read_records()
+    return recs if isinstance(recs, pd.DataFrame) else pd.DataFrame(list(recs))
+
+
+def _record(store: ScoreStore, cell_id: str) -> dict:
+    recs = _records(store)
+    rows = recs[recs["cell_id"] == cell_id]
+    assert len(rows) == 1, f"expected one record for {cell_id}, got {len(rows)}"
+    return rows.iloc[0].to_dict()
+
+
+def _args(root: Path, *extra: str, factory: str = "synthetic") -> list[str]:
+    return [
+        "--grid",
+        str(root / "tiny.yaml"),
+        "--data",
+        str(root / "datasets.yaml"),
+        "--out",
+        str(root / "out"),
+        "--datamodule",
+        f"tests.runner_fixtures:{factory}",
+        "--no-leaderboard",
+        *extra,
+    ]
+
+
+def _cells(root: Path, factory: str = "synthetic", **kw) -> list[Cell]:
+    data = parse_data_config(root / "datasets.yaml")
+    rt = {"store_root": str(root / "out/store"), "work_root": str(root / "out/cells"), "progress_bar": False}
+    return plan_cells(
+        load_grid(root / "tiny.yaml"), data, datamodule=f"tests.runner_fixtures:{factory}", runtime=rt, **kw
+    )
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    write_data_config(tmp_path)
+    write_grid(tmp_path)
+    return tmp_path
+
+
+# --------------------------------------------------------------------------- planning and hashing
+def test_cell_ids_are_stable_and_depend_on_the_whole_config(tiny: Path) -> None:
+    a, b = _cells(tiny), _cells(tiny)
+    assert [c.cell_id for c in a] == [c.cell_id for c in b]
+    cfg = a[0].config
+    # key order does not matter, every setting does, paths and devices do not
+    assert config_hash(dict(reversed(list(cfg.items())))) == a[0].cell_id
+    changed = json.loads(json.dumps(cfg))
+    changed["recipe"]["lr"] = 1e-3
+    assert config_hash(changed) != a[0].cell_id
+    moved = Cell(cfg, {"store_root": "/elsewhere", "devices": 4})
+    assert moved.cell_id == a[0].cell_id
+    assert len({c.cell_id for c in _cells(tiny, seeds=[0, 1, 2])}) == 3
+
+
+def test_cell_ids_are_the_same_in_another_process(tiny: Path) -> None:
+    cell = _cells(tiny, seeds=[0, 5])[1]
+    (tiny / "cfg.json").write_text(json.dumps(cell.config, indent=3))  # other whitespace, same content
+    code = "import json, sys; from benchmark.plan import config_hash; print(config_hash(json.load(open(sys.argv[1]))))"
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tiny / "cfg.json")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == cell.cell_id
+
+
+def test_dry_run_lists_cells_and_runs_nothing(tiny: Path) -> None:
+    con = _console()
+    assert main(_args(tiny, "--dry-run", "--seeds", "0", "3"), console=con) == 0
+    text = con.export_text()
+    for cell in _cells(tiny, seeds=[0, 3]):
+        assert cell.cell_id in text
+    assert text.count("todo") == 2
+    assert not (tiny / "out" / "cells").exists()
+
+
+# --------------------------------------------------------------------------- bad input
+def test_unknown_grid_lists_known_grids() -> None:
+    with pytest.raises(GridError, match=r"unknown grid 'nope'.*cross.*demo"):
+        load_grid("nope")
+
+
+def test_unknown_yaml_keys_are_named(tiny: Path) -> None:
+    with pytest.raises(GridError, match=r"unknown key\(s\) \['detector_list'\]"):
+        load_grid(write_grid(tiny, "bad1", detector_list=["x"]))
+    bad = write_grid(tiny, "bad2", defaults={"trainer": {"max_epoch": 3}})
+    with pytest.raises(GridError, match=r"defaults.trainer: unknown key\(s\) \['max_epoch'\]"):
+        load_grid(bad)
+    bad = write_grid(tiny, "bad3", test_sets=[{"name": "a", "dataset": "a", "method": ["x"]}])
+    with pytest.raises(GridError, match=r"unknown key\(s\) \['method'\]"):
+        load_grid(bad)
+
+
+def test_unknown_detector_and_dataset_list_known_ones(tiny: Path) -> None:
+    with pytest.raises(
+        GridError, match=r"unknown detector\(s\) \['no_such_net'\].*known detectors: .*resnet34"
+    ):
+        _cells(tiny, detectors=["no_such_net"])
+    with pytest.raises(GridError, match=r"unknown dataset\(s\) \['zz'\].*a, b, train"):
+        _cells(tiny, datasets=["zz"])
+    grid = load_grid(write_grid(tiny, "other", test_sets=["a", "CDF-v2"]))
+    data = parse_data_config(tiny / "datasets.yaml")
+    with pytest.raises(GridError, match=r"\['CDF-v2'\].*configured: a, b, train"):
+        plan_cells(grid, data)
+    bad = write_grid(tiny, "badover", defaults={"detector": {"no_such_arg": 1}})
+    with pytest.raises(GridError, match=r"\['no_such_arg'\] are not arguments of resnet34"):
+        plan_cells(load_grid(bad), data)
+    con = _console()
+    assert main(_args(tiny, "--detectors", "no_such_net"), console=con) == 2
+    assert "known detectors" in con.export_text()
+
+
+def test_data_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text("datasets: {X: {layout: ffpp}}\n")
+    with pytest.raises(DataConfigError, match=r"dataset 'X' needs at least 'layout' and 'root'"):
+        parse_data_config(tmp_path / "d.yaml")
+    (tmp_path / "e.yaml").write_text("datasets: {X: {layout: ffpp, root: r}}\nroots: 1\n")
+    with pytest.raises(DataConfigError, match=r"unknown key\(s\) \['roots'\]"):
+        parse_data_config(tmp_path / "e.yaml")
+    with pytest.raises(DataConfigError, match="not found"):
+        load_data_config(tmp_path / "missing.yaml")
+
+
+def test_no_data_configured_uses_the_demo_and_cross_falls_back(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FORGERY_BENCH_DATA", raising=False)
+    demo = tmp_path / "data" / "demo"
+    demo.mkdir(parents=True)
+    (demo / "datasets.yaml").write_text(
+        "datasets:\n" + "".join(f"  demo-{n}: {{layout: x, root: .}}\n" for n in ("FF", "CDF", "DFDC"))
+    )
+    data = load_data_config()
+    assert data.origin == "demo" and "DEMO" in data.note
+    grid, note = resolve_grid("cross", data)
+    assert grid.name == "demo" and "instead" in note
+    assert resolve_grid("demo", data)[1] == ""
+
+
+# --------------------------------------------------------------------------- sweeps
+def test_crashing_cell_is_recorded_the_sweep_goes_on_and_resume_skips_done(tiny: Path) -> None:
+    con = _console()
+    code = main(_args(tiny, "--launcher", "inline", "--seeds", "0", "1", factory="crash_seed0"), console=con)
+    assert code == 1
+    crashed, ok = _cells(tiny, factory="crash_seed0", seeds=[0, 1])
+    store = ScoreStore(tiny / "out" / "store")
+    assert not store.is_done(crashed.cell_id) and store.is_done(ok.cell_id)
+    rec = _record(store, crashed.cell_id)
+    assert rec["status"] == "failed"
+    assert "ValueError: synthetic crash of the seed-0 cell" in rec["traceback"]
+    text = con.export_text()
+    assert "FAILED" in text and "synthetic crash" in text
+    scores = store.read_scores()
+    assert set(scores["cell_id"]) == {ok.cell_id}
+    assert len(scores) == 3 * N_PER_SET and not scores.duplicated(["test_set", "sample_id"]).any()
+    assert set(scores[scores.split == "val"]["test_set"]) == {"train"}
+    assert set(scores[scores.split == "test"]["test_set"]) == {"a", "b"}
+
+    # Re-run: the done cell is skipped (its files untouched), the failed one is tried again.
+    stamp = {p: p.stat().st_mtime_ns for p in (tiny / "out" / "store").rglob("*") if ok.cell_id in str(p)}
+    con = _console()
+    assert (
+        main(_args(tiny, "--launcher", "inline", "--seeds", "0", "1", factory="crash_seed0"), console=con)
+        == 1
+    )
+    text = con.export_text()
+    assert "skipped (done)" in text, text
+    assert stamp == {p: p.stat().st_mtime_ns for p in stamp}
+    con = _console()
+    main(_args(tiny, "--dry-run", "--seeds", "0", "1", factory="crash_seed0"), console=con)
+    text = con.export_text()
+    assert "failed" in text and "done" in text
+
+
+def test_cell_killed_mid_fit_is_resumed_and_counted_once(tiny: Path) -> None:
+    (cell,) = _cells(tiny)
+    store = ScoreStore(tiny / "out" / "store")
+    jobs = [Job(cell)]
+    InlineLauncher(callbacks=[RaiseAtEpoch(1)]).run(jobs, Monitor(jobs, "t", _console()))
+    assert jobs[0].status == FAILED and not store.is_done(cell.cell_id)
+    assert (Path(cell.runtime["work_root"]) / cell.cell_id / "checkpoints" / "last.ckpt").is_file()
+    assert store.read_scores().empty or cell.cell_id not in set(store.read_scores()["cell_id"])
+
+    rec = run_cell(cell)
+    assert rec["status"] == "done" and rec["resumed"] is True
+    jobs = [Job(cell)]
+    InlineLauncher().run(jobs, Monitor(jobs, "t", _console()))  # an explicit second run replaces, never adds
+    assert jobs[0].status == DONE
+    scores = store.read_scores()
+    assert len(scores) == 3 * N_PER_SET
+    assert not scores.duplicated(["cell_id", "test_set", "sample_id"]).any()
+    assert _record(store, cell.cell_id)["status"] == "done"
+
+
+@pytest.mark.slow
+def test_sigkilled_cell_process_is_recorded_then_redone_once(tiny: Path) -> None:
+    env = {**os.environ, "RUNNER_TEST_KILL_MARKER": str(tiny / "killed")}
+    cmd = [sys.executable, "-m", "benchmark.run", *_args(tiny, factory="killing")]
+    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "killed by signal 9" in first.stdout
+    (cell,) = _cells(tiny, factory="killing")
+    store = ScoreStore(tiny / "out" / "store")
+    assert not store.is_done(cell.cell_id)
+    second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stdout + second.stderr
+    rec = _record(store, cell.cell_id)
+    assert rec["status"] == "done" and rec["resumed"] is True
+    scores = store.read_scores()
+    assert len(scores) == 3 * N_PER_SET and not scores.duplicated(["test_set", "sample_id"]).any()
+
+
+@pytest.mark.slow
+def test_slurm_launcher_with_submitit_debug_executor(tiny: Path) -> None:
+    (cell,) = _cells(tiny)
+    jobs = [Job(cell)]
+    SlurmLauncher(tiny / "slurm", cluster="debug").run(jobs, Monitor(jobs, "t", _console()))
+    assert jobs[0].status == DONE
+    assert ScoreStore(tiny / "out" / "store").is_done(cell.cell_id)
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp_gives_the_single_process_score_set(tiny: Path) -> None:
+    """11 samples per set on 2 gloo ranks: DistributedSampler pads one; the stored set must be exact."""
+    cmd = [sys.executable, "-m", "benchmark.run", *_args(tiny, "--devices", "2", "--accelerator", "cpu")]
+    cmd[cmd.index("tests.runner_fixtures:synthetic")] = "tests.runner_fixtures:synthetic_odd"
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    (cell,) = _cells(tiny, factory="synthetic_odd")
+    store = ScoreStore(tiny / "out" / "store")
+    ddp = store.read_scores()
+    rec = _record(store, cell.cell_id)
+    assert rec["devices"] == 2
+
+    # The same checkpoint scored by one process.
+    import lightning as L
+
+    from detectors import load_detector
+    from tests.runner_fixtures import synthetic_odd
+
+    model = load_detector(rec["checkpoint"], expected="resnet34")
+    dm = synthetic_odd(cell.config, model.data_spec, {})
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    single = []
+    for name, loader in [("train", dm.val_dataloader()), *zip(("a", "b"), dm.test_dataloader(), strict=True)]:
+        trainer.test(model, dataloaders=loader, verbose=False)
+        single += [{**r, "test_set": name} for r in model.test_records]
+    single = pd.DataFrame(single)
+    assert len(ddp) == len(single) == 3 * 11
+    assert not ddp.duplicated(["test_set", "sample_id"]).any()
+    key = ["test_set", "sample_id"]
+    merged = ddp.merge(single, on=key, suffixes=("_ddp", "_one"), validate="one_to_one")
+    assert len(merged) == len(single)
+    assert (merged.label_ddp == merged.label_one).all()
+    assert (merged.score_ddp - merged.score_one).abs().max() < 1e-5
