@@ -125,7 +125,7 @@ def record_failure(cell: Cell, store: Any, exc: BaseException | str, started: fl
         "traceback": tb,
         "timings": {"total_s": round(time.time() - started, 3)},
     }
-    store.write_cell(cell.cell_id, pd.DataFrame(columns=SCORE_COLUMNS), record)
+    store.write_record(cell.cell_id, record, "failed")
     work = cell_dir(cell)
     work.mkdir(parents=True, exist_ok=True)
     (work / "failure.txt").write_text(tb)
@@ -133,9 +133,21 @@ def record_failure(cell: Cell, store: Any, exc: BaseException | str, started: fl
 
 
 def _view_rows(rows: list[dict[str, Any]], spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows of a set: all reals plus the fakes of ``spec['methods']`` (all fakes when empty)."""
+    """The rows of a set: all reals plus the fakes of ``spec['methods']`` (all fakes when empty).
+
+    A method subset is its own "dataset" on the Cross-AUC axes, and its reals are shared with the other
+    subsets of the same dataset; their ``video_id``/``sample_id`` get ``@<set name>`` appended so a video
+    still belongs to exactly one dataset in the store.
+    """
     methods = set(spec["methods"])
-    return [r for r in rows if not methods or r["label"] == 0 or r["method"] in methods]
+    if not methods:
+        return rows
+    tag = f"@{spec['name']}"
+    return [
+        {**r, "video_id": r["video_id"] + tag, "sample_id": r["sample_id"] + tag}
+        for r in rows
+        if r["label"] == 0 or r["method"] in methods
+    ]
 
 
 def make_frame(cell: Cell, set_name: str, split: str, rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -30,16 +30,9 @@ def _console() -> Console:
     return Console(record=True, width=200, force_terminal=False)
 
 
-def _records(store: ScoreStore) -> pd.DataFrame:
-    recs = store.read_records()
-    return recs if isinstance(recs, pd.DataFrame) else pd.DataFrame(list(recs))
-
-
 def _record(store: ScoreStore, cell_id: str) -> dict:
-    recs = _records(store)
-    rows = recs[recs["cell_id"] == cell_id]
-    assert len(rows) == 1, f"expected one record for {cell_id}, got {len(rows)}"
-    return rows.iloc[0].to_dict()
+    assert list(store.read_records()["cell_id"]).count(cell_id) == 1
+    return store.record(cell_id)
 
 
 def _args(root: Path, *extra: str, factory: str = "synthetic") -> list[str]:
@@ -232,7 +225,7 @@ def test_cell_killed_mid_fit_is_resumed_and_counted_once(tiny: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkilled_cell_process_is_recorded_then_redone_once(tiny: Path) -> None:
-    env = {**os.environ, "RUNNER_TEST_KILL_MARKER": str(tiny / "killed")}
+    env = {**os.environ, "RUNNER_TEST_KILL_MARKER": str(tiny / "killed"), "COLUMNS": "250"}
     cmd = [sys.executable, "-m", "benchmark.run", *_args(tiny, factory="killing")]
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert first.returncode == 1, first.stdout + first.stderr
