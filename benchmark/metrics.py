@@ -1,0 +1,187 @@
+"""Every number of every leaderboard: plain, vectorised functions on arrays and frames tables.
+
+Import everything from here::
+
+    from benchmark.metrics import cross_auc_matrix, cross_auc_summary, bootstrap
+    frames = ScoreStore("results").read_scores(detector="sfam", seed=0)
+    A = cross_auc_matrix(frames)                  # rows: reals of dataset i, columns: fakes of dataset j
+    cross_auc_summary(A, exclude=["FF++"])        # diag_mean, offdiag_mean, pair_mean, worst, ...
+    bootstrap(frames, "cross_auc", n=1000).table  # 95 % intervals resampling videos
+
+Conventions: ``label`` 1 = fake, 0 = real; ``score`` = probability of fake; "fake" means
+``score >= threshold``; AUC ties count one half; AUC of one class is NaN. A *frames* table has one row per
+scored frame with ``dataset, label, score`` (+ ``video_id, sample_id, method, cell_id, ...``); bad input
+(NaN/inf scores, labels outside {0, 1}, duplicated sample ids, a video with mixed labels, an empty
+dataset) raises ``ValueError`` naming the column and rows (``benchmark.frames``).
+
+Array metrics live in ``benchmark.binary_metrics``, Cross-AUC in ``benchmark.cross_auc``, the bootstrap
+in ``benchmark.bootstrap``; this module re-exports them and adds the threshold and score-shift reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from benchmark.binary_metrics import accuracy, auc, average_precision, eer, eer_threshold, roc
+from benchmark.bootstrap import BootstrapResult, bootstrap, cell_name
+from benchmark.cross_auc import SUMMARY_KEYS, cross_auc_matrix, cross_auc_summary, pooled_auc
+from benchmark.frames import AGGREGATIONS, LEVELS, Units, units, validate_frames, video_scores
+
+__all__ = [
+    "AGGREGATIONS",
+    "LEVELS",
+    "SUMMARY_KEYS",
+    "BootstrapResult",
+    "ScoreShift",
+    "accuracy",
+    "auc",
+    "average_precision",
+    "bootstrap",
+    "cell_name",
+    "cross_auc_matrix",
+    "cross_auc_summary",
+    "dataset_metrics",
+    "eer",
+    "eer_threshold",
+    "pooled_auc",
+    "roc",
+    "score_shift",
+    "threshold_transfer",
+    "validate_frames",
+    "video_scores",
+    "wasserstein1",
+]
+
+
+def _by_dataset(u: Units) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {d: (u.label[u.dataset_code == k], u.score[u.dataset_code == k]) for k, d in enumerate(u.datasets)}
+
+
+def dataset_metrics(
+    frames: pd.DataFrame, level: str = "video", agg: str = "mean", threshold: float = 0.5
+) -> pd.DataFrame:
+    """Per dataset: ``n_real, n_fake, auc, eer, ap, acc`` (accuracy at ``threshold``); NaN where undefined."""
+    rows = {}
+    for d, (y, s) in _by_dataset(units(frames, level=level, agg=agg)).items():
+        both = 0 < y.sum() < len(y)
+        rows[d] = {
+            "n_real": int((y == 0).sum()),
+            "n_fake": int(y.sum()),
+            "auc": auc(y, s),
+            "eer": eer(y, s) if both else float("nan"),
+            "ap": average_precision(y, s),
+            "acc": accuracy(y, s, threshold),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("dataset")
+
+
+def threshold_transfer(
+    source_val: pd.DataFrame,
+    target: pd.DataFrame,
+    level: str = "video",
+    agg: str = "mean",
+    default_threshold: float = 0.5,
+) -> pd.DataFrame:
+    """Accuracy on each target dataset at the threshold chosen on the source validation split.
+
+    The threshold is the EER threshold of ``source_val`` (:func:`eer_threshold`, at the same ``level``),
+    the only one a deployed model could know. A detector whose scores shift between domains loses
+    accuracy here even when every per-dataset AUC is high: that is what Cross-AUC measures.
+
+    Returns:
+        One row per target dataset: ``threshold``, ``acc`` (at it), ``real_acc`` / ``fake_acc`` (the
+        fraction of reals / fakes classified correctly at it), ``acc_at_default`` (at
+        ``default_threshold``, 0.5) and ``n_real``, ``n_fake``.
+    """
+    src = units(source_val, level=level, agg=agg)
+    if src.label.min() == src.label.max():
+        raise ValueError(
+            f"column 'label' of source_val holds only {'fakes' if src.label[0] else 'reals'}; "
+            "the EER threshold needs both classes"
+        )
+    t = eer_threshold(src.label, src.score)
+    rows = {}
+    for d, (y, s) in _by_dataset(units(target, level=level, agg=agg)).items():
+        pred = s >= t
+        rows[d] = {
+            "threshold": t,
+            "acc": float(np.mean(pred == (y == 1))),
+            "real_acc": float(np.mean(~pred[y == 0])) if (y == 0).any() else float("nan"),
+            "fake_acc": float(np.mean(pred[y == 1])) if (y == 1).any() else float("nan"),
+            "acc_at_default": accuracy(y, s, default_threshold),
+            "n_real": int((y == 0).sum()),
+            "n_fake": int(y.sum()),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("dataset")
+
+
+def wasserstein1(u_values, v_values) -> float:
+    """1-Wasserstein distance between two empirical distributions: ``integral |F_u(x) - F_v(x)| dx``."""
+    u, v = np.sort(np.asarray(u_values, np.float64)), np.sort(np.asarray(v_values, np.float64))
+    if len(u) == 0 or len(v) == 0:
+        return float("nan")
+    grid = np.concatenate([u, v])
+    grid.sort(kind="mergesort")
+    widths = np.diff(grid)
+    at = grid[:-1]
+    cdf_u = np.searchsorted(u, at, side="right") / len(u)
+    cdf_v = np.searchsorted(v, at, side="right") / len(v)
+    return float(np.sum(np.abs(cdf_u - cdf_v) * widths))
+
+
+class ScoreShift(NamedTuple):
+    """Output of :func:`score_shift`.
+
+    Attributes:
+        stats: one row per ``(dataset, label)``: ``n``, ``median``, ``q25``, ``q75``, ``iqr``, ``std``, ``mean``.
+        real_w1: K x K 1-Wasserstein distances between datasets' REAL score distributions.
+        fake_w1: the same for FAKE scores.
+    """
+
+    stats: pd.DataFrame
+    real_w1: pd.DataFrame
+    fake_w1: pd.DataFrame
+
+
+def score_shift(
+    frames: pd.DataFrame, level: str = "video", agg: str = "mean", datasets: Iterable[str] | None = None
+) -> ScoreShift:
+    """Why Cross-AUC drops: how each dataset's score distributions sit relative to the others.
+
+    A detector may separate reals from fakes inside every dataset (high diagonal) while one dataset's
+    reals all score above another's fakes (low off-diagonal cell). The per-(dataset, label) medians and
+    spreads and the W1 distances between datasets' real-score distributions show that offset directly.
+    """
+    u = units(frames, level=level, agg=agg, datasets=datasets)
+    stats = []
+    for d, (y, s) in _by_dataset(u).items():
+        for lab in (0, 1):
+            v = s[y == lab]
+            if len(v) == 0:
+                continue
+            q25, med, q75 = np.percentile(v, [25, 50, 75])
+            stats.append(
+                {
+                    "dataset": d,
+                    "label": lab,
+                    "n": len(v),
+                    "median": med,
+                    "q25": q25,
+                    "q75": q75,
+                    "iqr": q75 - q25,
+                    "std": float(v.std()),
+                    "mean": float(v.mean()),
+                }
+            )
+    by = _by_dataset(u)
+
+    def w1(lab: int) -> pd.DataFrame:
+        vals = {d: s[y == lab] for d, (y, s) in by.items()}
+        m = [[wasserstein1(vals[i], vals[j]) for j in u.datasets] for i in u.datasets]
+        return pd.DataFrame(m, index=pd.Index(u.datasets, name="dataset"), columns=u.datasets)
+
+    return ScoreShift(pd.DataFrame(stats).set_index(["dataset", "label"]), w1(0), w1(1))
