@@ -224,17 +224,17 @@ def test_cell_killed_mid_fit_is_resumed_and_counted_once(tiny: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigkilled_cell_process_is_recorded_then_redone_once(tiny: Path) -> None:
-    env = {**os.environ, "RUNNER_TEST_KILL_MARKER": str(tiny / "killed"), "COLUMNS": "250"}
-    cmd = [sys.executable, "-m", "benchmark.run", *_args(tiny, factory="killing")]
-    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert first.returncode == 1, first.stdout + first.stderr
-    assert "killed by signal 9" in first.stdout
+def test_sigkilled_cell_process_is_recorded_then_redone_once(tiny: Path, monkeypatch) -> None:
+    """The local launcher runs the cell in its own process; that process SIGKILLs itself in epoch 2."""
+    monkeypatch.setenv("RUNNER_TEST_KILL_MARKER", str(tiny / "killed"))
+    con = _console()
+    assert main(_args(tiny, factory="killing"), console=con) == 1
+    assert "killed by signal 9" in con.export_text()
     (cell,) = _cells(tiny, factory="killing")
     store = ScoreStore(tiny / "out" / "store")
-    assert not store.is_done(cell.cell_id)
-    second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert second.returncode == 0, second.stdout + second.stderr
+    assert not store.is_done(cell.cell_id) and store.record(cell.cell_id)["status"] == "failed"
+    con = _console()
+    assert main(_args(tiny, factory="killing"), console=con) == 0, con.export_text()
     rec = _record(store, cell.cell_id)
     assert rec["status"] == "done" and rec["resumed"] is True
     scores = store.read_scores()
@@ -253,10 +253,9 @@ def test_slurm_launcher_with_submitit_debug_executor(tiny: Path) -> None:
 @pytest.mark.slow
 def test_two_process_cpu_ddp_gives_the_single_process_score_set(tiny: Path) -> None:
     """11 samples per set on 2 gloo ranks: DistributedSampler pads one; the stored set must be exact."""
-    cmd = [sys.executable, "-m", "benchmark.run", *_args(tiny, "--devices", "2", "--accelerator", "cpu")]
-    cmd[cmd.index("tests.runner_fixtures:synthetic")] = "tests.runner_fixtures:synthetic_odd"
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
+    con = _console()
+    code = main(_args(tiny, "--devices", "2", "--accelerator", "cpu", factory="synthetic_odd"), console=con)
+    assert code == 0, con.export_text()
     (cell,) = _cells(tiny, factory="synthetic_odd")
     store = ScoreStore(tiny / "out" / "store")
     ddp = store.read_scores()
