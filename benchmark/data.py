@@ -49,13 +49,15 @@ def ensure_manifests(config: dict[str, Any], runtime: dict[str, Any]) -> dict[st
         if root is None:
             raise FileNotFoundError(f"manifest {path} is missing and no root is known for dataset {name!r}")
         print(f"preprocessing {name} ({entry['layout']}, {root}) -> {path.parent}", flush=True)
+        # preprocess_dataset writes <processed_root>/<name>/manifest.parquet and returns its path
         written = Path(
-            preprocess_dataset(name, entry["layout"], Path(root), path.parent, **entry.get("options", {}))
+            preprocess_dataset(
+                name, entry["layout"], Path(root), path.parent.parent, **entry.get("options", {})
+            )
         )
-        if written != path and written.is_file():
-            paths[name] = written
-        elif not path.is_file():
-            raise FileNotFoundError(f"preprocessing {name} wrote no manifest at {path}")
+        if not written.is_file():
+            raise FileNotFoundError(f"preprocessing {name} wrote no manifest (expected {path})")
+        paths[name] = written
     return paths
 
 

@@ -160,6 +160,20 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     else:
         launcher = LocalLauncher(devices=args.devices, accelerator=args.accelerator)
 
+    if args.launcher == "local" and args.datamodule == DEFAULT_DATAMODULE:
+        # Preprocess missing manifests once, here, so parallel cells never preprocess the same dataset.
+        from benchmark.data import ensure_manifests
+
+        seen: set[str] = set()
+        for job in jobs:
+            if job.status == QUEUED and not set(job.cell.config["datasets"]) <= seen:
+                try:
+                    ensure_manifests(job.cell.config, job.cell.runtime)
+                except Exception as e:
+                    console.print(f"[bold red]preprocessing failed:[/] {type(e).__name__}: {e}")
+                    return 1
+                seen |= set(job.cell.config["datasets"])
+
     todo = sum(j.status == QUEUED for j in jobs)
     console.print(f"{title}: {todo} to run, {len(jobs) - todo} already done ({launcher.name} launcher)")
     try:
