@@ -283,3 +283,32 @@ def test_two_process_cpu_ddp_gives_the_single_process_score_set(tiny: Path) -> N
     assert len(merged) == len(single)
     assert (merged.label_ddp == merged.label_one).all()
     assert (merged.score_ddp - merged.score_one).abs().max() < 1e-5
+
+
+def test_missing_manifests_are_preprocessed_first(tiny: Path, monkeypatch) -> None:
+    """ensure_manifests calls preprocessing for missing manifests only, with the processed root."""
+    import types
+
+    from benchmark.data import ensure_manifests
+
+    calls = []
+
+    def fake_preprocess(name, layout, root, out, **options):
+        calls.append((name, layout, Path(root), Path(out), options))
+        path = Path(out) / name / "manifest.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"PAR1")
+        return path
+
+    monkeypatch.setitem(
+        sys.modules, "datamodules.preprocess", types.SimpleNamespace(preprocess_dataset=fake_preprocess)
+    )
+    (cell,) = _cells(tiny)
+    processed = Path(cell.runtime["processed_root"])
+    (processed / "a").mkdir(parents=True)
+    (processed / "a" / "manifest.parquet").write_bytes(b"PAR1")  # already there: not redone
+    paths = ensure_manifests(cell.config, cell.runtime)
+    assert sorted(c[0] for c in calls) == ["b", "train"]
+    assert all(c[1] == "synthetic" and c[3] == processed for c in calls)
+    assert paths == {n: processed / n / "manifest.parquet" for n in ("a", "b", "train")}
+    assert ensure_manifests(cell.config, cell.runtime) == paths and len(calls) == 2
