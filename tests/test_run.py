@@ -35,7 +35,8 @@ def _record(store: ScoreStore, cell_id: str) -> dict:
     return store.record(cell_id)
 
 
-def _args(root: Path, *extra: str, factory: str = "synthetic") -> list[str]:
+def _args(root: Path, *extra: str, factory: str = "synthetic", leaderboard: bool = False) -> list[str]:
+    lb = ["--leaderboards", str(root / "lb")] if leaderboard else ["--no-leaderboard"]
     return [
         "--grid",
         str(root / "tiny.yaml"),
@@ -45,7 +46,7 @@ def _args(root: Path, *extra: str, factory: str = "synthetic") -> list[str]:
         str(root / "out"),
         "--datamodule",
         f"tests.runner_fixtures:{factory}",
-        "--no-leaderboard",
+        *lb,
         *extra,
     ]
 
@@ -171,8 +172,8 @@ def test_no_data_configured_uses_the_demo_and_cross_falls_back(tmp_path: Path, m
 # --------------------------------------------------------------------------- sweeps
 def test_crashing_cell_is_recorded_the_sweep_goes_on_and_resume_skips_done(tiny: Path) -> None:
     con = _console()
-    code = main(_args(tiny, "--launcher", "inline", "--seeds", "0", "1", factory="crash_seed0"), console=con)
-    assert code == 1
+    args = _args(tiny, "--launcher", "inline", "--seeds", "0", "1", factory="crash_seed0", leaderboard=True)
+    assert main(args, console=con) == 1
     crashed, ok = _cells(tiny, factory="crash_seed0", seeds=[0, 1])
     store = ScoreStore(tiny / "out" / "store")
     assert not store.is_done(crashed.cell_id) and store.is_done(ok.cell_id)
@@ -186,6 +187,9 @@ def test_crashing_cell_is_recorded_the_sweep_goes_on_and_resume_skips_done(tiny:
     assert len(scores) == 3 * N_PER_SET and not scores.duplicated(["test_set", "sample_id"]).any()
     assert set(scores[scores.split == "val"]["test_set"]) == {"train"}
     assert set(scores[scores.split == "test"]["test_set"]) == {"a", "b"}
+    # the sweep ends with the leaderboards of what is done; CSV logs are always written
+    assert "[resnet34](tiny/resnet34.md)" in (tiny / "lb" / "README.md").read_text()
+    assert list((tiny / "out" / "cells" / ok.cell_id / "logs").rglob("metrics.csv"))
 
     # Re-run: the done cell is skipped (its files untouched), the failed one is tried again.
     stamp = {p: p.stat().st_mtime_ns for p in (tiny / "out" / "store").rglob("*") if ok.cell_id in str(p)}
@@ -312,3 +316,32 @@ def test_missing_manifests_are_preprocessed_first(tiny: Path, monkeypatch) -> No
     assert all(c[1] == "synthetic" and c[3] == processed for c in calls)
     assert paths == {n: processed / n / "manifest.parquet" for n in ("a", "b", "train")}
     assert ensure_manifests(cell.config, cell.runtime) == paths and len(calls) == 2
+
+
+def test_device_slots_and_no_free_device(monkeypatch) -> None:
+    import benchmark.launchers as la
+
+    assert la.device_slots(2, "cpu") == [None]
+    monkeypatch.setattr(la, "free_gpus", lambda: [0, 1, 2, 3, 5])
+    assert la.device_slots(2, "auto") == [[0, 1], [2, 3]]
+    assert la.device_slots(1, "gpu") == [[0], [1], [2], [3], [5]]
+    monkeypatch.setattr(la, "free_gpus", lambda: [3])
+    with pytest.raises(la.NoFreeDeviceError, match=r"asks for 2 GPUs, free GPUs: \[3\]"):
+        la.device_slots(2, "auto")
+    monkeypatch.setattr(la, "free_gpus", lambda: [])
+    with pytest.raises(la.NoFreeDeviceError, match="no free GPU"):
+        la.device_slots(1, "gpu")
+    assert la.device_slots(1, "auto") == [None]  # no GPU at all: one CPU slot
+
+
+@pytest.mark.slow
+def test_wandb_offline_logging(tiny: Path, monkeypatch) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tiny / "wandb-home"))
+    (cell,) = _cells(tiny)
+    cell.runtime["wandb"] = True
+    run_cell(cell)
+    work = Path(cell.runtime["work_root"]) / cell.cell_id
+    assert list(work.rglob("offline-run-*")), "no offline W&B run written"
+    assert list((work / "logs").rglob("metrics.csv"))
