@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmark.config import DataConfigError, load_data_config
+from benchmark.config import DEMO_PREFIX, DataConfigError, ensure_demo, load_data_config, parse_data_config
 from benchmark.grid import GridError
 from benchmark.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
 from benchmark.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     try:
         data = load_data_config(args.data)
         grid, grid_note = resolve_grid(args.grid, data)
+        if data.origin != "demo" and all(d.startswith(DEMO_PREFIX) for d in grid.datasets()):
+            demo_cfg = ensure_demo()
+            note = (
+                f"grid {grid.name!r} uses the demo datasets: running on the embedded demo data ({demo_cfg})"
+            )
+            data = parse_data_config(demo_cfg, origin="demo", note=note)
         runtime = {
             "store_root": str(args.out / "store"),
             "work_root": str(args.out / "cells"),
