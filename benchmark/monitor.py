@@ -72,13 +72,18 @@ def jobs_table(jobs: list[Job], title: str = "") -> Table:
 class Monitor:
     """A rich Live table when the console is a terminal; one line per state change otherwise."""
 
-    def __init__(self, jobs: list[Job], title: str, console: Console | None = None) -> None:
+    def __init__(
+        self, jobs: list[Job], title: str, console: Console | None = None, live: bool = True
+    ) -> None:
+        """``live=False`` when cells run in this process: their rich progress bar is a Live display
+        too, and rich allows one at a time."""
         self.jobs, self.title = jobs, title
         self.console = console or Console()
+        self.live = live
         self._live: Live | None = None
 
     def __enter__(self) -> Monitor:
-        if self.console.is_terminal:
+        if self.live and self.console.is_terminal:
             self._live = Live(self._render(), console=self.console, refresh_per_second=2)
             self._live.__enter__()
         return self

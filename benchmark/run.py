@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     todo = sum(j.status == QUEUED for j in jobs)
     console.print(f"{title}: {todo} to run, {len(jobs) - todo} already done ({launcher.name} launcher)")
     try:
-        with Monitor(jobs, title, console) as monitor:
+        in_process = args.launcher == "inline" or (args.launcher == "slurm" and args.slurm_cluster == "debug")
+        with Monitor(jobs, title, console, live=not in_process) as monitor:
             launcher.run(jobs, monitor)
     except NoFreeDeviceError as e:
         console.print(f"[bold red]error:[/] {e}")
