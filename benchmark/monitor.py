@@ -53,7 +53,7 @@ class Job:
 def jobs_table(jobs: list[Job], title: str = "") -> Table:
     t = Table(title=title or None)
     for col in ("#", "detector", "train set", "seed", "cell", "status", "progress", "time"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in {"cell", "status"}, min_width=16 if col == "cell" else None)
     for i, j in enumerate(jobs, 1):
         style = _STYLE.get(j.status, "")
         t.add_row(
@@ -106,12 +106,13 @@ class Monitor:
             self.console.print(escape(line))
 
 
-def summary(jobs: list[Job], console: Console) -> None:
+def summary(jobs: list[Job], console: Console, table: bool = True) -> None:
     """Print the final summary: counts by status and every failed cell with its error and log."""
     counts: dict[str, int] = {}
     for j in jobs:
         counts[j.status] = counts.get(j.status, 0) + 1
-    console.print(jobs_table(jobs, "sweep summary"))
+    if table:
+        console.print(jobs_table(jobs, "sweep summary"))
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cells")
     for j in jobs:
         if j.status == FAILED:

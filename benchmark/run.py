@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     console.print(f"{title}: {todo} to run, {len(jobs) - todo} already done ({launcher.name} launcher)")
     try:
         in_process = args.launcher == "inline" or (args.launcher == "slurm" and args.slurm_cluster == "debug")
-        with Monitor(jobs, title, console, live=not in_process) as monitor:
+        monitor = Monitor(jobs, title, console, live=not in_process)
+        with monitor:
             launcher.run(jobs, monitor)
     except NoFreeDeviceError as e:
         console.print(f"[bold red]error:[/] {e}")
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         summary(jobs, console)
         console.print("[bold yellow]interrupted[/]: run the same command again to resume")
         return 130
-    summary(jobs, console)
+    summary(jobs, console, table=not (monitor.live and console.is_terminal))
     if not args.no_leaderboard:
         try:
             from benchmark.leaderboard import render
