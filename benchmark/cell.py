@@ -262,6 +262,20 @@ def run_cell(cell: Cell, callbacks: list[Any] | None = None) -> dict[str, Any]:
         raise CellFailed(f"cell {cell.cell_id} ({cell.label}) failed: {type(e).__name__}: {e}") from e
 
 
+def _readable_checkpoint(path: Path) -> bool:
+    """False (and the file moved aside) when a kill left ``path`` truncated: the cell restarts from scratch."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        return True
+    except Exception as e:
+        bad = path.with_name(path.name + ".unreadable")
+        path.replace(bad)
+        print(f"{path} is unreadable ({type(e).__name__}: {e}); moved to {bad.name}, starting from scratch")
+        return False
+
+
 def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
     import lightning as L
 
@@ -280,7 +294,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     dm = load_factory(c["datamodule"])(c, model.data_spec, manifests)
     trainer, ckpt = _trainer(cell, work, callbacks)
     last = work / "checkpoints" / "last.ckpt"
-    resumed = last.is_file()
+    resumed = last.is_file() and _readable_checkpoint(last)
     t = time.time()
     trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resumed else None)
     if trainer.interrupted:

@@ -345,3 +345,17 @@ def test_wandb_offline_logging(tiny: Path, monkeypatch) -> None:
     work = Path(cell.runtime["work_root"]) / cell.cell_id
     assert list(work.rglob("offline-run-*")), "no offline W&B run written"
     assert list((work / "logs").rglob("metrics.csv"))
+
+
+def test_truncated_last_checkpoint_restarts_from_scratch(tiny: Path) -> None:
+    from benchmark.cell import _readable_checkpoint
+
+    good = tiny / "good.ckpt"
+    import torch
+
+    torch.save({"state_dict": {"w": torch.ones(3)}}, good)
+    assert _readable_checkpoint(good) and good.is_file()
+    bad = tiny / "last.ckpt"
+    bad.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    assert not _readable_checkpoint(bad)
+    assert not bad.exists() and (tiny / "last.ckpt.unreadable").is_file()
