@@ -19,6 +19,7 @@ from detectors.base import Detector
 # name -> module that registers it (imported only when the name is asked for)
 _MODULES: dict[str, str] = {
     "resnet34": "detectors.timm_cnn",
+    "forensics_adapter": "detectors.forensics_adapter",
 }
 
 _REGISTRY: dict[str, type[Detector]] = {}

@@ -1,0 +1,234 @@
+"""The adapter contract: ``VideoRecord``, the layout registry and small shared helpers.
+
+An adapter turns a dataset's OFFICIAL on-disk layout into a list of :class:`VideoRecord` (one per video,
+frame folder or image) carrying label, method, compression, split and a globally unique ``video_id``
+(``f"{dataset}/{method}/{source_video_stem}"``; ``method`` is ``"real"`` for reals).
+
+Adapters live one per module in this package and register with :func:`register_layout`; modules are
+imported only when their layout is asked for (``_MODULES``), so a new layout is one file + one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+SPLITS = ("train", "val", "test")
+
+# layout name -> module (imported lazily by get_adapter)
+_MODULES: dict[str, str] = {
+    "ffpp": "datamodules.datasets.ffpp",
+    "dfd": "datamodules.datasets.dfd",
+    "celebdf_v1": "datamodules.datasets.celebdf",
+    "celebdf_v2": "datamodules.datasets.celebdf",
+    "dfdc": "datamodules.datasets.dfdc",
+    "dfdc_preview": "datamodules.datasets.dfdc_preview",
+    "uadfv": "datamodules.datasets.uadfv",
+    "fake_only": "datamodules.datasets.fake_only",
+    "deepfakebench_json": "datamodules.datasets.deepfakebench",
+    "csv": "datamodules.datasets.generic",
+    "folder": "datamodules.datasets.generic",
+}
+_ADAPTERS: dict[str, type[Adapter]] = {}
+
+
+class DatasetLayoutError(FileNotFoundError):
+    """The files on disk do not match the layout an adapter expects (the message names the culprit)."""
+
+
+class UnknownLayoutError(KeyError):
+    """An unknown layout name; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video (or frame folder, or image) of a dataset.
+
+    Attributes:
+        dataset: the dataset's name as configured by the user (e.g. ``"FF++"``).
+        split: ``train | val | test``.
+        label: 0 real, 1 fake.
+        method: manipulation method; ``"real"`` for reals, ``"fake"`` when a dataset has one method only.
+        compression: ``raw | c23 | c40`` for the FF++ family, ``""`` otherwise.
+        video_id: ``f"{dataset}/{method}/{stem}"``, globally unique.
+        path: the video file, the frame folder, or the image.
+        mask_path: the manipulation-mask video or folder, if the dataset ships one.
+        kind: ``video | frames | image``.
+        frames: explicit frame files for ``kind="frames"`` (empty: every image in ``path``, sorted).
+        prealigned: the frames are already aligned face crops (DeepfakeBench output): preprocessing
+            reuses them instead of detecting again.
+        landmarks: per-frame landmark ``.npy`` files matching ``frames`` (prealigned data only).
+        masks: per-frame mask images matching ``frames`` (prealigned data only).
+    """
+
+    dataset: str
+    split: str
+    label: int
+    method: str
+    compression: str
+    video_id: str
+    path: Path
+    mask_path: Path | None = None
+    kind: str = "video"
+    frames: tuple[Path, ...] = field(default=(), repr=False)
+    prealigned: bool = False
+    landmarks: tuple[Path, ...] = field(default=(), repr=False)
+    masks: tuple[Path, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.label not in (0, 1):
+            raise ValueError(f"{self.video_id}: label must be 0 or 1, got {self.label!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"{self.video_id}: split must be one of {SPLITS}, got {self.split!r}")
+        if self.kind not in ("video", "frames", "image"):
+            raise ValueError(f"{self.video_id}: kind must be video|frames|image, got {self.kind!r}")
+
+
+class Adapter:
+    """Base class: subclasses set ``layout`` and ``default_name`` and implement :meth:`enumerate`.
+
+    The subclass docstring states the expected on-disk layout (shown by ``--help`` and the README).
+    """
+
+    layout: str = ""
+    default_name: str = ""
+
+    def enumerate(self, root: str | Path, dataset: str | None = None, **options) -> list[VideoRecord]:
+        raise NotImplementedError
+
+
+def register_layout(*names: str):
+    """Class decorator registering an :class:`Adapter` under one or more layout names."""
+
+    def deco(cls: type[Adapter]) -> type[Adapter]:
+        for n in names:
+            if n in _ADAPTERS and _ADAPTERS[n] is not cls:
+                raise ValueError(f"layout {n!r} is registered twice")
+            _ADAPTERS[n] = cls
+        return cls
+
+    return deco
+
+
+def list_layouts() -> list[str]:
+    """Every known layout name."""
+    return sorted(_MODULES)
+
+
+def get_adapter(layout: str) -> Adapter:
+    """The adapter for ``layout``; an unknown name raises :class:`UnknownLayoutError` listing known ones."""
+    if layout not in _MODULES:
+        raise UnknownLayoutError(
+            f"unknown dataset layout {layout!r}; known layouts: {', '.join(list_layouts())}"
+        )
+    if layout not in _ADAPTERS:
+        importlib.import_module(_MODULES[layout])
+    cls = _ADAPTERS[layout]
+    adapter = cls()
+    adapter.layout = layout
+    return adapter
+
+
+def enumerate_dataset(
+    layout: str, root: str | Path, dataset: str | None = None, **options
+) -> list[VideoRecord]:
+    """``get_adapter(layout).enumerate(root, dataset, **options)`` with the shared sanity checks.
+
+    An option the adapter does not take is an error (a typo would otherwise be ignored silently).
+    """
+    import inspect
+
+    adapter = get_adapter(layout)
+    params = inspect.signature(adapter.enumerate).parameters
+    known = [
+        n
+        for n, p in params.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("root", "dataset")
+    ]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(
+            f"layout {layout!r} takes no option(s) {unknown}; its options: {', '.join(known) or 'none'}"
+        )
+    records = adapter.enumerate(root, dataset=dataset, **options)
+    check_unique(records)
+    return records
+
+
+# ---- helpers shared by the adapters -------------------------------------------------------------
+
+
+def require_dir(path: Path, layout: str, what: str = "") -> Path:
+    if not path.is_dir():
+        hint = f" ({what})" if what else ""
+        raise DatasetLayoutError(f"layout {layout!r}: missing folder {path}{hint}")
+    return path
+
+
+def require_file(path: Path, layout: str, what: str = "") -> Path:
+    if not path.is_file():
+        hint = f" ({what})" if what else ""
+        raise DatasetLayoutError(f"layout {layout!r}: missing file {path}{hint}")
+    return path
+
+
+def videos_in(folder: Path) -> list[Path]:
+    """Video files directly inside ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
+
+
+def images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def parse_label(value: object, where: str) -> int:
+    """0/1 or real/fake (any case) -> 0/1; anything else raises naming ``where``."""
+    s = str(value).strip().lower()
+    if s in ("0", "real", "0.0"):
+        return 0
+    if s in ("1", "fake", "1.0"):
+        return 1
+    raise ValueError(f"{where}: label {value!r} is not 0/1 or real/fake")
+
+
+def safe_stem(text: str) -> str:
+    """A path-safe identifier part (keeps letters, digits, ``._-``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
+
+
+def check_unique(records: Iterable[VideoRecord]) -> None:
+    seen: dict[str, VideoRecord] = {}
+    dups: list[str] = []
+    for r in records:
+        if r.video_id in seen:
+            dups.append(f"{r.video_id} ({seen[r.video_id].path} and {r.path})")
+        seen[r.video_id] = r
+    if dups:
+        raise ValueError(f"{len(dups)} duplicate video_id(s): {'; '.join(dups[:5])}")
+
+
+def missing_report(missing: list[str], what: str, hint: str = "") -> str:
+    first = "\n  ".join(missing[:5])
+    return f"{len(missing)} {what} do not exist; first {min(5, len(missing))}:\n  {first}" + (
+        f"\n{hint}" if hint else ""
+    )
+
+
+def seeded_val(groups: Iterable[str], fraction: float, seed: int) -> set[str]:
+    """A fixed-seed choice of ``round(fraction * n)`` groups (at least one when ``fraction > 0``)."""
+    import numpy as np
+
+    uniq = sorted(set(groups))
+    if fraction <= 0 or len(uniq) < 2:
+        return set()
+    k = min(len(uniq) - 1, max(1, round(fraction * len(uniq))))
+    rng = np.random.default_rng(seed)
+    return {uniq[i] for i in rng.choice(len(uniq), size=k, replace=False)}
