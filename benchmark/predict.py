@@ -1,8 +1,9 @@
 """``python -m benchmark.predict CHECKPOINT PATH...``: score images or videos with a trained detector.
 
-Each frame goes through the same face pipeline as preprocessing (``datamodules.preprocess``): the largest
-face is detected (MTCNN), aligned by the 5-point similarity to a ``--crop-size`` crop with the same
-margin, then resized and normalised for the detector's ``DataSpec``; region masks come from the 68 dlib
+Each frame goes through the same face pipeline as preprocessing (``datamodules.preprocess``): its
+``FaceTracker`` picks the face (the largest in the first frame, then the same person) with the same
+detector backend, the 5-point similarity aligns it to the same 256-px crop with the same margin, then it
+is resized and normalised for the detector's ``DataSpec``; region masks come from the 68 dlib
 landmarks of the crop when the detector needs them. A video is sampled evenly (``--frames``); its
 probability is the mean of its frame probabilities (the leaderboards' video aggregation).
 
@@ -89,33 +90,33 @@ def read_frames(path: Path, n_frames: int) -> tuple[str, list[tuple[int, np.ndar
         cap.release()
 
 
-def align_face(rgb: np.ndarray, crop_size: int = CROP_SIZE, margin: float = MARGIN) -> FaceFrame | None:
-    """The largest face aligned as preprocessing aligns it (None when no face is found)."""
+def face_frames(
+    path: Path, n_frames: int, crop_size: int = CROP_SIZE, margin: float = MARGIN, backend: str = "auto"
+) -> tuple[str, list[FaceFrame]]:
+    """Sampled frames of ``path`` with their face crops, exactly as preprocessing makes them.
+
+    The same ``FaceTracker`` (detector backend, downscaling for detection, following one person through
+    a video) and the same 5-point alignment, crop side and margin as ``datamodules.preprocess``.
+    """
     from datamodules import align, faces
+    from datamodules.preprocess import FaceTracker, Options
 
-    found = faces.detect_faces(rgb)
-    if not found:
-        return None
-    face = found[0]
-    m = align.alignment_matrix(face.points5, crop_size, margin)
-    crop = align.warp(rgb, m, crop_size)
-    lm = faces.landmarks68(crop, align.box_in_crop(face.box, m))
-    return FaceFrame(0, "ok", crop, lm.astype(np.float32))
-
-
-def face_frames(path: Path, n_frames: int, crop_size: int = CROP_SIZE) -> tuple[str, list[FaceFrame]]:
     kind, frames = read_frames(path, n_frames)
+    opts = Options(size=crop_size, margin=margin, backend=backend)
+    tracker = FaceTracker(faces.get_detector(backend), opts)
     out = []
     for idx, rgb, reason in frames:
         if rgb is None:
             out.append(FaceFrame(idx, "decode_error", reason=reason))
             continue
-        f = align_face(rgb, crop_size)
-        if f is None:
-            out.append(FaceFrame(idx, "no_face", reason="no face detected"))
-        else:
-            f.frame_index = idx
-            out.append(f)
+        face, status = tracker(rgb)
+        if face is None:
+            out.append(FaceFrame(idx, status, reason="no face detected" if status == "no_face" else status))
+            continue
+        m = align.alignment_matrix(face.points5, opts.size, opts.margin)
+        crop = align.warp(rgb, m, opts.size)
+        lm = faces.landmarks68(crop, align.box_in_crop(face.box, m))
+        out.append(FaceFrame(idx, "ok", crop, lm.astype(np.float32)))
     return kind, out
 
 
@@ -186,10 +187,15 @@ def overlay_png(
 
 @torch.no_grad()
 def predict_path(
-    model: Any, path: Path, n_frames: int = 8, overlay_dir: Path | None = None, batch_size: int = 16
+    model: Any,
+    path: Path,
+    n_frames: int = 8,
+    overlay_dir: Path | None = None,
+    batch_size: int = 16,
+    backend: str = "auto",
 ) -> Prediction:
     """Score one image or video."""
-    kind, frames = face_frames(path, n_frames)
+    kind, frames = face_frames(path, n_frames, backend=backend)
     pred = Prediction(str(path), kind)
     ok = [f for f in frames if f.status == "ok"]
     scores: dict[int, float] = {}
@@ -251,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--overlay", type=Path, help="folder for patch-map overlays (detectors with a patch map)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--backend",
+        default="auto",
+        help="face detector backend, as preprocessing (auto|mtcnn|dlib|insightface)",
+    )
     args = ap.parse_args(argv)
 
     from detectors import load_detector
@@ -264,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     preds = []
     try:
         for p in args.paths:
-            preds.append(predict_path(model, p, args.frames, args.overlay))
+            preds.append(predict_path(model, p, args.frames, args.overlay, backend=args.backend))
     except PredictInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

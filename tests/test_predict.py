@@ -109,3 +109,30 @@ def test_sfam_overlay(files: dict[str, Path], tmp_path: Path) -> None:
     assert main([str(ckpt), str(files["face"]), "--overlay", str(tmp_path / "ov"), "--json"]) == 0
     png = tmp_path / "ov" / "face-overlay.png"
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_crops_are_the_preprocessing_crops(files: dict[str, Path], tmp_path: Path) -> None:
+    """predict's face crops equal the crops preprocessing writes for the same files (same pipeline)."""
+    import pandas as pd
+
+    from benchmark.predict import face_frames
+    from datamodules.preprocess import preprocess_dataset
+
+    root = tmp_path / "ds"
+    (root / "real").mkdir(parents=True)
+    for k in ("face", "clip"):
+        (root / "real" / files[k].name).write_bytes(files[k].read_bytes())
+    manifest = preprocess_dataset(
+        "P", "folder", root, tmp_path / "out", frames=4, backend="mtcnn", progress=False
+    )
+    rows = pd.read_parquet(manifest)
+    rows = rows[rows.status == "ok"]
+    assert len(rows) == 5  # 1 image + 4 video frames
+    for k in ("face", "clip"):
+        _, frames = face_frames(files[k], 4, backend="mtcnn")
+        mine = {f.frame_index: f.crop for f in frames if f.status == "ok"}
+        theirs = rows[rows.video_id.str.contains(files[k].stem)]
+        assert sorted(mine) == sorted(theirs.frame_index.astype(int))
+        for fi, crop_path in zip(theirs.frame_index.astype(int), theirs.crop_path, strict=True):
+            ref = cv2.cvtColor(cv2.imread(str(manifest.parent / crop_path)), cv2.COLOR_BGR2RGB)
+            assert np.array_equal(mine[fi], ref), f"{k} frame {fi}: crop differs from preprocessing"
