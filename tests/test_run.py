@@ -291,8 +291,6 @@ def test_two_process_cpu_ddp_gives_the_single_process_score_set(tiny: Path) -> N
 
 def test_missing_manifests_are_preprocessed_first(tiny: Path, monkeypatch) -> None:
     """ensure_manifests calls preprocessing for missing manifests only, with the processed root."""
-    import types
-
     from benchmark.data import ensure_manifests
 
     calls = []
@@ -304,9 +302,7 @@ def test_missing_manifests_are_preprocessed_first(tiny: Path, monkeypatch) -> No
         path.write_bytes(b"PAR1")
         return path
 
-    monkeypatch.setitem(
-        sys.modules, "datamodules.preprocess", types.SimpleNamespace(preprocess_dataset=fake_preprocess)
-    )
+    monkeypatch.setattr("datamodules.preprocess.preprocess_dataset", fake_preprocess)
     (cell,) = _cells(tiny)
     processed = Path(cell.runtime["processed_root"])
     (processed / "a").mkdir(parents=True)
@@ -359,3 +355,27 @@ def test_truncated_last_checkpoint_restarts_from_scratch(tiny: Path) -> None:
     bad.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
     assert not _readable_checkpoint(bad)
     assert not bad.exists() and (tiny / "last.ckpt.unreadable").is_file()
+
+
+def test_ensure_manifests_runs_the_real_preprocessing(tmp_path: Path) -> None:
+    import cv2
+    import skimage.data
+    import yaml
+
+    from benchmark.data import ensure_manifests
+
+    (tmp_path / "faces" / "real").mkdir(parents=True)
+    cv2.imwrite(
+        str(tmp_path / "faces" / "real" / "a.png"), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    )
+    opts = {"layout": "folder", "root": "faces", "frames": 2, "backend": "mtcnn", "progress": False}
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump({"datasets": {"P": opts}}))
+    grid = write_grid(tmp_path, train_sets=["P"], test_sets=["P"])
+    (cell,) = plan_cells(load_grid(grid), parse_data_config(tmp_path / "d.yaml"))
+    assert cell.config["datasets"]["P"] == {
+        "layout": "folder",
+        "options": {"frames": 2, "backend": "mtcnn", "progress": False},
+    }
+    paths = ensure_manifests(cell.config, cell.runtime)
+    assert paths["P"] == tmp_path / "processed" / "P" / "manifest.parquet" and paths["P"].is_file()
+    assert (pd.read_parquet(paths["P"])["status"] == "ok").all()
