@@ -379,3 +379,45 @@ def test_ensure_manifests_runs_the_real_preprocessing(tmp_path: Path) -> None:
     paths = ensure_manifests(cell.config, cell.runtime)
     assert paths["P"] == tmp_path / "processed" / "P" / "manifest.parquet" and paths["P"].is_file()
     assert (pd.read_parquet(paths["P"])["status"] == "ok").all()
+
+
+def test_force_and_no_resume(tiny: Path, monkeypatch) -> None:
+    """--force requeues done cells from scratch; --no-resume drops an unfinished cell's checkpoints."""
+    import benchmark.run as run_mod
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(
+        run_mod.InlineLauncher, "run", lambda self, jobs, mon: seen.append([j.status for j in jobs])
+    )
+    done, partial = _cells(tiny, seeds=[0, 1])
+    store = ScoreStore(tiny / "out" / "store")
+    rows = pd.DataFrame(
+        {
+            "test_set": "a",
+            "split": "test",
+            "dataset": "a",
+            "video_id": ["a/0/v", "a/1/v"],
+            "sample_id": ["a/0/v/0", "a/1/v/0"],
+            "label": [0, 1],
+            "method": ["real", "fake"],
+            "score": [0.2, 0.7],
+            "detector": "resnet34",
+            "train_set": "train",
+        }
+    )
+    store.write_cell(done.cell_id, rows, {"config": done.config})
+    for c in (done, partial):
+        ck = Path(c.runtime["work_root"]) / c.cell_id / "checkpoints"
+        ck.mkdir(parents=True)
+        (ck / "last.ckpt").write_bytes(b"x")
+    base = _args(tiny, "--launcher", "inline", "--seeds", "0", "1")
+    assert main(base, console=_console()) == 0
+    assert seen[-1] == ["skipped (done)", "queued"]
+    assert (Path(partial.runtime["work_root"]) / partial.cell_id / "checkpoints" / "last.ckpt").is_file()
+    assert main([*base, "--no-resume"], console=_console()) == 0
+    assert seen[-1] == ["skipped (done)", "queued"]
+    assert not (Path(partial.runtime["work_root"]) / partial.cell_id / "checkpoints").exists()
+    assert (Path(done.runtime["work_root"]) / done.cell_id / "checkpoints" / "last.ckpt").is_file()
+    assert main([*base, "--force"], console=_console()) == 0
+    assert seen[-1] == ["queued", "queued"]
+    assert not (Path(done.runtime["work_root"]) / done.cell_id / "checkpoints").exists()
