@@ -20,6 +20,8 @@ from detectors.base import Detector
 _MODULES: dict[str, str] = {
     "resnet34": "detectors.timm_cnn",
     "forensics_adapter": "detectors.forensics_adapter",
+    "sfam": "sfam.detector",
+    "clip_linear": "sfam.detector",
 }
 
 _REGISTRY: dict[str, type[Detector]] = {}
