@@ -85,7 +85,7 @@ def build_datamodule(
         "frames_test": recipe["frames_test"],
         "augment": recipe["augment"],
         "seed": config["seed"],
-        "num_workers": data.get("num_workers", 0),
+        **data,  # the grid's data section (validated against grid.DATA_KEYS)
     }
     if train["methods"]:
         kwargs["train_methods"] = list(train["methods"])

@@ -55,7 +55,8 @@ TRAINER_KEYS = {
     "deterministic",
     "benchmark",
 }
-DATA_KEYS = {"num_workers", "pin_memory"}
+#: ForgeryDataModule arguments a grid may set (batch sizes, frames and augmentation come from the recipe)
+DATA_KEYS = {"num_workers", "persistent_workers", "sbi_prob", "soft_regions", "frames_val"}
 
 
 class GridError(ValueError):
