@@ -208,7 +208,7 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
         enable_progress_bar=bool(bars),
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        **cell.config["trainer"],
+        **{"log_every_n_steps": 10, **cell.config["trainer"]},
     )
     return trainer, ckpt
 

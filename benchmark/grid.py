@@ -54,6 +54,7 @@ TRAINER_KEYS = {
     "val_check_interval",
     "deterministic",
     "benchmark",
+    "log_every_n_steps",
 }
 #: ForgeryDataModule arguments a grid may set (batch sizes, frames and augmentation come from the recipe)
 DATA_KEYS = {"num_workers", "persistent_workers", "sbi_prob", "soft_regions", "frames_val"}
