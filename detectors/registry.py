@@ -19,6 +19,9 @@ from detectors.base import Detector
 # name -> module that registers it (imported only when the name is asked for)
 _MODULES: dict[str, str] = {
     "resnet34": "detectors.timm_cnn",
+    "xception": "detectors.xception",
+    "efficientnet_b4": "detectors.efficientnet",
+    "ucf": "detectors.ucf",
     "forensics_adapter": "detectors.forensics_adapter",
     "sfam": "sfam.detector",
     "clip_linear": "sfam.detector",
