@@ -262,6 +262,24 @@ def run_cell(cell: Cell, callbacks: list[Any] | None = None) -> dict[str, Any]:
         raise CellFailed(f"cell {cell.cell_id} ({cell.label}) failed: {type(e).__name__}: {e}") from e
 
 
+def arch_defaults(cls: type, keys: dict[str, Any]) -> dict[str, Any]:
+    """The value each overridden constructor argument would have had: the signature default, or for
+    ``None`` defaults the class attribute ``default_<name>`` (e.g. ``default_input_size``) when there is one."""
+    import inspect
+
+    out: dict[str, Any] = {}
+    for name in keys:
+        for klass in cls.__mro__:
+            params = inspect.signature(klass.__init__).parameters if "__init__" in vars(klass) else {}
+            if name in params and params[name].default is not inspect.Parameter.empty:
+                value = params[name].default
+                if value is None and hasattr(cls, f"default_{name}"):
+                    value = getattr(cls, f"default_{name}")
+                out[name] = value
+                break
+    return json.loads(json.dumps(out, default=str))
+
+
 def _readable_checkpoint(path: Path) -> bool:
     """False (and the file moved aside) when a kill left ``path`` truncated: the cell restarts from scratch."""
     import torch
@@ -331,6 +349,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         "recipe_source": model.recipe.source,
         "recipe_overrides": {k: list(v) for k, v in model.recipe.diff(type(model).default_recipe).items()},
         "arch_overrides": c["arch_overrides"],
+        "arch_defaults": arch_defaults(type(model), c["arch_overrides"]),
         "manifest_hash": {n: file_hash(p) for n, p in manifests.items() if Path(p).is_file()},
         "n_scores": int(sum(len(f) for f in frames)),
         "timings": timings,

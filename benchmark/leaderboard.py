@@ -275,7 +275,11 @@ def render_readme(groups: list[Group], analyses: dict[int, Analysis], store_root
 
 def _overrides(rec: dict[str, Any]) -> list[list[str]]:
     rows = [[k, str(v[0]), str(v[1])] for k, v in sorted((rec.get("recipe_overrides") or {}).items())]
-    rows += [[k, "(default)", str(v)] for k, v in sorted((rec.get("arch_overrides") or {}).items())]
+    defaults = rec.get("arch_defaults") or {}
+    rows += [
+        [k, str(defaults.get(k, "(default)")), str(v)]
+        for k, v in sorted((rec.get("arch_overrides") or {}).items())
+    ]
     return rows
 
 

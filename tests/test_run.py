@@ -218,6 +218,8 @@ def test_cell_killed_mid_fit_is_resumed_and_counted_once(tiny: Path) -> None:
 
     rec = run_cell(cell)
     assert rec["status"] == "done" and rec["resumed"] is True
+    assert rec["arch_defaults"] == {"arch": "resnet34", "pretrained": True, "input_size": 256}
+    assert rec["recipe_overrides"]["epochs"] == [10, 2]
     jobs = [Job(cell)]
     InlineLauncher().run(jobs, Monitor(jobs, "t", _console()))  # an explicit second run replaces, never adds
     assert jobs[0].status == DONE
