@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -423,3 +424,41 @@ def test_force_and_no_resume(tiny: Path, monkeypatch) -> None:
     assert main([*base, "--force"], console=_console()) == 0
     assert seen[-1] == ["queued", "queued"]
     assert not (Path(done.runtime["work_root"]) / done.cell_id / "checkpoints").exists()
+
+
+def test_build_datamodule_serves_the_real_forgery_datamodule(tmp_path: Path) -> None:
+    """The default factory builds ForgeryDataModule from a cell config: source val split, one test loader per set."""
+    import cv2
+    import skimage.data
+    import yaml
+
+    from benchmark.data import build_datamodule, ensure_manifests, test_loaders
+    from detectors import create_detector, get_detector_class
+
+    face = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    for split in ("train", "val", "test"):
+        for label in ("real", "fake"):
+            d = tmp_path / "faces" / split / label
+            d.mkdir(parents=True)
+            cv2.imwrite(str(d / f"{split}_{label}.png"), np.roll(face, 7 * len(split), axis=1))
+    opts = {"layout": "folder", "root": "faces", "frames": 1, "backend": "mtcnn", "progress": False}
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump({"datasets": {"P": opts}}))
+    over = {
+        **get_detector_class("resnet34").tiny_config,
+        "batch_size": 2,
+        "eval_batch_size": 2,
+        "augment": False,
+    }
+    grid = write_grid(tmp_path, train_sets=["P"], test_sets=["P"], defaults={"detector": over})
+    (cell,) = plan_cells(load_grid(grid), parse_data_config(tmp_path / "d.yaml"))
+    manifests = ensure_manifests(cell.config, cell.runtime)
+    model = create_detector("resnet34", **over)
+    dm = build_datamodule(cell.config, model.data_spec, manifests)
+    dm.setup("fit")
+    val = next(iter(dm.val_dataloader()))
+    assert len(val) == 2 and sorted(val.label.tolist()) == [0, 1]
+    assert all("/val_" in v for v in val.video_id), val.video_id
+    (loader,) = test_loaders(dm, cell.config).values()
+    batch = next(iter(loader))
+    assert batch.image.shape[-1] == model.data_spec.input_size
+    assert all("/test_" in v for v in batch.video_id), batch.video_id
