@@ -1,0 +1,141 @@
+"""Training-loader throughput from cached 256 px crops (issue 4 target: >= 200 samples/s per worker).
+
+A temporary processed dataset is written from a real face (skimage astronaut, detected and landmarked
+once): PNG crops, landmarks, masks and a manifest. Figures, all single-process (= one DataLoader
+worker's work):
+
+* baseline: PNG decode + resize + to tensor, no augmentation, no masks;
+* loader: ``ForgeryDataModule`` training batches at 224 px with augmentation and soft region masks
+  (SFAM-style DataSpec) — the target figure;
+* loader + forgery masks + SBI (p = 0.5): informational, blending costs a lot per blended sample.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmark.perf.timing import Figure, measure, throughput, with_ratio
+
+TOPIC = "loader"
+
+
+def _face_crop() -> tuple[np.ndarray, np.ndarray]:
+    import skimage.data
+
+    from datamodules import faces
+
+    img = faces.to_rgb(skimage.data.astronaut())
+    face = faces.detect_faces(img)[0]
+    lm = faces.landmarks68(img, face.box)
+    x1, y1, x2, y2 = face.box
+    c, half = np.array([(x1 + x2) / 2, (y1 + y2) / 2]), 0.65 * max(x2 - x1, y2 - y1)
+    x0, y0 = int(max(0, c[0] - half)), int(max(0, c[1] - half))
+    side = int(min(2 * half, img.shape[1] - x0, img.shape[0] - y0))
+    crop = cv2.resize(img[y0 : y0 + side, x0 : x0 + side], (256, 256), interpolation=cv2.INTER_AREA)
+    return crop, ((lm - [x0, y0]) * 256 / side).astype(np.float32)
+
+
+def write_cache(root: Path, n: int) -> Path:
+    """``n`` crops (half real, half fake with a mask) in one ``train`` split, plus a tiny ``val`` split."""
+    crop, lm = _face_crop()
+    rows = []
+    mask = np.zeros((256, 256), np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(lm.astype(np.int32)), 255)
+    (root / "crops").mkdir(parents=True, exist_ok=True)
+    for i in range(n + 4):
+        split, label = ("train" if i < n else "val"), i % 2
+        stem = f"crops/{i:05d}"
+        img = np.clip(crop.astype(int) + (i % 21) - 10, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(root / f"{stem}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        np.save(root / f"{stem}.npy", lm)
+        if label:
+            cv2.imwrite(str(root / f"{stem}_mask.png"), mask)
+        rows.append(
+            dict(
+                dataset="perf",
+                split=split,
+                label=label,
+                method="Fake" if label else "real",
+                compression="raw",
+                video_id=f"perf/{'Fake' if label else 'real'}/{i:05d}",
+                frame_index=0,
+                crop_path=f"{stem}.png",
+                landmarks_path=f"{stem}.npy",
+                mask_path=f"{stem}_mask.png" if label else "",
+                status="ok",
+                reason="",
+            )
+        )
+    path = root / "manifest.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def _baseline(root: Path, paths: list[str], size: int) -> None:
+    for p in paths:
+        bgr = cv2.imread(str(root / p), cv2.IMREAD_COLOR)
+        rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
+        torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32) / 255.0)
+
+
+def run(quick: bool = False) -> list[Figure]:
+    from datamodules.datamodule import ForgeryDataModule
+    from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
+
+    torch.set_num_threads(1)  # one worker's share
+    n, repeat = (64, 2) if quick else (256, 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = write_cache(Path(tmp), n)
+        paths = pd.read_parquet(manifest).query("split == 'train'")["crop_path"].tolist()
+        base = throughput(
+            TOPIC,
+            "baseline: PNG decode + resize 224, no aug, no masks",
+            n,
+            measure(lambda: _baseline(Path(tmp), paths, 224), repeat=repeat, warmup=1),
+            unit="samples/s",
+        )
+        figs = [base]
+        cases = [
+            (
+                "loader: aug + soft region masks @224 (1 worker)",
+                DataSpec(input_size=224, mean=CLIP_MEAN, std=CLIP_STD, region_masks=True),
+                0.0,
+                ">= 200 samples/s per worker",
+            ),
+            (
+                "loader: aug + region + forgery masks + SBI p=0.5 @224 (1 worker)",
+                DataSpec(input_size=224, mean=CLIP_MEAN, std=CLIP_STD, region_masks=True, forgery_masks=True),
+                0.5,
+                "",
+            ),
+        ]
+        for name, spec, sbi, target in cases:
+            dm = ForgeryDataModule(
+                spec,
+                train="perf",
+                tests=[],
+                manifests={"perf": manifest},
+                batch_size=32,
+                frames_train=1,
+                augment=True,
+                num_workers=0,
+                sbi_prob=sbi,
+            )
+            dm.setup("fit")
+            loader = dm.train_dataloader()
+            items = len(loader) * 32
+
+            def epoch(loader=loader) -> None:
+                for _ in loader:
+                    pass
+
+            fig = throughput(TOPIC, name, items, measure(epoch, repeat=repeat, warmup=1), unit="samples/s")
+            fig.target = target
+            figs.append(with_ratio(fig, base))
+    return figs
