@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 import torch
 
+from datamodules.datamodule import DataError, TrainBatchSampler
 from datamodules.datasets import DatasetLayoutError, UnknownLayoutError, enumerate_dataset
 from datamodules.datasets.base import check_unique
 from datamodules.faces import FaceBackendError, resolve_backend
@@ -196,6 +197,52 @@ def _train_step(name: str, labels: list[int], drop: tuple[str, ...] = (), size: 
     return run
 
 
+def _manifest(tmp: Path, name: str = "src", landmarks: bool = True, splits: dict | None = None) -> Path:
+    from tests.test_datamodule import _write_dataset
+
+    splits = splits or {"train": {"real": 1, "A": 1}, "val": {"real": 1, "A": 1}}
+    return _write_dataset(tmp, name, splits, with_landmarks=landmarks)
+
+
+def _dm_setup(spec: DataSpec | None = None, *, train: str = "src", edit=None, **mkw):
+    """A ForgeryDataModule on a small manifest (``edit(path)`` may break it first), then ``setup("fit")``."""
+
+    def run(tmp: Path):
+        from datamodules.datamodule import ForgeryDataModule
+
+        path = _manifest(tmp, **mkw)
+        if edit:
+            edit(path)
+        dm = ForgeryDataModule(spec or DataSpec(input_size=64), train=train, tests=[], manifests={"src": path},
+                               batch_size=2, frames_train=2, frames_test=2, augment=False)  # fmt: skip
+        dm.setup("fit")
+        return dm
+
+    return run
+
+
+def _drop_fake_masks(path: Path) -> None:
+    df = pd.read_parquet(path)
+    df.loc[df["label"] == 1, "mask_path"] = ""
+    df.to_parquet(path)
+
+
+def _vanish_crops(path: Path) -> None:
+    df = pd.read_parquet(path)
+    for rel in df.loc[(df["split"] == "train") & (df["status"] == "ok"), "crop_path"]:
+        (path.parent / rel).unlink()
+
+
+def _drop_status_column(path: Path) -> None:
+    pd.read_parquet(path).drop(columns=["status"]).to_parquet(path)
+
+
+def _zero_byte_crop(tmp: Path):
+    dm = _dm_setup()(tmp)
+    (dm.train_set.root / dm.train_set.rows["crop_path"][0]).write_bytes(b"")
+    return dm.train_set[0]
+
+
 # ---- table 1: must raise ----------------------------------------------------------------------------------
 
 CASES: list[Case] = [
@@ -248,6 +295,29 @@ CASES: list[Case] = [
          FaceBackendError, r"unknown face backend 'retinaface'; known: .*mtcnn"),
     Case("preprocess_other_options", "resuming a preprocessed dataset with another crop size",
          _preprocess_other_options, PreprocessConfigError, r"preprocessed with other options \{'size': \(64, 96\)\}"),
+    # the data loader (manifests -> batches)
+    Case("datamodule_unknown_dataset", "a datamodule asked for a dataset it has no manifest for",
+         _dm_setup(train="nope"), DataError, r"unknown dataset 'nope'; known: src"),
+    Case("manifest_missing", "a manifest file that does not exist",
+         _dm_setup(edit=lambda p: p.unlink()), DataError, r"manifest of dataset 'src' not found: .*manifest\.parquet"),
+    Case("manifest_lacks_columns", "a manifest without its status column", _dm_setup(edit=_drop_status_column),
+         DataError, r"manifest .*manifest\.parquet \(dataset 'src'\) lacks columns \['status'\]"),
+    Case("no_val_split", "a source dataset without a val split",
+         _dm_setup(splits={"train": {"real": 1, "A": 1}}), DataError,
+         r"'src' has no ok frames in split 'val' \(splits present: \['train'\]\)"),
+    Case("region_masks_without_landmarks", "region masks asked of a manifest without landmarks",
+         _dm_setup(DataSpec(input_size=64, region_masks=True), landmarks=False), DataError,
+         r"region masks \(DataSpec\.region_masks\) need landmarks, but dataset 'src' has \d+ of \d+ selected frames"),
+    Case("forgery_masks_missing", "forgery masks asked of fakes that have none",
+         _dm_setup(DataSpec(input_size=64, forgery_masks=True), edit=_drop_fake_masks), DataError,
+         r"forgery_masks needs a mask for every training fake, but dataset 'src' has \d+ fake frames without mask_path"),
+    Case("vanished_crop_files", "crop files deleted after preprocessing", _dm_setup(edit=_vanish_crops), DataError,
+         r"dataset 'src': \d+ of \d+ files named by .*manifest\.parquet are missing, e\.g\. \[.*crops/"),
+    Case("zero_byte_crop", "a crop that became a zero-byte file", _zero_byte_crop, DataError,
+         r"cannot read crop .*crops/.*\.png \(missing or corrupt\)"),
+    Case("paired_odd_batch", "paired (UCF) batches of an odd size",
+         lambda t: TrainBatchSampler(np.array([0, 1, 0, 1]), 3, seed=0, sbi_prob=0.0, paired=True), DataError,
+         r"paired batches need an even batch_size, got 3"),
     # scores and metrics
     Case("nan_score", "a NaN score", _metric(score=[0.1, np.nan, 0.8, 0.9]), ValueError,
          r"column 'score' has NaN or infinite values in rows \[1\]"),
