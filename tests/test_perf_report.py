@@ -12,6 +12,7 @@ from benchmark.perf import gpu_cost
 from benchmark.perf.flops import DetectorFlops, _counter, count
 from benchmark.perf.report import render, target_met, write_report
 from benchmark.perf.timing import Figure, duration, throughput, with_ratio
+from detectors import list_detectors
 
 
 def _figs() -> list[Figure]:
@@ -127,3 +128,21 @@ def test_counted_training_step_of_a_plain_cnn_is_about_three_forwards() -> None:
     f = count("resnet34", tiny=True)
     assert f.input_size == 64 and f.forward > 0
     assert 2.5 < f.train_step / f.forward < 3.5
+
+
+def test_cross_grid_total_adds_the_grid_detectors_only(monkeypatch) -> None:
+    monkeypatch.setattr(gpu_cost, "cross_detectors", lambda: ("toy_cnn",))
+    page = render([], FLOPS)
+    row = next(line for line in page.splitlines() if line.startswith("| **`cross` grid (1 detectors)**"))
+    cnn = gpu_cost.cell_cost(FLOPS[0])
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == f"{cnn.train_images:,}"
+    assert [float(x) for x in cells[5:9]] == pytest.approx(
+        [cnn.hours(g, n) for g in gpu_cost.GPUS for n in (1, 8)], abs=0.006
+    )
+    assert "Not in the `cross` grid (shown for comparison): `toy_clip`." in page
+
+
+def test_cross_detectors_follow_the_grid_file() -> None:
+    names = gpu_cost.cross_detectors()
+    assert names and set(names) <= set(list_detectors())

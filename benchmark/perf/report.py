@@ -183,21 +183,24 @@ def gpu_md(flops: Sequence[DetectorFlops], figs: Sequence[Figure]) -> list[str]:
     ]
     for c in costs:
         out.append(
-            f"| `{c.detector}` | {c.train_images:,} | {c.eval_images:,} | {c.train_pflop:,.0f} | "
-            f"{c.eval_pflop:,.0f} | {c.hours(a100):.2f} | {c.hours(a100, 8):.2f} | {c.hours(h100):.2f} | "
+            f"| `{c.detector}` | {c.train_images:,} | {c.eval_images:,} | {_g(c.train_pflop)} | "
+            f"{_g(c.eval_pflop)} | {c.hours(a100):.2f} | {c.hours(a100, 8):.2f} | {c.hours(h100):.2f} | "
             f"{c.hours(h100, 8):.2f} |"
         )
-    tot = sum(c.total_pflop for c in costs)
-    rate = {
-        (g.name, n): g.peak_tflops * 1e12 * gpu_cost.UTILISATION * (n * gpu_cost.SCALING_8 if n > 1 else 1)
-        for g in gpu_cost.GPUS
-        for n in (1, 8)
-    }
-    out.append(
-        f"| **all {len(costs)}** | | | | {tot:,.0f} total | "
-        + " | ".join(f"{tot * 1e15 / rate[(g.name, n)] / 3600:.2f}" for g in (a100, h100) for n in (1, 8))
-        + " |"
-    )
+    grid = [c for c in costs if c.detector in gpu_cost.cross_detectors()]
+    if grid:
+        hours = [sum(c.hours(g, n) for c in grid) for g in (a100, h100) for n in (1, 8)]
+        out.append(
+            f"| **`cross` grid ({len(grid)} detectors)** | {sum(c.train_images for c in grid):,} | "
+            f"{sum(c.eval_images for c in grid):,} | {_g(sum(c.train_pflop for c in grid))} | "
+            f"{_g(sum(c.eval_pflop for c in grid))} | " + " | ".join(f"{h:.2f}" for h in hours) + " |"
+        )
+        others = [c.detector for c in costs if c not in grid]
+        if others:
+            out += [
+                "",
+                f"Not in the `cross` grid (shown for comparison): {', '.join(f'`{d}`' for d in others)}.",
+            ]
     loader = _workers(figs)
     per_worker = (
         f"; CPU workers at the measured {_g(loader.value)} {loader.unit} per worker of this machine "
@@ -208,7 +211,7 @@ def gpu_md(flops: Sequence[DetectorFlops], figs: Sequence[Figure]) -> list[str]:
     out += [
         "",
         "What the data loader must deliver to keep the GPUs busy at the assumed utilisation (images/s = "
-        f"peak x utilisation / FLOPs per image; training images are augmented 256 px crops){per_worker}:",
+        f"peak x utilisation / FLOPs per image; each at the detector's input size, augmented for training){per_worker}:",
         "",
         f"| detector | train, 1 {a100.name} | train, 8 {a100.name} | train, 1 {h100.name} | "
         f"train, 8 {h100.name} | inference, 1 {h100.name} |"
