@@ -75,22 +75,47 @@ _TENSOR_FIELDS = ("image", "label", "method_id", "region_masks", "forgery_mask")
 _LIST_FIELDS = ("sample_id", "video_id", "dataset", "method")
 
 
-def collate(items: Sequence[dict[str, Any]]) -> Batch:
+def batch_tensor(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
+    """An uninitialised batch tensor; inside a DataLoader worker it lives in shared memory (as torch's
+    default collate does), which saves the copy into shared memory when the batch goes to the main
+    process.
+    """
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(tuple(shape), dtype=dtype)
+    numel = 1
+    for d in shape:
+        numel *= int(d)
+    storage = torch.UntypedStorage._new_shared(numel * torch.empty((), dtype=dtype).element_size())
+    return torch.empty(0, dtype=dtype).set_(storage).view(*shape)
+
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    return torch.stack(tensors, out=batch_tensor((len(tensors), *tensors[0].shape), tensors[0].dtype))
+
+
+def collate(items: Sequence[dict[str, Any]] | Batch, stacked: dict[str, Tensor] | None = None) -> Batch:
     """Stack dataset items (dicts with the field names of :class:`Batch`) into one :class:`Batch`.
 
     Optional tensor fields must be present in all items or in none; a mixture is a data bug and raises.
+    ``stacked`` holds fields the dataset already wrote into batch tensors (their items are not
+    stacked again); a ``Batch`` (from a dataset's batched ``__getitems__``) is returned as it is.
     """
+    if isinstance(items, Batch):
+        return items
     if not items:
         raise ValueError("collate() got an empty list of samples")
     out: dict[str, Any] = {}
     for name in _TENSOR_FIELDS:
+        if stacked is not None and name in stacked:
+            out[name] = stacked[name]
+            continue
         present = [name in it and it[name] is not None for it in items]
         if not any(present):
             continue
         if not all(present):
             missing = [items[i].get("sample_id", i) for i, p in enumerate(present) if not p][:5]
             raise ValueError(f"field '{name}' is missing in some samples of the batch, e.g. {missing}")
-        out[name] = torch.stack([torch.as_tensor(it[name]) for it in items])
+        out[name] = _stack([torch.as_tensor(it[name]) for it in items])
     for name in _LIST_FIELDS:
         out[name] = [str(it.get(name, "")) for it in items]
     out["label"] = out["label"].long()

@@ -76,9 +76,14 @@ def forehead_points(landmarks: np.ndarray, forehead_ratio: float = 0.8) -> np.nd
     """
     lm = _check_landmarks(landmarks)
     right, up, _ = face_axes(lm)
+    return _forehead(lm, right, up, forehead_ratio)
+
+
+def _forehead(lm: np.ndarray, right: np.ndarray, up: np.ndarray, forehead_ratio: float) -> np.ndarray:
     brows = lm[_BROWS]
-    height = forehead_ratio * max(float(np.dot(brows.mean(0) - lm[33], up)), 1e-6)
-    along = (brows - brows.mean(0)) @ right
+    centre = brows.mean(0)
+    height = forehead_ratio * max(float(np.dot(centre - lm[33], up)), 1e-6)
+    along = (brows - centre) @ right
     t = along / max(float(np.abs(along).max()), 1e-6)
     return brows + up[None] * (height * (1.0 - 0.35 * t**2))[:, None]
 
@@ -94,8 +99,8 @@ def _padded_hull(points: np.ndarray, pad: float) -> np.ndarray:
 def region_polygons(landmarks: np.ndarray, forehead_ratio: float = 0.8) -> dict[str, list[np.ndarray]]:
     """The polygons (landmark pixel coordinates) painted for each region except ``outside``."""
     lm = _check_landmarks(landmarks)
-    _, _, iod = face_axes(lm)
-    top = forehead_points(lm, forehead_ratio)
+    right, up, iod = face_axes(lm)
+    top = _forehead(lm, right, up, forehead_ratio)
     return {
         "skin": [np.concatenate([lm[_JAW], top[::-1]])],
         "forehead": [np.concatenate([lm[_BROWS], top[::-1]])],
@@ -139,6 +144,7 @@ def region_masks(
     soft: bool = True,
     sigma: float = 0.08,
     forehead_ratio: float = 0.8,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Region masks ``float32 [R, H, W]`` in the order of ``REGIONS``; every pixel's masks sum to 1.
 
@@ -147,11 +153,16 @@ def region_masks(
         size: output ``H`` (= ``W``) or ``(H, W)``.
         soft: blur the hard partition (Gaussian, ``sigma`` x the inter-ocular distance at the output
             resolution) and renormalise; ``False`` gives one-hot masks.
+        out: a C-contiguous float32 ``[R, H, W]`` array to write the masks into (returned).
     """
     h, w = _size2(size)
+    if out is None:
+        out = np.empty((len(REGIONS), h, w), np.float32)
+    elif out.shape != (len(REGIONS), h, w) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(len(REGIONS), h, w)}")
     if not soft:
-        labels = label_map(landmarks, (h, w), src_size, forehead_ratio)
-        return _onehot(labels)
+        out[...] = _onehot(label_map(landmarks, (h, w), src_size, forehead_ratio))
+        return out
     sh, sw = _size2(src_size) if src_size is not None else (h, w)
     _, _, iod = face_axes(landmarks)
     s = sigma * iod * (w / sw + h / sh) / 2
@@ -167,10 +178,15 @@ def region_masks(
         hwc = cv2.GaussianBlur(onehot.transpose(1, 2, 0), (k, k), s_low, borderType=cv2.BORDER_REPLICATE)
     else:
         hwc = onehot.transpose(1, 2, 0)
-    if (lh, lw) != (h, w):
-        hwc = cv2.resize(np.ascontiguousarray(hwc), (w, h), interpolation=cv2.INTER_LINEAR)
-    out = np.ascontiguousarray(hwc.reshape(h, w, -1).transpose(2, 0, 1), dtype=np.float32)
-    out /= out.sum(0, keepdims=True)
+    hwc = hwc.reshape(lh, lw, -1)
+    # Renormalise at the low resolution: bilinear upsampling is a convex combination of pixels that
+    # each sum to 1, so the output sums to 1 up to float rounding, at 1/d^2 of the cost.
+    hwc = hwc / hwc.sum(2, keepdims=True)
+    if (lh, lw) == (h, w):
+        out[...] = hwc.transpose(2, 0, 1)
+        return out
+    for r, plane in enumerate(cv2.split(np.ascontiguousarray(hwc, dtype=np.float32))):
+        cv2.resize(plane, (w, h), dst=out[r], interpolation=cv2.INTER_LINEAR)  # straight into CHW
     return out
 
 

@@ -1,22 +1,37 @@
-"""Image pipelines built from a ``DataSpec``: albumentations augmentation, resize and normalisation.
+"""Image pipelines built from a ``DataSpec``: training augmentation, resize and normalisation.
 
-Geometric transforms (flip, rotate, scale) move the image, the forgery mask and the 68 landmarks
-together. Landmarks are transformed, never dropped (DeepfakeBench discards them when augmenting, so
-its landmark-based masks drift from the image); region masks are then painted from the transformed
-landmarks at the mask resolution, which keeps them exact instead of resampling a painted mask.
+Training augmentation (:class:`AugmentParams` draws it): horizontal flip (p 0.5), rotation +-10 deg and
+scale 0.9-1.1 about the centre (p 0.5), Gaussian blur (kernel 3/5/7, sigma 0.5-3, p 0.1), one of
+brightness/contrast +-0.1 or HSV shift (hue +-10, saturation +-15, value +-10 in OpenCV's 8-bit HSV
+units) (p 0.5), JPEG quality 40-100 (p 0.5) -- the parameters of the albumentations pipeline this
+replaces, implemented with OpenCV and lookup tables because albumentations' per-call overhead
+(seeding, parameter checks, a separate resize) cost more than the pixel work at 256 px.
+
+Photometric steps run on the source crop; then flip, rotation, scale and the resize to
+``spec.input_size`` are ONE ``cv2.warpAffine`` with one matrix, applied to the image, to the forgery
+mask (warped straight to ``spec.mask_side``) and to the 68 landmarks (never dropped: DeepfakeBench
+discards them when augmenting, so its landmark-based masks drift from the image). Region masks are
+then painted from the transformed landmarks at the mask resolution, which keeps them exact instead of
+resampling a painted mask. Photometric steps commute with the geometric ones except at the border
+fill (the zero border of a rotated image is no longer brightened or JPEG-compressed).
+
+Coordinates follow OpenCV's pixel-centre convention (pixel ``i`` is centred at ``i``): a resize by
+``r`` maps ``x -> (x + 0.5) r - 0.5``, as :func:`datamodules.regions.label_map` assumes.
 
 Flipped landmarks keep their index (point 36 ends up on the image's right): the region masks treat
 both eyes, brows and jaw halves alike, so they are unaffected.
 
-Randomness: each call may take a ``seed``; the pipeline is re-seeded with it, so one sample's
-augmentation depends only on that seed, not on worker count or order.
+Evaluation: ``INTER_AREA`` resize and normalisation only.
+
+Randomness: each call may take a ``seed``; all draws of one sample come from
+``numpy.random.default_rng(seed)``, so one sample's augmentation depends only on that seed, not on
+worker count or order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import albumentations as A
 import cv2
 import numpy as np
 import torch
@@ -40,28 +55,101 @@ class Transformed:
     mask: Tensor | None
 
 
-def augmentations() -> list[A.BasicTransform]:
-    """The training augmentation (before resizing): flip, small rotate/scale, blur, colour, JPEG 40-100."""
-    return [
-        A.HorizontalFlip(p=0.5),
-        A.Affine(
-            rotate=(-10, 10),
-            scale=(0.9, 1.1),
-            border_mode=cv2.BORDER_CONSTANT,
-            fill=0,
-            fill_mask=0,
-            p=0.5,
-        ),
-        A.GaussianBlur(blur_limit=(3, 7), p=0.1),
-        A.OneOf(
-            [
-                A.RandomBrightnessContrast(brightness_limit=(-0.1, 0.1), contrast_limit=(-0.1, 0.1), p=1.0),
-                A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=15, val_shift_limit=10, p=1.0),
-            ],
-            p=0.5,
-        ),
-        A.ImageCompression(compression_type="jpeg", quality_range=(40, 100), p=0.5),
-    ]
+@dataclass
+class AugmentParams:
+    """One sample's augmentation draw (``None`` / ``False`` = step not applied)."""
+
+    flip: bool
+    angle: float | None  # degrees, with ``scale``; None = no affine step
+    scale: float
+    blur: tuple[int, float] | None  # (odd kernel size, sigma)
+    brightness_contrast: tuple[float, float] | None  # (brightness, contrast) in [-0.1, 0.1]
+    hsv: tuple[int, int, int] | None  # (hue, saturation, value) shifts
+    jpeg_quality: int | None
+
+    @staticmethod
+    def draw(rng: np.random.Generator) -> AugmentParams:
+        """Every parameter is drawn whether used or not, so one step's draw never shifts another's."""
+        u = rng.random(6)
+        angle, scale = float(rng.uniform(-10, 10)), float(rng.uniform(0.9, 1.1))
+        ksize, sigma = int(rng.choice([3, 5, 7])), float(rng.uniform(0.5, 3.0))
+        bc = (float(rng.uniform(-0.1, 0.1)), float(rng.uniform(-0.1, 0.1)))
+        hsv = (int(rng.integers(-10, 11)), int(rng.integers(-15, 16)), int(rng.integers(-10, 11)))
+        quality = int(rng.integers(40, 101))
+        colour = u[3] < 0.5
+        return AugmentParams(
+            flip=bool(u[0] < 0.5),
+            angle=angle if u[1] < 0.5 else None,
+            scale=scale,
+            blur=(ksize, sigma) if u[2] < 0.1 else None,
+            brightness_contrast=bc if colour and u[4] < 0.5 else None,
+            hsv=hsv if colour and u[4] >= 0.5 else None,
+            jpeg_quality=quality if u[5] < 0.5 else None,
+        )
+
+
+_RAMP = np.arange(256, dtype=np.float32)
+
+
+def _photometric(img: np.ndarray, p: AugmentParams) -> np.ndarray:
+    """Blur, colour and JPEG steps on a uint8 RGB image (returns a new array when any step applies)."""
+    if p.blur is not None:
+        img = cv2.GaussianBlur(img, (p.blur[0], p.blur[0]), p.blur[1], borderType=cv2.BORDER_REFLECT_101)
+    if p.brightness_contrast is not None:
+        b, c = p.brightness_contrast  # albumentations' brightness_by_max: x (1 + c) + 255 b
+        lut = np.clip(_RAMP * (1.0 + c) + 255.0 * b, 0, 255).round().astype(np.uint8)
+        img = cv2.LUT(img, lut)
+    if p.hsv is not None:
+        dh, ds, dv = p.hsv
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+        ramp = np.arange(256, dtype=np.int32)
+        lut = np.stack([(ramp + dh) % 180, np.clip(ramp + ds, 0, 255), np.clip(ramp + dv, 0, 255)], 1)
+        lut[0, 1] = 0  # grey pixels (S = 0) stay grey
+        img = cv2.cvtColor(cv2.LUT(hsv, lut.astype(np.uint8)[None]), cv2.COLOR_HSV2RGB)
+    if p.jpeg_quality is not None:
+        ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality])
+        if not ok:
+            raise RuntimeError("cv2.imencode failed on a training crop")
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR_RGB)
+    return img
+
+
+def _resize_matrix(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
+    sy, sx = dst_hw[0] / src_hw[0], dst_hw[1] / src_hw[1]
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], np.float64)
+
+
+def _geometry(src_hw: tuple[int, int], p: AugmentParams) -> np.ndarray:
+    """3x3 matrix of flip then rotation/scale about the centre, in source pixels."""
+    h, w = src_hw
+    m = np.eye(3)
+    if p.flip:
+        m = np.array([[-1.0, 0, w - 1], [0, 1, 0], [0, 0, 1]]) @ m
+    if p.angle is not None:
+        r = np.vstack([cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), p.angle, p.scale), [0, 0, 1]])
+        m = r @ m
+    return m
+
+
+def _warp(img: np.ndarray, geom: np.ndarray, side: int, interp: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """``img`` moved by ``geom`` (source pixels) and resized to ``side x side`` in one resampling.
+
+    Bilinear sampling aliases below half size, so strong downscales warp at the source size first
+    and then area-resize.
+    """
+    h, w = img.shape[:2]
+    if side >= max(h, w) / 2:
+        m = _resize_matrix((h, w), (side, side)) @ geom
+        return cv2.warpAffine(img, m[:2], (side, side), flags=interp, borderMode=cv2.BORDER_CONSTANT)
+    moved = cv2.warpAffine(img, geom[:2], (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT)
+    return cv2.resize(moved, (side, side), interpolation=cv2.INTER_AREA)
+
+
+def _resize(img: np.ndarray, side: int) -> np.ndarray:
+    if img.shape[0] == side and img.shape[1] == side:
+        return img
+    down = side < max(img.shape[:2])
+    return cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA if down else cv2.INTER_LINEAR)
 
 
 class FaceTransform:
@@ -69,23 +157,26 @@ class FaceTransform:
 
     Args:
         spec: the detector's input contract.
-        augment: apply :func:`augmentations` (training only).
+        augment: apply the training augmentation (see the module docstring).
     """
 
     def __init__(self, spec: DataSpec, augment: bool) -> None:
         self.spec, self.augment = spec, augment
-        s = spec.input_size
-        steps = (augmentations() if augment else []) + [
-            A.Resize(s, s, interpolation=cv2.INTER_LINEAR, area_for_downscale="image", p=1.0)
-        ]
-        self.compose = A.Compose(
-            steps,
-            keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
-            mask_interpolation=cv2.INTER_LINEAR,
-            seed=0,
-        )
-        self._mean = np.asarray(spec.mean, dtype=np.float32) * 255.0
-        self._inv_std = 1.0 / (np.asarray(spec.std, dtype=np.float32) * 255.0)
+        mean = np.asarray(spec.mean, dtype=np.float32) * 255.0
+        inv_std = 1.0 / (np.asarray(spec.std, dtype=np.float32) * 255.0)
+        # uint8 -> normalised float32 in one table lookup per channel plane
+        self._luts = [((_RAMP - mean[c]) * inv_std[c]).reshape(1, 256) for c in range(3)]
+        self._rng = np.random.default_rng(0)  # used only by calls without a seed
+
+    def _normalise(self, img: np.ndarray, out: Tensor | None) -> Tensor:
+        if out is None:
+            out = torch.empty((3, *img.shape[:2]), dtype=torch.float32)
+        elif out.shape != (3, *img.shape[:2]) or out.dtype != torch.float32 or not out.is_contiguous():
+            raise ValueError(f"out must be a contiguous float32 [3, {img.shape[0]}, {img.shape[1]}] tensor")
+        chw = out.numpy()
+        for c, plane in enumerate(cv2.split(img)):
+            cv2.LUT(plane, self._luts[c], dst=chw[c])
+        return out
 
     def __call__(
         self,
@@ -93,31 +184,31 @@ class FaceTransform:
         landmarks: np.ndarray | None = None,
         mask: np.ndarray | None = None,
         seed: int | None = None,
+        out: Tensor | None = None,
     ) -> Transformed:
-        """Transform a ``uint8 [H, W, 3]`` RGB crop with its landmarks ``[68, 2]`` and mask ``[H, W]``."""
+        """Transform a ``uint8 [H, W, 3]`` RGB crop with its landmarks ``[68, 2]`` and mask ``[H, W]``.
+
+        ``out``: a float32 ``[3, S, S]`` tensor (e.g. a row of a batch tensor) to write the image into.
+        """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a uint8 RGB image [H, W, 3], got {image.dtype} {image.shape}")
-        if seed is not None:
-            self.compose.set_random_seed(int(seed) % 2**32)
-        kps = np.zeros((0, 2), np.float32) if landmarks is None else np.asarray(landmarks, np.float32)
-        args: dict = {"image": image, "keypoints": kps}
-        if mask is not None:
-            if mask.shape[:2] != image.shape[:2]:
-                raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape}")
-            args["mask"] = np.asarray(mask, dtype=np.float32)
-        out = self.compose(**args)
-        img = out["image"]
-        chw = np.empty((3, *img.shape[:2]), dtype=np.float32)
-        for c in range(3):  # channel planes straight into CHW: 5x faster than normalise-then-transpose
-            np.multiply(
-                np.subtract(img[:, :, c], self._mean[c], dtype=np.float32), self._inv_std[c], out=chw[c]
-            )
-        lm = None if landmarks is None else np.asarray(out["keypoints"], dtype=np.float32).reshape(-1, 2)
-        t_mask = None
-        if mask is not None:
-            m = out["mask"]
-            side = self.spec.mask_side
-            if m.shape[0] != side or m.shape[1] != side:
-                m = cv2.resize(m, (side, side), interpolation=cv2.INTER_AREA)
-            t_mask = torch.from_numpy(np.clip(m, 0, 1).astype(np.float32))[None]
-        return Transformed(torch.from_numpy(chw), lm, t_mask)
+        if mask is not None and mask.shape[:2] != image.shape[:2]:
+            raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape}")
+        s, side = self.spec.input_size, self.spec.mask_side
+        hw = image.shape[:2]
+        if self.augment:
+            rng = np.random.default_rng(int(seed) % 2**32) if seed is not None else self._rng
+            p = AugmentParams.draw(rng)
+            geom = _geometry(hw, p)
+            img = _warp(_photometric(image, p), geom, s)
+            m = None if mask is None else _warp(np.asarray(mask, np.float32), geom, side)
+        else:
+            geom = np.eye(3)
+            img = _resize(image, s)
+            m = None if mask is None else _resize(np.asarray(mask, np.float32), side)
+        lm = None
+        if landmarks is not None:
+            a = _resize_matrix(hw, (s, s)) @ geom
+            lm = (np.asarray(landmarks, np.float64) @ a[:2, :2].T + a[:2, 2]).astype(np.float32)
+        t_mask = None if m is None else torch.from_numpy(np.clip(m, 0, 1, dtype=np.float32))[None]
+        return Transformed(self._normalise(img, out), lm, t_mask)

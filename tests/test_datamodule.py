@@ -182,6 +182,23 @@ def test_deterministic_under_a_seed_and_independent_of_workers(manifests):
     assert w[0].sample_id == a[0].sample_id and torch.equal(w[0].image, a[0].image)
 
 
+def test_batched_fetch_equals_collated_items(manifests):
+    """``__getitems__`` writes samples straight into batch tensors; it must match item-by-item collation."""
+    from datamodules.batch import collate
+
+    spec = DataSpec(input_size=64, region_masks=True, forgery_masks=True, method_ids=True, mask_size=32)
+    dm = _dm(manifests, spec, sbi_prob=0.5, seed=4)
+    keys = next(iter(dm.train_dataloader().batch_sampler))
+    fast, slow = dm.train_set.__getitems__(keys), collate([dm.train_set[k] for k in keys])
+    for name in ("image", "region_masks", "forgery_mask", "label", "method_id"):
+        torch.testing.assert_close(getattr(fast, name), getattr(slow, name), rtol=0, atol=0, msg=name)
+    assert fast.sample_id == slow.sample_id and fast.method == slow.method
+    rows = list(range(len(dm.val_set)))[:3]
+    torch.testing.assert_close(
+        dm.val_set.__getitems__(rows).image, collate([dm.val_set[r] for r in rows]).image
+    )
+
+
 def test_val_and_one_test_loader_per_dataset_in_order(manifests):
     dm = _dm(manifests, DataSpec(input_size=64, forgery_masks=True), eval_batch_size=50)
     val = next(iter(dm.val_dataloader()))

@@ -1,0 +1,379 @@
+"""Run one cell: preprocess if needed -> fit -> load the best checkpoint -> test -> write to the store.
+
+``python -m benchmark.cell SPEC.json`` runs the cell described by a spec file (written by the launchers);
+Lightning's DDP launcher re-runs this same command for the other ranks, so a cell with ``devices > 1``
+runs DDP inside its own process group. Only global rank 0 writes to the store.
+
+Protocol: the checkpoint is selected on ``val/auc`` of the SOURCE validation split, never on a test set.
+The best checkpoint is then scored on the source validation split (``split="val"``, whose threshold the
+leaderboard transfers to the test sets) and on every test set (``split="test"``).
+
+Resume: ``ModelCheckpoint(save_last=True)`` keeps ``last.ckpt`` in the cell folder; a cell that was killed
+restarts from it (or from scratch when there is none). Scores and the record reach the store only at the
+very end, through one atomic ``write_cell`` whose status is written last, so a killed cell never leaves a
+result that looks finished and a redone cell replaces, never adds to, what was there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from lightning.pytorch.callbacks import Callback
+
+from benchmark.plan import Cell
+
+SCORE_COLUMNS = [
+    "cell_id",
+    "detector",
+    "train_set",
+    "test_set",
+    "split",
+    "dataset",
+    "video_id",
+    "sample_id",
+    "label",
+    "method",
+    "score",
+    "seed",
+]
+_PACKAGES = [
+    "torch",
+    "lightning",
+    "timm",
+    "open_clip_torch",
+    "torchmetrics",
+    "numpy",
+    "pandas",
+    "albumentations",
+]
+
+
+class CellFailed(RuntimeError):
+    """A cell raised; its record (status ``failed``, traceback) is in the store."""
+
+
+def cell_dir(cell: Cell) -> Path:
+    return Path(cell.runtime.get("work_root", "runs/cells")) / cell.cell_id
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[p] = metadata.version(p)
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        res = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return res.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def base_record(cell: Cell) -> dict[str, Any]:
+    c = cell.config
+    return {
+        "cell_id": cell.cell_id,
+        "grid": c["grid"],
+        "detector": c["detector"],
+        "train_set": c["train_set"]["name"],
+        "seed": c["seed"],
+        "origin": c["origin"],
+        "config": c,
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "host": platform.node(),
+        "devices": cell.runtime.get("devices", 1),
+    }
+
+
+def write_progress(path: Path, **info: Any) -> None:
+    """Atomically write the cell's progress (read by the launcher's live table)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**info, "time": time.time()}))
+    tmp.replace(path)
+
+
+def record_failure(cell: Cell, store: Any, exc: BaseException | str, started: float) -> dict[str, Any]:
+    """Write a ``failed`` record (no scores) with the traceback; the cell stays not-done."""
+    tb = exc if isinstance(exc, str) else "".join(traceback.format_exception(exc))
+    record = {
+        **base_record(cell),
+        "status": "failed",
+        "error": tb.strip().splitlines()[-1] if tb.strip() else "failed",
+        "traceback": tb,
+        "timings": {"total_s": round(time.time() - started, 3)},
+    }
+    store.write_record(cell.cell_id, record, "failed")
+    work = cell_dir(cell)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "failure.txt").write_text(tb)
+    return record
+
+
+def _view_rows(rows: list[dict[str, Any]], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a set: all reals plus the fakes of ``spec['methods']`` (all fakes when empty).
+
+    A method subset is its own "dataset" on the Cross-AUC axes, and its reals are shared with the other
+    subsets of the same dataset; their ``video_id``/``sample_id`` get ``@<set name>`` appended so a video
+    still belongs to exactly one dataset in the store.
+    """
+    methods = set(spec["methods"])
+    if not methods:
+        return rows
+    tag = f"@{spec['name']}"
+    return [
+        {**r, "video_id": r["video_id"] + tag, "sample_id": r["sample_id"] + tag}
+        for r in rows
+        if r["label"] == 0 or r["method"] in methods
+    ]
+
+
+def make_frame(cell: Cell, set_name: str, split: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Store rows for one tested set. ``dataset`` is the set's name (the Cross-AUC axis)."""
+    df = pd.DataFrame(rows, columns=["sample_id", "video_id", "dataset", "method", "label", "score"])
+    df["dataset"] = set_name
+    df["test_set"] = set_name
+    df["split"] = split
+    df["cell_id"] = cell.cell_id
+    df["detector"] = cell.detector
+    df["train_set"] = cell.train_set
+    df["seed"] = cell.seed
+    df["label"] = df["label"].astype("int64")
+    df["score"] = df["score"].astype("float64")
+    return df[SCORE_COLUMNS]
+
+
+def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    rt = cell.runtime
+    devices = int(rt.get("devices", 1))
+    ckpt = ModelCheckpoint(
+        dirpath=work / "checkpoints",
+        monitor="val/auc",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        filename="best-{epoch}-{step}",
+    )
+    loggers: list[Any] = [CSVLogger(str(work), name="logs")]
+    if rt.get("wandb"):
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers.append(
+            WandbLogger(
+                project=os.environ.get("WANDB_PROJECT", "forgery-bench"),
+                name=f"{cell.grid}/{cell.label}",
+                group=cell.grid,
+                id=cell.cell_id,
+                resume="allow",
+                save_dir=str(work),
+                config=cell.config,
+                offline=os.environ.get("WANDB_MODE") == "offline",
+            )
+        )
+    bars = [RichProgressBar()] if rt.get("progress_bar", True) else []
+    trainer = L.Trainer(
+        max_epochs=int(cell.config["recipe"]["epochs"]),
+        accelerator=rt.get("accelerator", "auto"),
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+        logger=loggers,
+        callbacks=[ckpt, _ProgressCallback(work / "progress.json"), *bars, *callbacks],
+        default_root_dir=str(work),
+        enable_progress_bar=bool(bars),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **{"log_every_n_steps": 10, **cell.config["trainer"]},
+    )
+    return trainer, ckpt
+
+
+class _ProgressCallback(Callback):
+    """Writes ``progress.json`` (stage, epoch) so the sweep's live table can show it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.is_global_zero:
+            write_progress(self.path, stage="fit", epoch=trainer.current_epoch, max_epochs=trainer.max_epochs)
+
+    def on_test_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.is_global_zero:
+            write_progress(self.path, stage="test")
+
+
+def global_rank() -> int:
+    """This process's rank before the Trainer exists (torchrun, SLURM or Lightning's DDP launcher)."""
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(var):
+            return int(os.environ[var])
+    return 0
+
+
+def run_cell(cell: Cell, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Run ``cell`` to completion and write it to the store; returns its record.
+
+    A failure is recorded (status ``failed``, traceback) and re-raised as :class:`CellFailed`.
+    ``callbacks`` are extra Lightning callbacks (tests use one to crash a fit half-way).
+    """
+    from benchmark.store import ScoreStore
+
+    started = time.time()
+    store = ScoreStore(cell.runtime.get("store_root", "runs/store"))
+    work = cell_dir(cell)
+    rank = global_rank()
+    if rank == 0:
+        (work / "failure.txt").unlink(missing_ok=True)
+    try:
+        return _run(cell, store, work, callbacks or [], started)
+    except (KeyboardInterrupt, SystemExit) as e:
+        if rank == 0:
+            record_failure(cell, store, f"interrupted ({type(e).__name__})", started)
+        raise
+    except Exception as e:
+        if rank == 0:
+            record_failure(cell, store, e, started)
+        raise CellFailed(f"cell {cell.cell_id} ({cell.label}) failed: {type(e).__name__}: {e}") from e
+
+
+def arch_defaults(cls: type, keys: dict[str, Any]) -> dict[str, Any]:
+    """The value each overridden constructor argument would have had: the signature default, or for
+    ``None`` defaults the class attribute ``default_<name>`` (e.g. ``default_input_size``) when there is one."""
+    import inspect
+
+    out: dict[str, Any] = {}
+    for name in keys:
+        for klass in cls.__mro__:
+            params = inspect.signature(klass.__init__).parameters if "__init__" in vars(klass) else {}
+            if name in params and params[name].default is not inspect.Parameter.empty:
+                value = params[name].default
+                if value is None and hasattr(cls, f"default_{name}"):
+                    value = getattr(cls, f"default_{name}")
+                out[name] = value
+                break
+    return json.loads(json.dumps(out, default=str))
+
+
+def _readable_checkpoint(path: Path) -> bool:
+    """False (and the file moved aside) when a kill left ``path`` truncated: the cell restarts from scratch."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        return True
+    except Exception as e:
+        bad = path.with_name(path.name + ".unreadable")
+        path.replace(bad)
+        print(f"{path} is unreadable ({type(e).__name__}: {e}); moved to {bad.name}, starting from scratch")
+        return False
+
+
+def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
+    import lightning as L
+
+    from benchmark.data import ensure_manifests, file_hash, load_factory, test_loaders
+    from detectors import create_detector
+
+    work.mkdir(parents=True, exist_ok=True)
+    c = cell.config
+    timings: dict[str, float] = {}
+    t = time.time()
+    manifests = ensure_manifests(c, cell.runtime) if c["datamodule"].startswith("benchmark.data:") else {}
+    timings["preprocess_s"] = round(time.time() - t, 3)
+
+    L.seed_everything(cell.seed, workers=True, verbose=False)
+    model = create_detector(c["detector"], **c["overrides"])
+    dm = load_factory(c["datamodule"])(c, model.data_spec, manifests)
+    trainer, ckpt = _trainer(cell, work, callbacks)
+    last = work / "checkpoints" / "last.ckpt"
+    resumed = last.is_file() and _readable_checkpoint(last)
+    t = time.time()
+    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resumed else None)
+    if trainer.interrupted:
+        raise RuntimeError("training was interrupted")
+    timings["fit_s"] = round(time.time() - t, 3)
+    best = ckpt.best_model_path or str(last)
+    if not best or not Path(best).is_file():
+        raise RuntimeError(f"no checkpoint was written in {work / 'checkpoints'}")
+
+    # Score the best checkpoint on the source val split and every test set, one loader at a time so
+    # each row's split and set are known; Detector gathers across ranks and drops DDP padding repeats.
+    t = time.time()
+    frames = []
+    trainer.test(model, dataloaders=dm.val_dataloader(), ckpt_path=best, verbose=False)
+    frames.append(
+        make_frame(cell, c["train_set"]["name"], "val", _view_rows(model.test_records, c["train_set"]))
+    )
+    tested: dict[str, list[dict[str, Any]]] = {}
+    for name, loader in test_loaders(dm, c).items():
+        trainer.test(model, dataloaders=loader, ckpt_path=best, verbose=False)
+        tested[name] = list(model.test_records)
+    for spec in c["test_sets"]:
+        frames.append(make_frame(cell, spec["name"], "test", _view_rows(tested[spec["dataset"]], spec)))
+    timings["test_s"] = round(time.time() - t, 3)
+    timings["total_s"] = round(time.time() - started, 3)
+
+    record = {
+        **base_record(cell),
+        "status": "done",
+        "checkpoint": str(Path(best).resolve()),
+        "best_val_auc": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
+        "resumed": resumed,
+        "pretrained_loaded": bool(model.pretrained_loaded),
+        "recipe_source": model.recipe.source,
+        "recipe_overrides": {k: list(v) for k, v in model.recipe.diff(type(model).default_recipe).items()},
+        "arch_overrides": c["arch_overrides"],
+        "arch_defaults": arch_defaults(type(model), c["arch_overrides"]),
+        "manifest_hash": {n: file_hash(p) for n, p in manifests.items() if Path(p).is_file()},
+        "n_scores": int(sum(len(f) for f in frames)),
+        "timings": timings,
+    }
+    if trainer.is_global_zero:
+        scores = pd.concat(frames, ignore_index=True)
+        store.write_cell(cell.cell_id, scores, record)
+        write_progress(work / "progress.json", stage="done")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmark.cell", description="Run one cell from a spec file.")
+    p.add_argument("spec", type=Path)
+    args = p.parse_args(argv)
+    cell = Cell.from_json(json.loads(args.spec.read_text()))
+    try:
+        run_cell(cell)
+    except CellFailed as e:
+        print(str(e), file=sys.stderr)
+        traceback.print_exception(e.__cause__ or e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

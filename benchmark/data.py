@@ -1,0 +1,104 @@
+"""The data side of a cell: manifests (preprocessing when missing) and the datamodule.
+
+A cell names its datamodule factory as ``"module:function"`` in its config (default
+:func:`build_datamodule`), so tests and users can plug another one in and the choice survives the trip
+to a subprocess, a DDP rank or a SLURM job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from datamodules.spec import DataSpec
+
+DatamoduleFactory = Callable[[dict[str, Any], DataSpec, dict[str, Path]], L.LightningDataModule]
+
+
+def load_factory(ref: str) -> DatamoduleFactory:
+    """Import ``"package.module:function"``."""
+    mod, _, attr = ref.partition(":")
+    if not attr:
+        raise ValueError(f"datamodule factory must be 'module:function', got {ref!r}")
+    try:
+        return getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot load datamodule factory {ref!r}: {e}") from e
+
+
+def manifest_paths(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Path]:
+    root = Path(runtime.get("processed_root", "data/processed"))
+    return {name: root / name / "manifest.parquet" for name in config["datasets"]}
+
+
+def ensure_manifests(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Path]:
+    """Manifest path per dataset of the cell, running preprocessing first where one is missing."""
+    paths = manifest_paths(config, runtime)
+    for name, path in paths.items():
+        if path.is_file():
+            continue
+        from datamodules.preprocess import preprocess_dataset
+
+        entry = config["datasets"][name]
+        root = runtime.get("roots", {}).get(name)
+        if root is None:
+            raise FileNotFoundError(f"manifest {path} is missing and no root is known for dataset {name!r}")
+        print(f"preprocessing {name} ({entry['layout']}, {root}) -> {path.parent}", flush=True)
+        # preprocess_dataset writes <processed_root>/<name>/manifest.parquet and returns its path
+        written = Path(
+            preprocess_dataset(
+                name, entry["layout"], Path(root), path.parent.parent, **entry.get("options", {})
+            )
+        )
+        if not written.is_file():
+            raise FileNotFoundError(f"preprocessing {name} wrote no manifest (expected {path})")
+        paths[name] = written
+    return paths
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file (the manifest hash in the cell record)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build_datamodule(
+    config: dict[str, Any], spec: DataSpec, manifests: dict[str, Path]
+) -> L.LightningDataModule:
+    """The suite's ``ForgeryDataModule`` for one cell (val = the source's val split)."""
+    from datamodules.datamodule import ForgeryDataModule
+
+    recipe, data, train = config["recipe"], config["data"], config["train_set"]
+    tests = list(dict.fromkeys(t["dataset"] for t in config["test_sets"]))
+    kwargs: dict[str, Any] = {
+        "batch_size": recipe["batch_size"],
+        "eval_batch_size": recipe["eval_batch_size"],
+        "frames_train": recipe["frames_train"],
+        "frames_test": recipe["frames_test"],
+        "augment": recipe["augment"],
+        "seed": config["seed"],
+        **data,  # the grid's data section (validated against grid.DATA_KEYS)
+    }
+    if train["methods"]:
+        kwargs["train_methods"] = list(train["methods"])
+    return ForgeryDataModule(spec, train=train["dataset"], tests=tests, manifests=manifests, **kwargs)
+
+
+def test_loaders(dm: L.LightningDataModule, config: dict[str, Any]) -> dict[str, Any]:
+    """The test dataloader of each distinct test dataset, by dataset name (order of ``tests``)."""
+    dm.setup("test")
+    loaders = dm.test_dataloader()
+    if not isinstance(loaders, (list, tuple)):
+        loaders = [loaders]
+    names = list(dict.fromkeys(t["dataset"] for t in config["test_sets"]))
+    if len(loaders) != len(names):
+        raise RuntimeError(f"datamodule returned {len(loaders)} test dataloaders for test sets {names}")
+    return dict(zip(names, loaders, strict=True))

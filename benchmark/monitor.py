@@ -1,0 +1,122 @@
+"""The sweep's live table of cells (rich) and its final summary."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from benchmark.plan import Cell
+
+QUEUED, RUNNING, DONE, FAILED, SKIPPED = "queued", "running", "done", "failed", "skipped (done)"
+_STYLE = {QUEUED: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", SKIPPED: "cyan"}
+
+
+@dataclass
+class Job:
+    """A cell's state during a sweep."""
+
+    cell: Cell
+    status: str = QUEUED
+    started: float | None = None
+    ended: float | None = None
+    error: str = ""
+    log: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def elapsed(self) -> str:
+        if self.started is None:
+            return ""
+        s = int((self.ended or time.time()) - self.started)
+        return f"{s // 60}:{s % 60:02d}"
+
+    def progress(self) -> str:
+        if self.status != RUNNING:
+            return ""
+        path = Path(self.cell.runtime.get("work_root", "runs/cells")) / self.cell.cell_id / "progress.json"
+        try:
+            p = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return "starting"
+        if p.get("stage") == "fit":
+            return f"fit epoch {p.get('epoch', 0) + 1}/{p.get('max_epochs', '?')}"
+        return str(p.get("stage", ""))
+
+
+def jobs_table(jobs: list[Job], title: str = "") -> Table:
+    t = Table(title=title or None)
+    for col in ("#", "detector", "train set", "seed", "cell", "status", "progress", "time"):
+        t.add_column(col, no_wrap=col in {"cell", "status"}, min_width=16 if col == "cell" else None)
+    for i, j in enumerate(jobs, 1):
+        style = _STYLE.get(j.status, "")
+        t.add_row(
+            str(i),
+            j.cell.detector,
+            j.cell.train_set,
+            str(j.cell.seed),
+            j.cell.cell_id,
+            f"[{style}]{j.status}[/]" if style else j.status,
+            j.progress(),
+            j.elapsed(),
+        )
+    return t
+
+
+class Monitor:
+    """A rich Live table when the console is a terminal; one line per state change otherwise."""
+
+    def __init__(
+        self, jobs: list[Job], title: str, console: Console | None = None, live: bool = True
+    ) -> None:
+        """``live=False`` when cells run in this process: their rich progress bar is a Live display
+        too, and rich allows one at a time."""
+        self.jobs, self.title = jobs, title
+        self.console = console or Console()
+        self.live = live
+        self._live: Live | None = None
+
+    def __enter__(self) -> Monitor:
+        if self.live and self.console.is_terminal:
+            self._live = Live(self._render(), console=self.console, refresh_per_second=2)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.__exit__(*exc)
+            self._live = None
+
+    def _render(self) -> Table:
+        return jobs_table(self.jobs, self.title)
+
+    def update(self, job: Job | None = None) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+        elif job is not None:
+            extra = f" ({job.error})" if job.status == FAILED and job.error else ""
+            line = f"[{job.status}] {job.cell.label} {job.cell.cell_id} {job.elapsed()}{extra}"
+            self.console.print(escape(line))
+
+
+def summary(jobs: list[Job], console: Console, table: bool = True) -> None:
+    """Print the final summary: counts by status and every failed cell with its error and log."""
+    counts: dict[str, int] = {}
+    for j in jobs:
+        counts[j.status] = counts.get(j.status, 0) + 1
+    if table:
+        console.print(jobs_table(jobs, "sweep summary"))
+    console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cells")
+    for j in jobs:
+        if j.status == FAILED:
+            where = f"; log: {j.log}" if j.log else ""
+            console.print(
+                f"[bold red]FAILED[/] {escape(f'{j.cell.label} ({j.cell.cell_id}): {j.error}{where}')}"
+            )

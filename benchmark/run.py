@@ -1,0 +1,211 @@
+"""``python -m benchmark.run``: run a train x test grid, resumably, then render the leaderboards.
+
+Examples::
+
+    python -m benchmark.run --grid cross --detectors xception         # what `make bench DETECTOR=xception` runs
+    python -m benchmark.run --grid demo --dry-run                     # list the cells and what is done
+    python -m benchmark.run --grid cross --devices 2                  # DDP over 2 devices inside each cell
+    python -m benchmark.run --grid cross --launcher slurm --slurm-partition gpu
+
+Finished cells (``status: done`` in the store) are skipped; an unfinished cell restarts from its last
+checkpoint (``--no-resume``: from scratch); ``--force`` redoes finished cells too. The exit code is 1 when
+any cell failed (each is recorded with its traceback; the sweep goes on), 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmark.config import DEMO_PREFIX, DataConfigError, ensure_demo, load_data_config, parse_data_config
+from benchmark.grid import GridError
+from benchmark.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
+from benchmark.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
+from benchmark.plan import DEFAULT_DATAMODULE, Cell, plan_cells, resolve_grid
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    """Accept both ``--x a b`` and ``--x a,b``."""
+    if not values:
+        return None
+    return [v for item in values for v in item.split(",") if v]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__.split("\n")[0])
+    p.add_argument("--grid", default="cross", help="grid name (benchmark/grids/*.yaml) or path")
+    p.add_argument("--detectors", nargs="+", help="detectors to run (default: the grid's)")
+    p.add_argument("--datasets", nargs="+", help="restrict training and test sets to these")
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the grid's)")
+    p.add_argument("--devices", type=int, default=1, help="devices per cell (DDP when > 1)")
+    p.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--launcher", default="local", choices=["local", "slurm", "inline"])
+    p.add_argument("--dry-run", action="store_true", help="print the cells and what is done; run nothing")
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="restart unfinished cells from their last checkpoint (default on)",
+    )
+    p.add_argument("--force", action="store_true", help="redo finished cells from scratch")
+    p.add_argument("--data", help="data config YAML (default: $FORGERY_BENCH_DATA or data/datasets.yaml)")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="store and cell folders (default runs/)")
+    p.add_argument("--leaderboards", type=Path, default=Path("leaderboards"), help="leaderboard folder")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not render leaderboards at the end")
+    p.add_argument(
+        "--wandb", action="store_true", help="also log to Weights & Biases (WANDB_MODE=offline works)"
+    )
+    p.add_argument("--datamodule", default=DEFAULT_DATAMODULE, help=argparse.SUPPRESS)
+    p.add_argument("--slurm-cluster", default=None, help="submitit cluster: slurm (auto), local or debug")
+    p.add_argument("--slurm-partition", default=None)
+    p.add_argument("--slurm-timeout-min", type=int, default=24 * 60)
+    return p.parse_args(argv)
+
+
+def cell_state(cell: Cell, store: Any) -> str:
+    """``done``, ``failed``, ``partial (last.ckpt)`` or ``todo``."""
+    work = Path(cell.runtime["work_root"]) / cell.cell_id
+    if store.is_done(cell.cell_id):
+        return "done"
+    if (work / "failure.txt").is_file():
+        return "failed"
+    if (work / "checkpoints" / "last.ckpt").is_file():
+        return "partial (last.ckpt)"
+    return "todo"
+
+
+def print_plan(cells: list[Cell], store: Any, console: Console, title: str) -> None:
+    t = Table(title=title)
+    for col in ("#", "cell", "detector", "train set", "seed", "test sets", "state"):
+        t.add_column(col)
+    for i, c in enumerate(cells, 1):
+        tests = ", ".join(s["name"] for s in c.config["test_sets"])
+        t.add_row(str(i), c.cell_id, c.detector, c.train_set, str(c.seed), tests, cell_state(c, store))
+    console.print(t)
+
+
+def main(argv: list[str] | None = None, console: Console | None = None) -> int:
+    args = parse_args(argv)
+    console = console or Console()
+    try:
+        data = load_data_config(args.data)
+        grid, grid_note = resolve_grid(args.grid, data)
+        if data.origin != "demo" and all(d.startswith(DEMO_PREFIX) for d in grid.datasets()):
+            demo_cfg = ensure_demo()
+            note = (
+                f"grid {grid.name!r} uses the demo datasets: running on the embedded demo data ({demo_cfg})"
+            )
+            data = parse_data_config(demo_cfg, origin="demo", note=note)
+        runtime = {
+            "store_root": str(args.out / "store"),
+            "work_root": str(args.out / "cells"),
+            "devices": args.devices,
+            "accelerator": args.accelerator,
+            "wandb": args.wandb,
+        }
+        cells = plan_cells(
+            grid,
+            data,
+            detectors=_names(args.detectors),
+            datasets=_names(args.datasets),
+            seeds=args.seeds,
+            datamodule=args.datamodule,
+            runtime=runtime,
+        )
+    except (GridError, DataConfigError, KeyError) as e:
+        console.print(f"[bold red]error:[/] {e}")
+        return 2
+    for note in (data.note, grid_note):
+        if note:
+            console.print(f"[bold yellow]note:[/] {note}")
+    if args.devices < 1:
+        console.print("[bold red]error:[/] --devices must be >= 1")
+        return 2
+
+    from benchmark.store import ScoreStore
+
+    store = ScoreStore(args.out / "store")
+    title = f"grid {grid.name}: {len(cells)} cells ({data.origin} data, {data.path})"
+    if args.dry_run:
+        print_plan(cells, store, console, title)
+        return 0
+
+    jobs = []
+    for cell in cells:
+        job = Job(cell)
+        work = Path(cell.runtime["work_root"]) / cell.cell_id
+        if store.is_done(cell.cell_id) and not args.force:
+            job.status = SKIPPED
+        elif args.force or not args.resume:
+            shutil.rmtree(work / "checkpoints", ignore_errors=True)
+        jobs.append(job)
+
+    launcher: Any
+    if args.launcher == "inline":
+        launcher = InlineLauncher()
+    elif args.launcher == "slurm":
+        launcher = SlurmLauncher(
+            args.out / "slurm",
+            devices=args.devices,
+            cluster=args.slurm_cluster,
+            parameters={
+                k: v
+                for k, v in {
+                    "slurm_partition": args.slurm_partition,
+                    "timeout_min": args.slurm_timeout_min,
+                }.items()
+                if v is not None
+            },
+        )
+    else:
+        launcher = LocalLauncher(devices=args.devices, accelerator=args.accelerator)
+
+    if args.launcher == "local" and args.datamodule == DEFAULT_DATAMODULE:
+        # Preprocess missing manifests once, here, so parallel cells never preprocess the same dataset.
+        from benchmark.data import ensure_manifests
+
+        seen: set[str] = set()
+        for job in jobs:
+            if job.status == QUEUED and not set(job.cell.config["datasets"]) <= seen:
+                try:
+                    ensure_manifests(job.cell.config, job.cell.runtime)
+                except Exception as e:
+                    console.print(f"[bold red]preprocessing failed:[/] {type(e).__name__}: {e}")
+                    return 1
+                seen |= set(job.cell.config["datasets"])
+
+    todo = sum(j.status == QUEUED for j in jobs)
+    console.print(f"{title}: {todo} to run, {len(jobs) - todo} already done ({launcher.name} launcher)")
+    try:
+        in_process = args.launcher == "inline" or (args.launcher == "slurm" and args.slurm_cluster == "debug")
+        monitor = Monitor(jobs, title, console, live=not in_process)
+        with monitor:
+            launcher.run(jobs, monitor)
+    except NoFreeDeviceError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        return 2
+    except KeyboardInterrupt:
+        summary(jobs, console)
+        console.print("[bold yellow]interrupted[/]: run the same command again to resume")
+        return 130
+    summary(jobs, console, table=not (monitor.live and console.is_terminal))
+    if not args.no_leaderboard:
+        try:
+            from benchmark.leaderboard import render
+
+            written = render(args.out / "store", args.leaderboards)
+            console.print(f"leaderboards: {len(written)} files in {args.leaderboards}/")
+        except Exception as e:  # a leaderboard problem must not hide the sweep's own result
+            console.print(f"[bold red]leaderboard rendering failed:[/] {type(e).__name__}: {e}")
+            return 1
+    return 1 if any(j.status == FAILED for j in jobs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
