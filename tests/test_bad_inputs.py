@@ -27,6 +27,8 @@ import pandas as pd
 import pytest
 import torch
 
+from benchmark.config import DataConfigError
+from benchmark.grid import GridError
 from datamodules.datamodule import DataError, TrainBatchSampler
 from datamodules.datasets import DatasetLayoutError, UnknownLayoutError, enumerate_dataset
 from datamodules.datasets.base import check_unique
@@ -243,6 +245,50 @@ def _zero_byte_crop(tmp: Path):
     return dm.train_set[0]
 
 
+def _grid(tmp: Path, **over) -> Path:
+    from tests.runner_fixtures import write_data_config, write_grid
+
+    write_data_config(tmp)
+    return write_grid(tmp, "bad", **over)
+
+
+def _load_grid(**over):
+    def run(tmp: Path):
+        from benchmark.grid import load_grid
+
+        return load_grid(_grid(tmp, **over))
+
+    return run
+
+
+def _plan(**kw):
+    def run(tmp: Path):
+        from benchmark.config import parse_data_config
+        from benchmark.grid import load_grid
+        from benchmark.plan import plan_cells
+
+        grid = load_grid(_grid(tmp))
+        return plan_cells(grid, parse_data_config(tmp / "datasets.yaml"), **kw)
+
+    return run
+
+
+def _data_config(text: str):
+    def run(tmp: Path):
+        from benchmark.config import parse_data_config
+
+        (tmp / "d.yaml").write_text(text)
+        return parse_data_config(tmp / "d.yaml")
+
+    return run
+
+
+def _unknown_grid(tmp: Path):
+    from benchmark.grid import load_grid
+
+    return load_grid("nope")
+
+
 # ---- table 1: must raise ----------------------------------------------------------------------------------
 
 CASES: list[Case] = [
@@ -318,6 +364,23 @@ CASES: list[Case] = [
     Case("paired_odd_batch", "paired (UCF) batches of an odd size",
          lambda t: TrainBatchSampler(np.array([0, 1, 0, 1]), 3, seed=0, sbi_prob=0.0, paired=True), DataError,
          r"paired batches need an even batch_size, got 3"),
+    # the runner: grids and data configuration
+    Case("unknown_grid", "an unknown grid name", _unknown_grid, GridError, r"unknown grid 'nope'; known grids: .*cross.*demo"),
+    Case("grid_unknown_key", "a grid YAML with a misspelt key", _load_grid(detector_list=["x"]), GridError,
+         r"unknown key\(s\) \['detector_list'\]; known keys:"),
+    Case("grid_unknown_trainer_key", "a grid's trainer section with a misspelt key",
+         _load_grid(defaults={"trainer": {"max_epoch": 3}}), GridError,
+         r"defaults\.trainer: unknown key\(s\) \['max_epoch'\]"),
+    Case("grid_unknown_detector", "a sweep asked for an unknown detector", _plan(detectors=["no_such_net"]),
+         GridError, r"unknown detector\(s\) \['no_such_net'\].*known detectors: .*resnet34"),
+    Case("grid_unknown_dataset", "a sweep asked for an unconfigured dataset", _plan(datasets=["zz"]), GridError,
+         r"unknown dataset\(s\) \['zz'\].*a, b, train"),
+    Case("data_config_unknown_key", "a data configuration with a misspelt key",
+         _data_config("datasets: {X: {layout: ffpp, root: r}}\nroots: 1\n"), DataConfigError,
+         r"unknown key\(s\) \['roots'\]"),
+    Case("data_config_missing_root", "a configured dataset without its root",
+         _data_config("datasets: {X: {layout: ffpp}}\n"), DataConfigError,
+         r"dataset 'X' needs at least 'layout' and 'root'"),
     # scores and metrics
     Case("nan_score", "a NaN score", _metric(score=[0.1, np.nan, 0.8, 0.9]), ValueError,
          r"column 'score' has NaN or infinite values in rows \[1\]"),
