@@ -170,6 +170,8 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
+    from benchmark.guards import FiniteLossGuard
+
     rt = cell.runtime
     devices = int(rt.get("devices", 1))
     ckpt = ModelCheckpoint(
@@ -203,7 +205,7 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
         devices=devices,
         strategy="ddp" if devices > 1 else "auto",
         logger=loggers,
-        callbacks=[ckpt, _ProgressCallback(work / "progress.json"), *bars, *callbacks],
+        callbacks=[ckpt, FiniteLossGuard(), _ProgressCallback(work / "progress.json"), *bars, *callbacks],
         default_root_dir=str(work),
         enable_progress_bar=bool(bars),
         enable_model_summary=False,
@@ -313,6 +315,9 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     trainer, ckpt = _trainer(cell, work, callbacks)
     last = work / "checkpoints" / "last.ckpt"
     resumed = last.is_file() and _readable_checkpoint(last)
+    if not resumed:  # a fresh start: an abandoned attempt's checkpoints must not linger (nor rename ours -v1)
+        for stale in (work / "checkpoints").glob("*.ckpt"):
+            stale.unlink()
     t = time.time()
     trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resumed else None)
     if trainer.interrupted:

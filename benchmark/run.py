@@ -15,6 +15,7 @@ any cell failed (each is recorded with its traceback; the sweep goes on), 2 for 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -80,6 +81,19 @@ def cell_state(cell: Cell, store: Any) -> str:
     return "todo"
 
 
+def _unwritable(out: Path) -> str | None:
+    """Why ``out`` cannot hold the store and cell folders (``None`` if it can), checked before any cell runs."""
+    try:
+        for sub in ("store", "cells"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+            probe = out / sub / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
 def print_plan(cells: list[Cell], store: Any, console: Console, title: str) -> None:
     t = Table(title=title)
     for col in ("#", "cell", "detector", "train set", "seed", "test sets", "state"):
@@ -130,6 +144,11 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
 
     from benchmark.store import ScoreStore
 
+    if not args.dry_run:
+        problem = _unwritable(args.out)
+        if problem:
+            console.print(f"[bold red]error:[/] output folder {args.out} is not writable ({problem})")
+            return 2
     store = ScoreStore(args.out / "store")
     title = f"grid {grid.name}: {len(cells)} cells ({data.origin} data, {data.path})"
     if args.dry_run:

@@ -6,11 +6,13 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import tempfile
+from pathlib import Path
 
 import benchmark.perf as pkg
 from benchmark.perf.timing import Figure, print_figures
 
-_NOT_TOPICS = {"timing", "report"}
+_NOT_TOPICS = {"timing", "report", "flops", "gpu_cost"}  # helpers, not topics
 
 
 def topics() -> list[str]:
@@ -29,6 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__)
     p.add_argument("topic", help=f"one of: all, {', '.join(topics())}")
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes (smoke run)")
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="page written by `all` (default docs/PERFORMANCE.md; with --quick, a temp file, so a smoke run never "
+        "replaces the committed page)",
+    )
     args = p.parse_args(argv)
     known = topics()
     if args.topic != "all" and args.topic not in known:
@@ -38,11 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         figs += run_topic(t, args.quick)
     print_figures(figs)
     if args.topic == "all":
-        try:
-            from benchmark.perf.report import write_report
-        except ImportError:
-            return 0
-        write_report(figs)
+        from benchmark.perf.report import DEFAULT_PATH, write_report
+
+        path = args.report or (
+            Path(tempfile.gettempdir()) / "PERFORMANCE.quick.md" if args.quick else DEFAULT_PATH
+        )
+        print(f"wrote {write_report(figs, path, quick=args.quick)}")
     return 0
 
 

@@ -1,0 +1,37 @@
+"""Datamodule factories for the fault-injection tests (the runner loads them by ``module:function``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from datamodules.batch import collate
+from datamodules.spec import DataSpec
+from tests.helpers import SyntheticDataModule, _Items
+
+NAN_INDEX = 5  # second training batch of 4: the first step is fine, the second diverges
+
+
+class _NanItems(_Items):
+    def __getitem__(self, i: int) -> dict:
+        item = super().__getitem__(i)
+        if i == NAN_INDEX:
+            item["image"] = torch.full_like(item["image"], float("nan"))
+        return item
+
+
+class _NanDM(SyntheticDataModule):
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_NanItems(self.spec, self.n, "train"), batch_size=self.bs, collate_fn=collate)
+
+
+def nan_in_training(
+    config: dict[str, Any], spec: DataSpec, manifests: dict[str, Path]
+) -> L.LightningDataModule:
+    """Like ``tests.runner_fixtures.synthetic`` but one training image is all NaN: the loss diverges."""
+    names = tuple(dict.fromkeys(t["dataset"] for t in config["test_sets"]))
+    return _NanDM(spec, n=8, batch_size=4, test_sets=names)
