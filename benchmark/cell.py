@@ -17,15 +17,12 @@ result that looks finished and a redone cell replaces, never adds to, what was t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import traceback
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -33,31 +30,10 @@ import pandas as pd
 from lightning.pytorch.callbacks import Callback
 
 from benchmark.plan import Cell
+from benchmark.store import SCORE_COLUMNS as STORE_SCORE_COLUMNS
+from benchmark.store import VERSIONED, git_commit, package_versions
 
-SCORE_COLUMNS = [
-    "cell_id",
-    "detector",
-    "train_set",
-    "test_set",
-    "split",
-    "dataset",
-    "video_id",
-    "sample_id",
-    "label",
-    "method",
-    "score",
-    "seed",
-]
-_PACKAGES = [
-    "torch",
-    "lightning",
-    "timm",
-    "open_clip_torch",
-    "torchmetrics",
-    "numpy",
-    "pandas",
-    "albumentations",
-]
+SCORE_COLUMNS = [*STORE_SCORE_COLUMNS, "seed"]
 
 
 class CellFailed(RuntimeError):
@@ -68,30 +44,9 @@ def cell_dir(cell: Cell) -> Path:
     return Path(cell.runtime.get("work_root", "runs/cells")) / cell.cell_id
 
 
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for p in _PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[p] = metadata.version(p)
-    return out
-
-
-def git_commit() -> str | None:
-    try:
-        res = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parents[1],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return res.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def base_record(cell: Cell) -> dict[str, Any]:
     c = cell.config
+    git = git_commit(Path(__file__).resolve().parents[1])
     return {
         "cell_id": cell.cell_id,
         "grid": c["grid"],
@@ -100,8 +55,9 @@ def base_record(cell: Cell) -> dict[str, Any]:
         "seed": c["seed"],
         "origin": c["origin"],
         "config": c,
-        "versions": package_versions(),
-        "git_commit": git_commit(),
+        "versions": package_versions((*VERSIONED, "torchmetrics", "albumentations")),
+        "git_commit": (git or {}).get("commit"),
+        "git_dirty": (git or {}).get("dirty"),
         "host": platform.node(),
         "devices": cell.runtime.get("devices", 1),
     }

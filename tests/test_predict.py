@@ -101,11 +101,6 @@ def test_bad_inputs_are_refused(files: dict[str, Path], capsys: pytest.CaptureFi
 
 
 def test_sfam_overlay(files: dict[str, Path], tmp_path: Path) -> None:
-    import datamodules.regions as regions
-    from detectors import list_detectors
-
-    if "sfam" not in list_detectors() or not hasattr(regions, "region_masks"):
-        pytest.skip("needs the sfam detector and datamodules.regions.region_masks (data loader)")
     ckpt = _checkpoint(tmp_path, "sfam")
     assert main([str(ckpt), str(files["face"]), "--overlay", str(tmp_path / "ov"), "--json"]) == 0
     png = tmp_path / "ov" / "face-overlay.png"
