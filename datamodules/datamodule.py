@@ -134,16 +134,7 @@ class ManifestDataset(Dataset):
         self.with_forgery_mask = with_forgery_mask
         self.soft_regions = soft_regions
         self.need_landmarks = spec.region_masks or blend
-        cols = [
-            "dataset",
-            "label",
-            "method",
-            "video_id",
-            "frame_index",
-            "crop_path",
-            "landmarks_path",
-            "mask_path",
-        ]
+        cols = [c for c in MANIFEST_COLUMNS if c not in ("split", "status")]
         self.rows = {c: rows[c].tolist() for c in cols}
         self.labels = np.asarray(self.rows["label"], dtype=np.int64)
 
