@@ -188,6 +188,34 @@ def test_resume_skips_finished_videos_and_refuses_other_options(ffpp_run):
         preprocess_dataset("FF++", "ffpp", root, out, frames=3, margin=1.5, progress=False)
 
 
+def test_png_level_changes_storage_not_pixels_and_may_change_on_resume(ffpp_run):
+    """Level 0 (default) stores crops unfiltered; a resume at level 3 redoes only the missing video, with
+    the same pixels in a smaller file, and is not refused as 'other options'."""
+    root, out, manifest = ffpp_run
+    base = manifest.parent
+    df = load(manifest)
+    vid = df.video_id.iloc[-1]
+    crops = df[df.video_id == vid].crop_path.tolist()
+    before = {c: (cv2.imread(str(base / c), cv2.IMREAD_UNCHANGED), (base / c).stat().st_size) for c in crops}
+    assert all(size > 256 * 256 * 3 for _, size in before.values())  # stored, not deflated
+    row_file = next(
+        p for p in (base / "rows").rglob("*.json") if json.loads(p.read_text())[0]["crop_path"] == crops[0]
+    )
+    others = {p: p.stat().st_mtime_ns for p in (base / "rows").rglob("*.json") if p != row_file}
+    row_file.unlink()
+    again = preprocess_dataset("FF++", "ffpp", root, out, frames=3, png_compression=3, progress=False)
+    pd.testing.assert_frame_equal(load(again), df)
+    assert all(p.stat().st_mtime_ns == t for p, t in others.items())  # nothing else redone
+    for c, (pixels, size) in before.items():
+        np.testing.assert_array_equal(cv2.imread(str(base / c), cv2.IMREAD_UNCHANGED), pixels)
+        assert (base / c).stat().st_size < size
+    assert json.loads((base / "preprocess.json").read_text())["png_compression"] == 3
+    with pytest.raises(ValueError, match="png_compression must be 0-9, got 10"):
+        preprocess_dataset("FF++", "ffpp", root, out, frames=3, png_compression=10, progress=False)
+    with pytest.raises(SystemExit):
+        main(["--dataset", "FF++", "--root", str(root), "--out", str(out), "--png-compression", "12"])
+
+
 def test_celebdf_and_dfdc_layouts_end_to_end(tmp_path):
     cdf = tmp_path / "cdf"
     for rel, nm in (

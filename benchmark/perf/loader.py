@@ -1,12 +1,14 @@
 """Training-loader throughput from cached 256 px crops (issue 4 target: >= 200 samples/s per worker).
 
 A temporary processed dataset is written from a real face (skimage astronaut, detected and landmarked
-once): PNG crops, landmarks, masks and a manifest. Figures, all single-process (= one DataLoader
-worker's work):
+once): PNG crops (written by preprocessing's own writer, at its default level 0 and, for comparison, at
+zlib level 3), landmarks, masks and a manifest. Figures, all single-process (= one DataLoader worker's
+work):
 
 * baseline: PNG decode + resize + to tensor, no augmentation, no masks;
 * loader: ``ForgeryDataModule`` training batches at 224 px with augmentation and soft region masks
-  (SFAM-style DataSpec) — the target figure;
+  (SFAM-style DataSpec) from crops as ``python -m datamodules.preprocess`` writes them by default — the
+  target figure; the same from level-3 crops (half the disk) is informational;
 * loader + forgery masks + SBI (p = 0.5): informational, blending costs a lot per blended sample;
 * loader through one real DataLoader worker process (informational: adds the worker-to-main
   transfer, and the main process competes for the same 2 cores).
@@ -49,8 +51,13 @@ def _face_crop() -> tuple[np.ndarray, np.ndarray]:
     return crop, ((lm - [x0, y0]) * 256 / side).astype(np.float32)
 
 
-def write_cache(root: Path, n: int) -> Path:
-    """``n`` crops (half real, half fake with a mask) in one ``train`` split, plus a tiny ``val`` split."""
+def write_cache(root: Path, n: int, png_compression: int = 0) -> Path:
+    """``n`` crops (half real, half fake with a mask) in one ``train`` split, plus a tiny ``val`` split.
+
+    Crops are written as preprocessing writes them, at zlib level ``png_compression``.
+    """
+    from datamodules.preprocess import write_png
+
     crop, lm = _face_crop()
     rows = []
     mask = np.zeros((256, 256), np.uint8)
@@ -60,10 +67,10 @@ def write_cache(root: Path, n: int) -> Path:
         split, label = ("train" if i < n else "val"), i % 2
         stem = f"crops/{i:05d}"
         img = np.clip(crop.astype(int) + (i % 21) - 10, 0, 255).astype(np.uint8)
-        cv2.imwrite(str(root / f"{stem}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        write_png(root / f"{stem}.png", img, png_compression)
         np.save(root / f"{stem}.npy", lm)
         if label:
-            cv2.imwrite(str(root / f"{stem}_mask.png"), mask)
+            write_png(root / f"{stem}_mask.png", mask)
         rows.append(
             dict(
                 dataset="perf",
@@ -110,33 +117,39 @@ def _run(quick: bool) -> list[Figure]:
     n, rounds = (64, 3) if quick else (256, 7)
     spec = DataSpec(input_size=224, mean=CLIP_MEAN, std=CLIP_STD, region_masks=True)
     sbi_spec = DataSpec(input_size=224, mean=CLIP_MEAN, std=CLIP_STD, region_masks=True, forgery_masks=True)
-    cases = [  # name, spec, sbi_prob, DataLoader workers, target
+    cases = [  # name, spec, sbi_prob, DataLoader workers, PNG level of the crops, target
         (
             "loader: aug + soft region masks @224 (1 worker's work, in-process)",
             spec,
             0.0,
             0,
+            0,
             ">= 200 samples/s per worker",
         ),
-        ("loader: aug + region + forgery masks + SBI p=0.5 @224 (in-process)", sbi_spec, 0.5, 0, ""),
-        ("loader: aug + soft region masks @224 (1 DataLoader worker process)", spec, 0.0, 1, ""),
+        ("loader: same, from zlib level-3 crops (half the disk)", spec, 0.0, 0, 3, ""),
+        ("loader: aug + region + forgery masks + SBI p=0.5 @224 (in-process)", sbi_spec, 0.5, 0, 0, ""),
+        ("loader: aug + soft region masks @224 (1 DataLoader worker process)", spec, 0.0, 1, 0, ""),
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = write_cache(Path(tmp), n)
-        paths = pd.read_parquet(manifest).query("split == 'train'")["crop_path"].tolist()
+        manifests = {level: write_cache(Path(tmp) / f"png{level}", n, level) for level in (0, 3)}
+        paths = pd.read_parquet(manifests[0]).query("split == 'train'")["crop_path"].tolist()
         jobs: list[tuple[str, int, Callable[[], None]]] = [
             (
-                "baseline: PNG decode + resize 224, no aug, no masks",
+                "baseline: PNG decode (level-0 crops) + resize 224, no aug, no masks",
                 n,
-                lambda: _baseline(Path(tmp), paths, 224),
+                lambda: _baseline(Path(tmp) / "png0", paths, 224),
             )
         ]
-        for name, case_spec, sbi, workers, _ in cases:
+        kb = {
+            level: np.mean([(m.parent / p).stat().st_size for p in paths]) / 1024
+            for level, m in manifests.items()
+        }
+        for name, case_spec, sbi, workers, level, _ in cases:
             dm = ForgeryDataModule(
                 case_spec,
                 train="perf",
                 tests=[],
-                manifests={"perf": manifest},
+                manifests={"perf": manifests[level]},
                 batch_size=32,
                 frames_train=1,
                 augment=True,
@@ -151,7 +164,7 @@ def _run(quick: bool) -> list[Figure]:
                 for _ in loader:
                     pass
 
-            jobs.append((name, len(loader) * 32, epoch))
+            jobs.append((f"{name} [{kb[level]:.0f} KB/crop]", len(loader) * 32, epoch))
         times: dict[str, list[float]] = {name: [] for name, _, _ in jobs}
         for _, _, fn in jobs:  # warm-up (and worker start-up)
             fn()
