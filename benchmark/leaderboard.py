@@ -15,6 +15,7 @@ draws depend only on its seed and the videos), averaged resample by resample.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -75,13 +76,18 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 @dataclass
 class Group:
-    """The done cells of one (grid, detector, training set): one per seed."""
+    """The done cells of one (grid, detector, training set) and one configuration: one per seed.
+
+    ``superseded`` holds the done cells of the same (grid, detector, training set) run with OTHER
+    settings (an edited grid file, another recipe): they are listed on the page, never averaged in.
+    """
 
     grid: str
     detector: str
     train_set: str
     records: list[dict[str, Any]]
     scores: dict[str, pd.DataFrame] = field(default_factory=dict)
+    superseded: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def test_order(self) -> list[str]:
@@ -102,8 +108,27 @@ class Analysis:
     datasets: list[str]
 
 
+def _settings(rec: dict[str, Any]) -> str:
+    """A cell's configuration without its seed: cells that share it are seeds of one experiment."""
+    return json.dumps({k: v for k, v in rec["config"].items() if k != "seed"}, sort_keys=True, default=str)
+
+
+def _current(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split one (grid, detector, training set)'s cells into the latest configuration's and the rest.
+
+    The latest configuration is that of the most recently finished cell; cells of older settings would
+    otherwise be averaged in as if they were more seeds of the same experiment.
+    """
+    latest = max(recs, key=lambda r: (str(r.get("finished_at", "")), r["cell_id"]))
+    key = _settings(latest)
+    return [r for r in recs if _settings(r) == key], [r for r in recs if _settings(r) != key]
+
+
 def collect(store: ScoreStore) -> list[Group]:
-    """Done cells grouped by (grid, detector, training set), sorted; scores attached."""
+    """Done cells grouped by (grid, detector, training set), sorted; scores attached.
+
+    Only the latest configuration of each group is scored; the others are kept as ``superseded``.
+    """
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for cid in store.cell_ids("done"):
         rec = store.record(cid)
@@ -114,9 +139,14 @@ def collect(store: ScoreStore) -> list[Group]:
     scores = store.read_scores()
     by_cell = {cid: df.reset_index(drop=True) for cid, df in scores.groupby("cell_id", sort=True)}
     out = []
+    order = lambda r: (int(r["config"]["seed"]), r["cell_id"])  # noqa: E731
     for (g, d, t), recs in sorted(groups.items()):
-        recs = sorted(recs, key=lambda r: (int(r["config"]["seed"]), r["cell_id"]))
-        out.append(Group(g, d, t, recs, {r["cell_id"]: by_cell[r["cell_id"]] for r in recs}))
+        cur, old = _current(recs)
+        cur, old = (
+            sorted(cur, key=order),
+            sorted(old, key=lambda r: (str(r.get("finished_at", "")), *order(r))),
+        )
+        out.append(Group(g, d, t, cur, {r["cell_id"]: by_cell[r["cell_id"]] for r in cur}, old))
     return out
 
 
@@ -421,7 +451,40 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
         lines += [md_table(mh, meta), ""]
         tests = ", ".join(f"{t['name']}" for t in rec0["config"]["test_sets"])
         lines += [f"Test sets: {tests}. Source validation split: `{g.train_set}` (split `val`).", ""]
+        if g.superseded:
+            lines += _superseded(g), ""
     return "\n".join(lines)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _superseded(g: Group) -> str:
+    """The cells of earlier settings, with what differs from the settings shown above."""
+    now = _flat(g.records[0]["config"])
+    rows = []
+    for r in g.superseded:
+        theirs = _flat(r["config"])
+        diff = [
+            f"{k} = {json.dumps(theirs.get(k), default=str)}"
+            for k in sorted(set(now) | set(theirs))
+            if k != "seed" and theirs.get(k) != now.get(k)
+        ]
+        rows.append(
+            [str(r["config"]["seed"]), f"`{r['cell_id']}`", str(r.get("finished_at", "n/a")), "; ".join(diff)]
+        )
+    table = md_table(["seed", "cell", "finished", "settings that differ (theirs)"], rows)
+    return (
+        "### Superseded cells\n\nDone cells of this detector and training set run with other settings; "
+        "the numbers above use only the latest settings.\n\n" + table
+    )
 
 
 def _write(path: Path, text: str) -> Path:

@@ -135,3 +135,25 @@ def test_leaderboard_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     fill_store(tmp_path / "store", seeds=(0,))
     assert main(["--store", str(tmp_path / "store"), "--out", str(tmp_path / "lb"), "--bootstrap", "50"]) == 0
     assert (tmp_path / "lb" / "README.md").is_file()
+
+
+def test_cells_of_other_settings_are_listed_not_averaged(tmp_path: Path) -> None:
+    """A grid edited between two runs leaves cells of the old settings in the store: the page scores only
+    the latest settings and lists the older cell with what differs, instead of calling it another seed."""
+    store = fill_store(tmp_path / "store", seeds=(0,))
+    old = store.record("cell0000")
+    new_config = {**old["config"], "overrides": {"epochs": 1}}
+    new = {**old, "config": new_config, "finished_at": "2026-01-02T00:00:00+00:00"}
+    frames = _frames("cellnew0", 0, np.random.default_rng(7))
+    store.write_cell("cellnew0", frames, new)
+    store.write_record("cell0000", {**old, "finished_at": "2026-01-01T00:00:00+00:00"}, "done")
+    render(tmp_path / "store", tmp_path / "lb", n_boot=50)
+    page = (tmp_path / "lb" / "g1" / "resnet34.md").read_text()
+    readme = (tmp_path / "lb" / "README.md").read_text()
+    assert "Seeds: 0." in page and "Seeds: 0, 0" not in page
+    m = cross_auc_matrix(frames[frames.split == "test"], datasets=SETS)
+    row = next(line for line in page.splitlines() if line.startswith("| **dom-B** |"))
+    assert row.split("|")[4].strip().startswith(f"{m.loc['dom-B', 'dom-C']:.3f}")
+    assert "### Superseded cells" in page
+    assert "| 0 | `cell0000` | 2026-01-01T00:00:00+00:00 | overrides.epochs = null |" in page
+    assert "| demo | 0 |" in readme  # one seed in the README row too
