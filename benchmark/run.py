@@ -18,6 +18,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,11 @@ def _unwritable(out: Path) -> str | None:
     return None
 
 
+def _clock(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
 def print_plan(cells: list[Cell], store: Any, console: Console, title: str) -> None:
     t = Table(title=title)
     for col in ("#", "cell", "detector", "train set", "seed", "test sets", "state"):
@@ -107,6 +113,7 @@ def print_plan(cells: list[Cell], store: Any, console: Console, title: str) -> N
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     args = parse_args(argv)
     console = console or Console()
+    started = time.perf_counter()
     try:
         data = load_data_config(args.data)
         grid, grid_note = resolve_grid(args.grid, data)
@@ -223,6 +230,10 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         except Exception as e:  # a leaderboard problem must not hide the sweep's own result
             console.print(f"[bold red]leaderboard rendering failed:[/] {type(e).__name__}: {e}")
             return 1
+    console.print(
+        f"wall time {_clock(time.perf_counter() - started)}: the whole command ({todo} cells run, data "
+        "preparation such as demo generation and preprocessing when needed, leaderboards)"
+    )
     return 1 if any(j.status == FAILED for j in jobs) else 0
 
 

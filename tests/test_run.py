@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -183,6 +184,7 @@ def test_crashing_cell_is_recorded_the_sweep_goes_on_and_resume_skips_done(tiny:
     assert "ValueError: synthetic crash of the seed-0 cell" in rec["traceback"]
     text = con.export_text()
     assert "FAILED" in text and "synthetic crash" in text
+    assert re.search(r"wall time \d+:\d\d: the whole command \(2 cells run", text), text
     scores = store.read_scores()
     assert set(scores["cell_id"]) == {ok.cell_id}
     assert len(scores) == 3 * N_PER_SET and not scores.duplicated(["test_set", "sample_id"]).any()
