@@ -15,7 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from detectors.timm_cnn import TimmClassifier
-from detectors.weights import load_into, read_state_dict, strip_prefix, warn_random_init
+from detectors.weights import create_timm_backbone, strip_prefix
 
 #: classifier weights of ImageNet files (timm, Cadene, lukemelas); never part of a feature extractor.
 CLASSIFIER_PREFIXES = ("fc.", "last_linear.", "classifier.", "_fc.", "head.fc.")
@@ -75,24 +75,9 @@ def create_feature_backbone(
     when the hub is unreachable the model stays randomly initialised and ONE warning says so.
     Returns ``(model, pretrained_loaded)``.
     """
-    import timm
-
-    kwargs = {"num_classes": 0, **kwargs}
-    if weights_path is not None:
-        model = timm.create_model(arch, pretrained=False, **kwargs)
-        load_into(
-            model,
-            read_state_dict(weights_path),
-            what=f"{arch} from {weights_path}",
-            convert=adapt_imagenet_state,
-        )
-        return model, True
-    if pretrained:
-        try:
-            return timm.create_model(arch, pretrained=True, **kwargs), True
-        except Exception as e:  # offline: URLError, LocalEntryNotFoundError, ...
-            warn_random_init(f"timm '{arch}'", f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
-    return timm.create_model(arch, pretrained=False, **kwargs), False
+    return create_timm_backbone(
+        arch, pretrained, weights_path, convert=adapt_imagenet_state, **{"num_classes": 0, **kwargs}
+    )
 
 
 def pretrained_norm(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

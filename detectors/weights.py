@@ -70,17 +70,22 @@ def strip_prefix(
 
 
 def create_timm_backbone(
-    arch: str, pretrained: bool, weights_path: str | Path | None = None, **kwargs
+    arch: str,
+    pretrained: bool,
+    weights_path: str | Path | None = None,
+    convert: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+    **kwargs,
 ) -> tuple[nn.Module, bool]:
     """``timm.create_model`` with the suite's offline policy. Returns ``(model, pretrained_loaded)``.
 
-    ``weights_path`` (a local file) wins over the hub; a hub failure falls back to random init with a warning.
+    ``weights_path`` (a local file, passed through ``convert`` when given, see :func:`load_into`) wins
+    over the hub; a hub failure falls back to random init with a warning.
     """
     import timm
 
     if weights_path is not None:
         model = timm.create_model(arch, pretrained=False, **kwargs)
-        load_into(model, read_state_dict(weights_path), what=f"{arch} from {weights_path}")
+        load_into(model, read_state_dict(weights_path), what=f"{arch} from {weights_path}", convert=convert)
         return model, True
     if pretrained:
         try:
