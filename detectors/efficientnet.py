@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from datamodules.spec import DataSpec
 from detectors.feature_head import TimmFeatureClassifier, pretrained_norm
-from detectors.recipe import Recipe
+from detectors.recipe import DEEPFAKEBENCH_CNN
 from detectors.registry import register_detector
 
 
@@ -119,18 +119,8 @@ class EfficientNetB4(TimmFeatureClassifier):
 
     default_arch = "efficientnet_b4"
     default_input_size = 256
-    default_recipe = Recipe(
-        optimizer="adam",
-        lr=2e-4,
-        weight_decay=5e-4,
-        betas=(0.9, 0.999),
-        epochs=10,
-        batch_size=32,
-        eval_batch_size=32,
-        frames_train=32,
-        frames_test=32,
-        augment=True,
-        source="DeepfakeBench training/config/detector/efficientnetb4.yaml (Tan & Le ICML 2019 model)",
+    default_recipe = DEEPFAKEBENCH_CNN.with_overrides(
+        source="DeepfakeBench training/config/detector/efficientnetb4.yaml (Tan & Le ICML 2019 model)"
     )
     tiny_config: ClassVar[dict[str, Any]] = {
         "arch": "test_efficientnet",

@@ -70,3 +70,20 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+DEEPFAKEBENCH_CNN = Recipe(
+    optimizer="adam",
+    lr=2e-4,
+    weight_decay=5e-4,
+    betas=(0.9, 0.999),
+    epochs=10,
+    batch_size=32,
+    eval_batch_size=32,
+    frames_train=32,
+    frames_test=32,
+    augment=True,
+    source="DeepfakeBench training/config/detector/*.yaml",
+)
+"""The settings DeepfakeBench's Xception, EfficientNet-B4 and UCF configs share (each detector
+overrides ``source`` and whatever its own config changes)."""

@@ -17,7 +17,7 @@ from datamodules.batch import Batch
 from datamodules.spec import HALF, DataSpec
 from detectors.base import DataSpecError, Detector, DetectorOutput
 from detectors.feature_head import create_feature_backbone
-from detectors.recipe import Recipe
+from detectors.recipe import DEEPFAKEBENCH_CNN
 from detectors.registry import register_detector
 from detectors.ucf_blocks import (
     ConditionalDecoder,
@@ -67,17 +67,8 @@ class UCF(Detector):
       position); it only acts in training.
     """
 
-    default_recipe = Recipe(
-        optimizer="adam",
-        lr=2e-4,
-        weight_decay=5e-4,
-        betas=(0.9, 0.999),
+    default_recipe = DEEPFAKEBENCH_CNN.with_overrides(
         epochs=5,
-        batch_size=32,
-        eval_batch_size=32,
-        frames_train=32,
-        frames_test=32,
-        augment=True,
         source="Yan et al. ICCV 2023; DeepfakeBench training/config/detector/ucf.yaml (16 pairs, 5 epochs)",
     )
     tiny_config: ClassVar[dict[str, Any]] = {

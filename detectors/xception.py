@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from datamodules.spec import HALF
 from detectors.feature_head import TimmFeatureClassifier
-from detectors.recipe import Recipe
+from detectors.recipe import DEEPFAKEBENCH_CNN
 from detectors.registry import register_detector
 
 
@@ -39,18 +39,8 @@ class Xception(TimmFeatureClassifier):
     default_input_size = 256
     mean = HALF
     std = HALF
-    default_recipe = Recipe(
-        optimizer="adam",
-        lr=2e-4,
-        weight_decay=5e-4,
-        betas=(0.9, 0.999),
-        epochs=10,
-        batch_size=32,
-        eval_batch_size=32,
-        frames_train=32,
-        frames_test=32,
-        augment=True,
-        source="DeepfakeBench training/config/detector/xception.yaml (Rössler et al. ICCV 2019 model)",
+    default_recipe = DEEPFAKEBENCH_CNN.with_overrides(
+        source="DeepfakeBench training/config/detector/xception.yaml (Rössler et al. ICCV 2019 model)"
     )
     tiny_config: ClassVar[dict[str, Any]] = {
         "arch": "test_resnet",
