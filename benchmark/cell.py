@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import Callback
 
 from benchmark.plan import Cell
 from benchmark.store import SCORE_COLUMNS as STORE_SCORE_COLUMNS
-from benchmark.store import VERSIONED, git_commit, package_versions
+from benchmark.store import VERSIONED, file_sha256, git_commit, package_versions
 
 SCORE_COLUMNS = [*STORE_SCORE_COLUMNS, "seed"]
 
@@ -255,7 +255,7 @@ def _readable_checkpoint(path: Path) -> bool:
 def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
     import lightning as L
 
-    from benchmark.data import ensure_manifests, file_hash, load_factory, test_loaders
+    from benchmark.data import ensure_manifests, load_factory, test_loaders
     from detectors import create_detector
 
     work.mkdir(parents=True, exist_ok=True)
@@ -311,7 +311,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         "recipe_overrides": {k: list(v) for k, v in model.recipe.diff(type(model).default_recipe).items()},
         "arch_overrides": c["arch_overrides"],
         "arch_defaults": arch_defaults(type(model), c["arch_overrides"]),
-        "manifest_hash": {n: file_hash(p) for n, p in manifests.items() if Path(p).is_file()},
+        "manifest_hash": {n: file_sha256(p) for n, p in manifests.items() if Path(p).is_file()},
         "n_scores": int(sum(len(f) for f in frames)),
         "timings": timings,
     }

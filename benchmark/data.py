@@ -7,7 +7,6 @@ to a subprocess, a DDP rank or a SLURM job.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from collections.abc import Callable
 from pathlib import Path
@@ -59,15 +58,6 @@ def ensure_manifests(config: dict[str, Any], runtime: dict[str, Any]) -> dict[st
             raise FileNotFoundError(f"preprocessing {name} wrote no manifest (expected {path})")
         paths[name] = written
     return paths
-
-
-def file_hash(path: Path) -> str:
-    """SHA-256 of a file (the manifest hash in the cell record)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_datamodule(

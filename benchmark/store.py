@@ -120,11 +120,8 @@ def git_commit(path: str | os.PathLike = ".") -> dict[str, object] | None:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file (e.g. the data manifest a cell was tested on)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def build_record(
