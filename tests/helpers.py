@@ -11,6 +11,18 @@ from datamodules.regions import REGIONS
 from datamodules.spec import DataSpec
 
 
+def quiet_trainer(**overrides) -> L.Trainer:
+    """A CPU ``Trainer`` without logger, checkpoints, progress bar or summary (``overrides`` win)."""
+    kw = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return L.Trainer(**{**kw, **overrides})
+
+
 def make_item(spec: DataSpec, index: int, label: int, dataset: str = "synth", n_methods: int = 4) -> dict:
     g = torch.Generator().manual_seed(1000 + index)
     s, m = spec.input_size, spec.mask_side

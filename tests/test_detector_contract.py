@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import warnings
 
-import lightning as L
 import pytest
 import torch
 
 from detectors import DetectorOutput, create_detector, get_detector_class, list_detectors, load_detector
-from tests.helpers import SyntheticDataModule, make_batch
+from tests.helpers import SyntheticDataModule, make_batch, quiet_trainer
 
 NAMES = list_detectors()
 
@@ -79,16 +78,7 @@ def test_one_step_updates_trainable_and_not_frozen(name):
 def test_checkpoint_round_trip(name, tmp_path):
     model = tiny(name)
     dm = SyntheticDataModule(model.data_spec, n=4, batch_size=4)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(max_steps=1, num_sanity_val_steps=0, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     path = tmp_path / "m.ckpt"
     trainer.save_checkpoint(path)
@@ -104,13 +94,7 @@ def test_checkpoint_round_trip(name, tmp_path):
 def test_fast_dev_run_fit_and_test(name):
     model = tiny(name)
     dm = SyntheticDataModule(model.data_spec, n=4, batch_size=4, test_sets=("a", "b"))
-    trainer = L.Trainer(
-        accelerator="cpu",
-        fast_dev_run=True,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(fast_dev_run=True)
     trainer.fit(model, datamodule=dm)
     trainer.test(model, datamodule=dm)
     rows = model.test_records

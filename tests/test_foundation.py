@@ -128,9 +128,8 @@ def test_frozen_module_stays_in_eval_mode():
 
 @pytest.mark.parametrize("sched", [None, "cosine", "step"])
 def test_scheduler_really_steps(sched):
-    import lightning as L
 
-    from tests.helpers import SyntheticDataModule
+    from tests.helpers import SyntheticDataModule, quiet_trainer
 
     class Tiny(Detector):
         default_recipe = Recipe(lr=0.1, scheduler=sched, step_size=1, gamma=0.5, source="test")
@@ -144,15 +143,7 @@ def test_scheduler_really_steps(sched):
             return DetectorOutput(self.lin(batch.image.mean((2, 3))).squeeze(-1))
 
     m = Tiny()
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(max_epochs=2, limit_val_batches=0)
     trainer.fit(m, datamodule=SyntheticDataModule(DataSpec(input_size=8), n=8, batch_size=4))
     lr = trainer.optimizers[0].param_groups[0]["lr"]
     if sched is None:

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import cv2
-import lightning as L
 import numpy as np
 import pytest
 import torch
 
 from benchmark.predict import main, make_batch, predict_path
 from detectors import create_detector, get_detector_class, load_detector
-from tests.helpers import SyntheticDataModule
+from tests.helpers import SyntheticDataModule, quiet_trainer
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -21,14 +20,7 @@ skimage_data = pytest.importorskip("skimage.data")
 def _checkpoint(tmp: Path, name: str = "resnet34") -> Path:
     """A real Lightning checkpoint of a tiny detector after one training step."""
     model = create_detector(name, **get_detector_class(name).tiny_config)
-    trainer = L.Trainer(
-        max_steps=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(max_steps=1, limit_val_batches=0)
     trainer.fit(model, datamodule=SyntheticDataModule(model.data_spec, n=4, batch_size=4))
     path = tmp / f"{name}.ckpt"
     trainer.save_checkpoint(path)

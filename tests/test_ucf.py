@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import lightning as L
 import pytest
 import torch
 
 from detectors import DataSpecError, create_detector, get_detector_class
 from detectors.ucf import UCF
 from detectors.ucf_blocks import contrastive_loss, shuffle_within_groups
-from tests.helpers import SyntheticDataModule, make_batch
+from tests.helpers import SyntheticDataModule, make_batch, quiet_trainer
 
 TERMS = ("common", "specific", "reconstruction", "contrastive")
 
@@ -26,15 +25,7 @@ def model() -> UCF:
 
 def test_all_loss_terms_are_logged():
     m = tiny()
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(max_steps=1, limit_val_batches=0)
     trainer.fit(m, datamodule=SyntheticDataModule(m.data_spec, n=4, batch_size=4))
     logged = trainer.callback_metrics
     for term in ("loss",) + TERMS:

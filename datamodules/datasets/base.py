@@ -102,7 +102,8 @@ class Adapter:
     default_name: str = ""
 
     def enumerate(self, root: str | Path, dataset: str | None = None, **options) -> list[VideoRecord]:
-        raise NotImplementedError
+        """Every video (or image) of the dataset at ``root`` as a record; each subclass implements it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement enumerate(root, dataset, **options)")
 
 
 def register_layout(*names: str):
