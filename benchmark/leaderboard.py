@@ -121,7 +121,8 @@ def _current(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dic
     """
     latest = max(recs, key=lambda r: (str(r.get("finished_at", "")), r["cell_id"]))
     key = _settings(latest)
-    return [r for r in recs if _settings(r) == key], [r for r in recs if _settings(r) != key]
+    same = {r["cell_id"]: _settings(r) == key for r in recs}
+    return [r for r in recs if same[r["cell_id"]]], [r for r in recs if not same[r["cell_id"]]]
 
 
 def collect(store: ScoreStore) -> list[Group]:
@@ -139,13 +140,9 @@ def collect(store: ScoreStore) -> list[Group]:
     scores = store.read_scores()
     by_cell = {cid: df.reset_index(drop=True) for cid, df in scores.groupby("cell_id", sort=True)}
     out = []
-    order = lambda r: (int(r["config"]["seed"]), r["cell_id"])  # noqa: E731
     for (g, d, t), recs in sorted(groups.items()):
-        cur, old = _current(recs)
-        cur, old = (
-            sorted(cur, key=order),
-            sorted(old, key=lambda r: (str(r.get("finished_at", "")), *order(r))),
-        )
+        recs = sorted(recs, key=lambda r: (int(r["config"]["seed"]), r["cell_id"]))
+        cur, old = _current(recs)  # both keep the seed order
         out.append(Group(g, d, t, cur, {r["cell_id"]: by_cell[r["cell_id"]] for r in cur}, old))
     return out
 

@@ -447,15 +447,10 @@ def _check_config(base: Path, opts: Options, overwrite: bool) -> None:
     want = asdict(opts)
     if cfg.is_file():
         have = json.loads(cfg.read_text())
-        if {k: v for k, v in have.items() if k not in _STORAGE_ONLY} != {
-            k: v for k, v in want.items() if k not in _STORAGE_ONLY
-        }:
+        pixels = {k: v for k, v in want.items() if k not in _STORAGE_ONLY}
+        if {k: v for k, v in have.items() if k not in _STORAGE_ONLY} != pixels:
             if not overwrite:
-                diff = {
-                    k: (have.get(k), v)
-                    for k, v in want.items()
-                    if have.get(k) != v and k not in _STORAGE_ONLY
-                }
+                diff = {k: (have.get(k), v) for k, v in pixels.items() if have.get(k) != v}
                 raise PreprocessConfigError(
                     f"{base} was preprocessed with other options {diff} (stored, requested); use another "
                     "--out, or --overwrite to redo every video"
