@@ -71,7 +71,7 @@ class Prediction:
 
 def read_frames(path: Path, n_frames: int) -> tuple[str, list[tuple[int, np.ndarray | None, str]]]:
     """``("image"|"video", [(frame_index, rgb or None, reason)])`` for an image or a video file."""
-    from datamodules.frames import open_video, read_image, read_video_frames, sample_indices
+    from datamodules.media.video import open_video, read_image, read_video_frames, sample_indices
 
     if not path.is_file():
         raise PredictInputError(f"input not found: {path}")
@@ -98,7 +98,7 @@ def face_frames(
     The same ``FaceTracker`` (detector backend, downscaling for detection, following one person through
     a video) and the same 5-point alignment, crop side and margin as ``datamodules.preprocess``.
     """
-    from datamodules import align, faces
+    from datamodules.media import align, faces
     from datamodules.preprocess import FaceTracker, Options
 
     kind, frames = read_frames(path, n_frames)
@@ -142,7 +142,7 @@ def make_batch(frames: list[FaceFrame], spec: Any, video_id: str) -> Any:
             "method": "unknown",
         }
         if spec.region_masks:
-            from datamodules.regions import region_masks
+            from datamodules.media.regions import region_masks
 
             m = region_masks(f.landmarks, spec.mask_side, src_size=f.crop.shape[0])
             item["region_masks"] = torch.from_numpy(m)
@@ -159,7 +159,7 @@ def overlay_png(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from datamodules.regions import REGIONS
+    from datamodules.media.regions import REGIONS
 
     ncols = 2 if regions is not None else 1
     fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 4.0), squeeze=False)

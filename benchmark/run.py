@@ -25,11 +25,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmark.config import DEMO_PREFIX, DataConfigError, ensure_demo, load_data_config, parse_data_config
-from benchmark.grid import GridError
-from benchmark.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
-from benchmark.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
-from benchmark.plan import DEFAULT_DATAMODULE, Cell, plan_cells, resolve_grid
+from benchmark.runner.data_config import (
+    DEMO_PREFIX,
+    DataConfigError,
+    ensure_demo,
+    load_data_config,
+    parse_data_config,
+)
+from benchmark.runner.grid import GridError
+from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
+from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
+from benchmark.runner.plan import DEFAULT_DATAMODULE, Cell, plan_cells, resolve_grid
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -194,7 +200,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
 
     if args.launcher == "local" and args.datamodule == DEFAULT_DATAMODULE:
         # Preprocess missing manifests once, here, so parallel cells never preprocess the same dataset.
-        from benchmark.data import ensure_manifests
+        from benchmark.runner.cell_data import ensure_manifests
 
         seen: set[str] = set()
         for job in jobs:
@@ -223,7 +229,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     summary(jobs, console, table=not (monitor.live and console.is_terminal))
     if not args.no_leaderboard:
         try:
-            from benchmark.leaderboard import render
+            from benchmark.report.leaderboard import render
 
             written = render(args.out / "store", args.leaderboards)
             console.print(f"leaderboards: {len(written)} files in {args.leaderboards}/")

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from benchmark.frames import validate_frames
+from benchmark.metrics.scores import validate_frames
 
 SCORE_COLUMNS = (
     "cell_id",

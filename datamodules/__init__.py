@@ -5,7 +5,7 @@ This package never imports a detector: detectors describe what they need with a 
 """
 
 from datamodules.batch import FAKE, REAL, Batch, collate
-from datamodules.regions import REGIONS
+from datamodules.media.regions import REGIONS
 from datamodules.spec import DataSpec
 
 __all__ = ["FAKE", "REAL", "REGIONS", "Batch", "DataSpec", "collate"]

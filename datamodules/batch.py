@@ -30,7 +30,7 @@ class Batch:
         dataset: dataset name per sample.
         method: manipulation name per sample (``"real"`` for reals).
         method_id: optional long ``[B]``: 0 for real, 1..M for the training methods (UCF).
-        region_masks: optional float ``[B, R, H, W]`` in the order of ``datamodules.regions.REGIONS``.
+        region_masks: optional float ``[B, R, H, W]`` in the order of ``datamodules.media.regions.REGIONS``.
         forgery_mask: optional float ``[B, 1, H, W]`` in [0, 1], soft, all zero for reals.
     """
 

@@ -11,13 +11,13 @@ Programmatic API (what the runner calls; keep the signature stable)::
     preprocess_dataset(name, layout, root, out, **options) -> Path   # out/<name>/manifest.parquet
 
 Per video: ``frames`` indices spread evenly over the whole video (only those are converted to RGB; see
-``datamodules.frames``); faces detected by the chosen backend (``datamodules.faces``) on a frame
+``datamodules.media.video``); faces detected by the chosen backend (``datamodules.media.faces``) on a frame
 downscaled to at most ``detect_max_side`` pixels, and after the first face inside a window around the
 tracked face (the full frame again when the window finds none). The face is the LARGEST in the first
 frame that has one (for a fake with a manipulation mask: the face the mask covers most), then followed
 by overlap; a frame where no face overlaps the tracked one is ``face_lost``, never another person.
 Each face is aligned by a 5-point similarity into ``size`` x ``size`` with ``margin``
-(``datamodules.align``); the mask is warped by the same matrix; dlib 68 landmarks are computed on the
+(``datamodules.media.align``); the mask is warped by the same matrix; dlib 68 landmarks are computed on the
 aligned crop. Crops and masks are lossless PNG, landmarks float32 ``.npy`` ``[68, 2]`` in crop pixels.
 
 Output under ``out/<name>/``: ``crops/<method>/<video>/<frame:05d>.png``, ``landmarks/.../*.npy``,
@@ -46,9 +46,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from datamodules import align, faces
 from datamodules.datasets.base import VideoRecord, enumerate_dataset, get_adapter, list_layouts, safe_stem
-from datamodules.frames import (
+from datamodules.media import align, faces
+from datamodules.media.video import (
     VideoOpenError,
     frame_number,
     list_frame_files,
@@ -523,7 +523,7 @@ def preprocess_dataset(
         root: the dataset's root folder (or file, for ``csv`` / ``deepfakebench_json``).
         out: the processed root; the manifest is ``out/<name>/manifest.parquet``.
         frames, size, margin: frames per video, crop side, alignment margin.
-        backend: ``auto | mtcnn | dlib | insightface`` (``datamodules.faces``).
+        backend: ``auto | mtcnn | dlib | insightface`` (``datamodules.media.faces``).
         workers: processes (1 = in this process).
         detect_max_side: frames are downscaled to at most this side for detection.
         png_compression: zlib level 0-9 of the crop PNGs (all lossless). 0 (default) reads fastest

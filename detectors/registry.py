@@ -21,8 +21,8 @@ _MODULES: dict[str, str] = {
     "resnet34": "detectors.timm_cnn",
     "xception": "detectors.xception",
     "efficientnet_b4": "detectors.efficientnet",
-    "ucf": "detectors.ucf",
-    "forensics_adapter": "detectors.forensics_adapter",
+    "ucf": "detectors.ucf.detector",
+    "forensics_adapter": "detectors.forensics_adapter.detector",
     "sfam": "sfam.detector",
     "clip_linear": "sfam.detector",
 }

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from datamodules.regions import REGIONS
+from datamodules.media.regions import REGIONS
 from detectors.clip_backbone import ClipGeometry, clip_geometry
 from sfam.alignment import LayerFusion, PatchTextAlignment, clip_patch_tokens, region_assignment
 from sfam.heads import AttentionPool, PromptInitLinear

@@ -3,7 +3,7 @@
 SFAM's abstract (Luo, Chen, Liu, arXiv 2604.21478) names a "semantic fine-grained" image-text alignment;
 the paper's prompts are not public. The descriptions below are ours, in the spirit of MFCLIP's
 fine-grained prompts (Zhang et al., TIFS 2025): for every facial region of
-``datamodules.regions.REGIONS`` plus one ``global`` set, a few phrases for a real and for a forged face.
+``datamodules.media.regions.REGIONS`` plus one ``global`` set, a few phrases for a real and for a forged face.
 Each phrase is put into a few templates; every sentence is encoded, L2-normalised, averaged over its set
 and normalised again (the CLIP zero-shot recipe of Radford et al., ICML 2021).
 
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from datamodules.regions import REGIONS
+from datamodules.media.regions import REGIONS
 
 GLOBAL = "global"
 CLASSES = ("real", "fake")
@@ -212,7 +212,7 @@ class PromptBank(nn.Module):
 
     Args:
         clip: an open_clip CLIP model (its text tower is used; frozen by the caller when kept).
-        regions: region names (default ``datamodules.regions.REGIONS``).
+        regions: region names (default ``datamodules.media.regions.REGIONS``).
         descriptions: ``{set: {"real": [...], "fake": [...]}}`` with every region and ``"global"``.
         templates: sentence templates (fixed-prompt mode only).
         n_ctx: number of learnable context vectors (0: fixed prompts cached as buffers).

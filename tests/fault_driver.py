@@ -7,7 +7,7 @@ happened from a point that was never reached. Kills are ``SIGKILL`` (no cleanup,
 and hit real code paths: a Lightning callback inside ``fit``/``test``, the temp-file commit of Lightning's
 checkpoint writer (fsspec), the score store's atomic writer and the leaderboard writer are wrapped so the
 process dies in the middle of what they do. Cells must run in this process: pass ``--launcher inline``.
-``preprocess`` kills inside the sweep's preprocessing stage (``benchmark.data.ensure_manifests`` ->
+``preprocess`` kills inside the sweep's preprocessing stage (``benchmark.runner.cell_data.ensure_manifests`` ->
 ``preprocess_dataset``) after the first video's files are written.
 """
 
@@ -64,7 +64,7 @@ def install(point: str, marker: Path) -> None:
     """Wrap the code of ``point`` so this process SIGKILLs itself in the middle of it."""
     if point not in POINTS:
         raise SystemExit(f"unknown kill point {point!r}; known: {', '.join(POINTS)}")
-    import benchmark.cell as cell_mod
+    import benchmark.runner.cell as cell_mod
 
     make_trainer = cell_mod._trainer
 
@@ -108,7 +108,7 @@ def install(point: str, marker: Path) -> None:
         store_mod._atomic_write_bytes = killing_write
 
     if point == "leaderboard":
-        import benchmark.leaderboard as lb
+        import benchmark.report.leaderboard as lb
 
         lb_write = lb._write
         calls = []
@@ -146,7 +146,7 @@ def main(argv: list[str]) -> int:
     if point == "preprocess" and rest[0] == "ensure_manifests":
         import json
 
-        from benchmark.data import ensure_manifests
+        from benchmark.runner.cell_data import ensure_manifests
 
         cfg = json.loads(Path(rest[1]).read_text())
         ensure_manifests(cfg["config"], cfg["runtime"])

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.batch import Batch, collate
-from datamodules.regions import REGIONS
+from datamodules.media.regions import REGIONS
 from datamodules.spec import DataSpec
 
 

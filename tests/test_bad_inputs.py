@@ -27,13 +27,13 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.config import DataConfigError
-from benchmark.grid import GridError
-from datamodules.datamodule import DataError, TrainBatchSampler
+from benchmark.runner.data_config import DataConfigError
+from benchmark.runner.grid import GridError
 from datamodules.datasets import DatasetLayoutError, UnknownLayoutError, enumerate_dataset
 from datamodules.datasets.base import check_unique
-from datamodules.faces import FaceBackendError, resolve_backend
-from datamodules.frames import VideoOpenError, open_video
+from datamodules.loading.datamodule import DataError, TrainBatchSampler
+from datamodules.media.faces import FaceBackendError, resolve_backend
+from datamodules.media.video import VideoOpenError, open_video
 from datamodules.preprocess import PreprocessConfigError, preprocess_dataset
 from datamodules.preprocess import main as preprocess_main
 from datamodules.spec import DataSpec
@@ -178,7 +178,7 @@ def _tiny(name: str):
 
 def _batch(spec: DataSpec, labels: list[int], drop: tuple[str, ...] = (), size: int | None = None):
     from datamodules.batch import collate
-    from datamodules.regions import REGIONS
+    from datamodules.media.regions import REGIONS
 
     s, m = size or spec.input_size, spec.mask_side
     items = []
@@ -210,7 +210,7 @@ def _dm_setup(spec: DataSpec | None = None, *, train: str = "src", edit=None, **
     """A ForgeryDataModule on a small manifest (``edit(path)`` may break it first), then ``setup("fit")``."""
 
     def run(tmp: Path):
-        from datamodules.datamodule import ForgeryDataModule
+        from datamodules.loading.datamodule import ForgeryDataModule
 
         path = _manifest(tmp, **mkw)
         if edit:
@@ -254,7 +254,7 @@ def _grid(tmp: Path, **over) -> Path:
 
 def _load_grid(**over):
     def run(tmp: Path):
-        from benchmark.grid import load_grid
+        from benchmark.runner.grid import load_grid
 
         return load_grid(_grid(tmp, **over))
 
@@ -263,9 +263,9 @@ def _load_grid(**over):
 
 def _plan(**kw):
     def run(tmp: Path):
-        from benchmark.config import parse_data_config
-        from benchmark.grid import load_grid
-        from benchmark.plan import plan_cells
+        from benchmark.runner.data_config import parse_data_config
+        from benchmark.runner.grid import load_grid
+        from benchmark.runner.plan import plan_cells
 
         grid = load_grid(_grid(tmp))
         return plan_cells(grid, parse_data_config(tmp / "datasets.yaml"), **kw)
@@ -275,7 +275,7 @@ def _plan(**kw):
 
 def _data_config(text: str):
     def run(tmp: Path):
-        from benchmark.config import parse_data_config
+        from benchmark.runner.data_config import parse_data_config
 
         (tmp / "d.yaml").write_text(text)
         return parse_data_config(tmp / "d.yaml")
@@ -284,7 +284,7 @@ def _data_config(text: str):
 
 
 def _unknown_grid(tmp: Path):
-    from benchmark.grid import load_grid
+    from benchmark.runner.grid import load_grid
 
     return load_grid("nope")
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datamodules.blending import HULL_TYPES, hull_mask, self_blend
+from datamodules.media.blending import HULL_TYPES, hull_mask, self_blend
 from tests.real_faces import aligned_face
 
 

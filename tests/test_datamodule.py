@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules.datamodule import DataError, ForgeryDataModule, TrainBatchSampler, spread_frames
-from datamodules.regions import REGIONS
+from datamodules.loading.datamodule import DataError, ForgeryDataModule, TrainBatchSampler, spread_frames
+from datamodules.media.regions import REGIONS
 from datamodules.spec import DataSpec
 from tests.real_faces import aligned_face
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from benchmark.guards import FiniteLossGuard, NonFiniteLossError
+from benchmark.runner.guards import FiniteLossGuard, NonFiniteLossError
 from detectors import create_detector, get_detector_class
 from tests.helpers import SyntheticDataModule
 

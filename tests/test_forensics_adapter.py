@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from detectors import create_detector
-from detectors.fa_blocks import query_attention_mask
-from detectors.fa_losses import (
+from detectors.forensics_adapter.blocks import query_attention_mask
+from detectors.forensics_adapter.detector import ForensicsAdapter
+from detectors.forensics_adapter.losses import (
     blur3x3,
     boundary_patches,
     boundary_target,
@@ -22,7 +23,6 @@ from detectors.fa_losses import (
     patch_fractions,
     patch_labels,
 )
-from detectors.forensics_adapter import ForensicsAdapter
 from tests.helpers import make_batch
 
 TINY = ForensicsAdapter.tiny_config

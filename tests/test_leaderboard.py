@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.leaderboard import main, render
 from benchmark.metrics import auc, cross_auc_matrix
+from benchmark.report.leaderboard import main, render
 from benchmark.store import ScoreStore
 
 SETS = ["dom-A", "dom-B", "dom-C"]

@@ -441,7 +441,7 @@ def test_bootstrap_summaries_recomputed_from_same_resample():
 
 
 def test_bootstrap_does_not_depend_on_chunking(monkeypatch):
-    import benchmark.bootstrap as bmod
+    import benchmark.metrics.resample as bmod
 
     fr = make_frames(np.random.default_rng(14), videos=9)
     whole = bootstrap(fr, n=12, seed=5, level="frame").samples

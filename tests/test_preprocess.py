@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datamodules import align, faces
 from datamodules.datasets import DatasetLayoutError, UnknownLayoutError
-from datamodules.frames import open_video, read_video_frames, sample_indices
+from datamodules.media import align, faces
+from datamodules.media.video import open_video, read_video_frames, sample_indices
 from datamodules.preprocess import (
     COLUMNS,
     PreprocessConfigError,

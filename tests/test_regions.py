@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.regions import REGIONS, forehead_points, label_map, pool_to_grid, region_masks
+from datamodules.media.regions import REGIONS, forehead_points, label_map, pool_to_grid, region_masks
 from tests.real_faces import aligned_face
 
 PHOTOS = ("astronaut", "grace_hopper")

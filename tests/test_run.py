@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from benchmark.cell import run_cell
-from benchmark.config import DataConfigError, load_data_config, parse_data_config
-from benchmark.grid import GridError, load_grid
-from benchmark.launchers import InlineLauncher, SlurmLauncher
-from benchmark.monitor import DONE, FAILED, Job, Monitor
-from benchmark.plan import Cell, config_hash, plan_cells, resolve_grid
 from benchmark.run import main
+from benchmark.runner.cell import run_cell
+from benchmark.runner.data_config import DataConfigError, load_data_config, parse_data_config
+from benchmark.runner.grid import GridError, load_grid
+from benchmark.runner.launchers import InlineLauncher, SlurmLauncher
+from benchmark.runner.monitor import DONE, FAILED, Job, Monitor
+from benchmark.runner.plan import Cell, config_hash, plan_cells, resolve_grid
 from benchmark.store import ScoreStore
 from tests.runner_fixtures import RaiseAtEpoch, write_data_config, write_grid
 
@@ -86,7 +86,7 @@ def test_cell_ids_are_stable_and_depend_on_the_whole_config(tiny: Path) -> None:
 def test_cell_ids_are_the_same_in_another_process(tiny: Path) -> None:
     cell = _cells(tiny, seeds=[0, 5])[1]
     (tiny / "cfg.json").write_text(json.dumps(cell.config, indent=3))  # other whitespace, same content
-    code = "import json, sys; from benchmark.plan import config_hash; print(config_hash(json.load(open(sys.argv[1]))))"
+    code = "import json, sys; from benchmark.runner.plan import config_hash; print(config_hash(json.load(open(sys.argv[1]))))"
     env = {**os.environ, "PYTHONHASHSEED": "123"}
     out = subprocess.run(
         [sys.executable, "-c", code, str(tiny / "cfg.json")],
@@ -296,7 +296,7 @@ def test_two_process_cpu_ddp_gives_the_single_process_score_set(tiny: Path) -> N
 
 def test_missing_manifests_are_preprocessed_first(tiny: Path, monkeypatch) -> None:
     """ensure_manifests calls preprocessing for missing manifests only, with the processed root."""
-    from benchmark.data import ensure_manifests
+    from benchmark.runner.cell_data import ensure_manifests
 
     calls = []
 
@@ -320,7 +320,7 @@ def test_missing_manifests_are_preprocessed_first(tiny: Path, monkeypatch) -> No
 
 
 def test_device_slots_and_no_free_device(monkeypatch) -> None:
-    import benchmark.launchers as la
+    import benchmark.runner.launchers as la
 
     assert la.device_slots(2, "cpu") == [None]
     monkeypatch.setattr(la, "free_gpus", lambda: [0, 1, 2, 3, 5])
@@ -349,7 +349,7 @@ def test_wandb_offline_logging(tiny: Path, monkeypatch) -> None:
 
 
 def test_truncated_last_checkpoint_restarts_from_scratch(tiny: Path) -> None:
-    from benchmark.cell import _readable_checkpoint
+    from benchmark.runner.cell import _readable_checkpoint
 
     good = tiny / "good.ckpt"
     import torch
@@ -367,7 +367,7 @@ def test_ensure_manifests_runs_the_real_preprocessing(tmp_path: Path) -> None:
     import skimage.data
     import yaml
 
-    from benchmark.data import ensure_manifests
+    from benchmark.runner.cell_data import ensure_manifests
 
     (tmp_path / "faces" / "real").mkdir(parents=True)
     cv2.imwrite(
@@ -434,7 +434,7 @@ def test_build_datamodule_serves_the_real_forgery_datamodule(tmp_path: Path) -> 
     import skimage.data
     import yaml
 
-    from benchmark.data import build_datamodule, ensure_manifests, test_loaders
+    from benchmark.runner.cell_data import build_datamodule, ensure_manifests, test_loaders
     from detectors import create_detector, get_detector_class
 
     face = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)

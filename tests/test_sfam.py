@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datamodules.regions import REGIONS
+from datamodules.media.regions import REGIONS
 from detectors import DataSpecError, create_detector
 from detectors.clip_backbone import TINY_CLIP_CFG
 from sfam.alignment import (

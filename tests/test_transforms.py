@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from datamodules.regions import REGIONS, label_map, region_masks
+from datamodules.loading.transforms import FaceTransform
+from datamodules.media.regions import REGIONS, label_map, region_masks
 from datamodules.spec import DataSpec
-from datamodules.transforms import FaceTransform
 from tests.real_faces import aligned_face
 
 EYES = REGIONS.index("eyes")

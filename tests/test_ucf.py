@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from detectors import DataSpecError, create_detector, get_detector_class
-from detectors.ucf import UCF
-from detectors.ucf_blocks import contrastive_loss, shuffle_within_groups
+from detectors.ucf.blocks import contrastive_loss, shuffle_within_groups
+from detectors.ucf.detector import UCF
 from tests.helpers import SyntheticDataModule, make_batch, quiet_trainer
 
 TERMS = ("common", "specific", "reconstruction", "contrastive")

@@ -26,7 +26,7 @@ import torch
 from benchmark.perf.timing import Figure, measure, throughput, with_ratio
 from datamodules.batch import Batch, collate
 from detectors import create_detector
-from detectors.forensics_adapter import ForensicsAdapter
+from detectors.forensics_adapter.detector import ForensicsAdapter
 
 TOPIC = "detectors_fa"
 

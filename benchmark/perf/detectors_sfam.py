@@ -23,7 +23,7 @@ import warnings
 import torch
 
 from benchmark.perf.timing import Figure, measure, throughput, with_ratio
-from datamodules.regions import REGIONS
+from datamodules.media.regions import REGIONS
 
 TOPIC = "detectors_sfam"
 TARGET = ">= 0.80x bare CLIP (modules add < 25%)"

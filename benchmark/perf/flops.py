@@ -29,7 +29,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from datamodules.batch import Batch, collate
-from datamodules.regions import REGIONS
+from datamodules.media.regions import REGIONS
 from detectors import create_detector, get_detector_class, list_detectors
 
 

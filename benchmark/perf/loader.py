@@ -38,7 +38,7 @@ TOPIC = "loader"
 def _face_crop() -> tuple[np.ndarray, np.ndarray]:
     import skimage.data
 
-    from datamodules import faces
+    from datamodules.media import faces
 
     img = faces.to_rgb(skimage.data.astronaut())
     face = faces.detect_faces(img)[0]
@@ -111,7 +111,7 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 def _run(quick: bool) -> list[Figure]:
-    from datamodules.datamodule import ForgeryDataModule
+    from datamodules.loading.datamodule import ForgeryDataModule
     from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
 
     n, rounds = (64, 3) if quick else (256, 7)

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from benchmark.bootstrap import cell_name
 from benchmark.metrics import bootstrap, cross_auc_matrix, cross_auc_summary, video_scores
+from benchmark.metrics.resample import cell_name
 from benchmark.perf.timing import Figure, duration, measure, with_ratio
 
 TOPIC = "metrics"

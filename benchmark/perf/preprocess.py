@@ -66,7 +66,7 @@ def make_videos(root: Path, n_videos: int, n_frames: int, size: tuple[int, int] 
 
 def naive_preprocess(videos: list[Path], out: Path, n: int, size: int = 256, margin: float = 1.3) -> int:
     """DeepfakeBench-style: decode every frame, full-frame dlib HOG on sampled ones. Returns frames done."""
-    from datamodules import align, faces
+    from datamodules.media import align, faces
 
     detector = faces._dlib_detector()
     done = 0
@@ -107,7 +107,7 @@ def naive_preprocess(videos: list[Path], out: Path, n: int, size: int = 256, mar
 def run(quick: bool = False) -> list[Figure]:
     import pandas as pd
 
-    from datamodules import faces
+    from datamodules.media import faces
     from datamodules.preprocess import preprocess_dataset
 
     n_videos, n_frames, n_sample, repeat = (2, 60, 8, 1) if quick else (3, 240, 16, 3)

@@ -16,7 +16,7 @@ from datamodules.datasets.base import (
     safe_stem,
 )
 from datamodules.datasets.deepfakebench import sibling
-from datamodules.frames import list_frame_files
+from datamodules.media.video import list_frame_files
 
 
 @register_layout("fake_only")

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from datamodules.faces import JAW, LEFT_EYE, MOUTH, RIGHT_EYE
+from datamodules.media.faces import JAW, LEFT_EYE, MOUTH, RIGHT_EYE
 
 MASK_THRESHOLD = 0.02
 BROWS_AND_EYES = list(range(17, 27)) + list(LEFT_EYE) + list(RIGHT_EYE)

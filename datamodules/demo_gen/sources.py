@@ -3,8 +3,8 @@
 Photos (``/work/shared/reference/env.md`` §4): scikit-image ``astronaut.png`` and ``camera.png``,
 matplotlib ``grace_hopper.jpg``, insightface ``t1.jpg`` (six faces) and ``Tom_Hanks_54745.png``.
 Files are read by path (no heavy package import). Faces are found with
-:func:`datamodules.faces.detect_faces` (MTCNN) and given 68 landmarks with
-:func:`datamodules.faces.landmarks68` (dlib); each becomes a square ``PORTRAIT`` x ``PORTRAIT`` portrait
+:func:`datamodules.media.faces.detect_faces` (MTCNN) and given 68 landmarks with
+:func:`datamodules.media.faces.landmarks68` (dlib); each becomes a square ``PORTRAIT`` x ``PORTRAIT`` portrait
 centred on its landmarks, with the landmarks in portrait pixels.
 
 Identity splits (fixed, the same in every domain, so no test face was seen in training anywhere):
@@ -100,7 +100,7 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 def _faces_by_x(rgb: np.ndarray) -> list[np.ndarray]:
     """MTCNN boxes of one photo ordered left to right (detection on a <= 640 px copy for speed)."""
-    from datamodules.faces import detect_faces
+    from datamodules.media.faces import detect_faces
 
     scale = min(1.0, 640.0 / max(rgb.shape[:2]))
     small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
@@ -122,7 +122,7 @@ def portrait_transform(landmarks: np.ndarray, side: int = PORTRAIT) -> np.ndarra
 
 
 def _identity(name: str, rgb: np.ndarray, box: np.ndarray) -> Identity:
-    from datamodules.faces import landmarks68
+    from datamodules.media.faces import landmarks68
 
     lm = landmarks68(rgb, box).astype(np.float64)
     m = portrait_transform(lm)
@@ -138,7 +138,7 @@ def _identity(name: str, rgb: np.ndarray, box: np.ndarray) -> Identity:
 @lru_cache(maxsize=1)
 def load_identities() -> tuple[Identity, ...]:
     """The ten identities in ``IDENTITIES`` order (cached for the process: detection takes seconds)."""
-    from datamodules.faces import to_rgb
+    from datamodules.media.faces import to_rgb
 
     photos: dict[str, np.ndarray] = {}
     boxes: dict[str, list[np.ndarray]] = {}

@@ -1,7 +1,7 @@
 """Launchers: run the cells of a sweep in this process, in local processes, or as SLURM jobs.
 
 * ``inline`` runs cells one after the other in this process (tests, debugging).
-* ``local`` runs each cell in its own process (``python -m benchmark.cell SPEC``): one at a time on a
+* ``local`` runs each cell in its own process (``python -m benchmark.runner.cell SPEC``): one at a time on a
   CPU, or one per free group of ``devices`` GPUs in parallel. A cell with ``devices > 1`` runs Lightning
   DDP inside its process group. A process that dies without writing its record (SIGKILL, OOM) is
   recorded as failed by the launcher, with the tail of its log.
@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.cell import CellFailed, cell_dir, record_failure, run_cell
-from benchmark.monitor import DONE, FAILED, QUEUED, RUNNING, Job, Monitor
-from benchmark.plan import Cell, write_spec
+from benchmark.runner.cell import CellFailed, cell_dir, record_failure, run_cell
+from benchmark.runner.monitor import DONE, FAILED, QUEUED, RUNNING, Job, Monitor
+from benchmark.runner.plan import Cell, write_spec
 
 
 class NoFreeDeviceError(RuntimeError):
@@ -132,7 +132,10 @@ class LocalLauncher:
         log.write(f"\n===== attempt started {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n")
         log.flush()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmark.cell", str(spec)], stdout=log, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "benchmark.runner.cell", str(spec)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         job.extra.update(proc=proc, logfile=log, slot=slot)
         job.status, job.started = RUNNING, time.time()

@@ -1,22 +1,4 @@
-"""Every number of every leaderboard: plain, vectorised functions on arrays and frames tables.
-
-Import everything from here::
-
-    from benchmark.metrics import cross_auc_matrix, cross_auc_summary, bootstrap
-    frames = ScoreStore("results").read_scores(detector="sfam", seed=0)
-    A = cross_auc_matrix(frames)                  # rows: reals of dataset i, columns: fakes of dataset j
-    cross_auc_summary(A, exclude=["FF++"])        # diag_mean, offdiag_mean, pair_mean, worst, ...
-    bootstrap(frames, "cross_auc", n=1000).table  # 95 % intervals resampling videos
-
-Conventions: ``label`` 1 = fake, 0 = real; ``score`` = probability of fake; "fake" means
-``score >= threshold``; AUC ties count one half; AUC of one class is NaN. A *frames* table has one row per
-scored frame with ``dataset, label, score`` (+ ``video_id, sample_id, method, cell_id, ...``); bad input
-(NaN/inf scores, labels outside {0, 1}, duplicated sample ids, a video with mixed labels, an empty
-dataset) raises ``ValueError`` naming the column and rows (``benchmark.frames``).
-
-Array metrics live in ``benchmark.binary_metrics``, Cross-AUC in ``benchmark.cross_auc``, the bootstrap
-in ``benchmark.bootstrap``; this module re-exports them and adds the threshold and score-shift reports.
-"""
+"""Per-dataset metrics, threshold transfer and score-shift reports on frames tables."""
 
 from __future__ import annotations
 
@@ -26,35 +8,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from benchmark.binary_metrics import accuracy, auc, average_precision, eer, eer_threshold, roc
-from benchmark.bootstrap import BootstrapResult, bootstrap, cell_name
-from benchmark.cross_auc import SUMMARY_KEYS, cross_auc_matrix, cross_auc_summary, pooled_auc
-from benchmark.frames import AGGREGATIONS, LEVELS, Units, units, validate_frames, video_scores
-
-__all__ = [
-    "AGGREGATIONS",
-    "LEVELS",
-    "SUMMARY_KEYS",
-    "BootstrapResult",
-    "ScoreShift",
-    "accuracy",
-    "auc",
-    "average_precision",
-    "bootstrap",
-    "cell_name",
-    "cross_auc_matrix",
-    "cross_auc_summary",
-    "dataset_metrics",
-    "eer",
-    "eer_threshold",
-    "pooled_auc",
-    "roc",
-    "score_shift",
-    "threshold_transfer",
-    "validate_frames",
-    "video_scores",
-    "wasserstein1",
-]
+from benchmark.metrics.binary import accuracy, auc, average_precision, eer, eer_threshold
+from benchmark.metrics.scores import Units, units
 
 
 def _by_dataset(u: Units) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -19,7 +19,7 @@ from detectors.base import DataSpecError, Detector, DetectorOutput
 from detectors.feature_head import create_feature_backbone
 from detectors.recipe import DEEPFAKEBENCH_CNN
 from detectors.registry import register_detector
-from detectors.ucf_blocks import (
+from detectors.ucf.blocks import (
     ConditionalDecoder,
     Conv1x1Block,
     UCFEncoder,

@@ -14,7 +14,7 @@ from datamodules.batch import Batch
 from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
 from detectors.base import DataSpecError, Detector, DetectorOutput
 from detectors.clip_backbone import TINY_CLIP_CFG, clip_geometry, create_clip
-from detectors.fa_blocks import (
+from detectors.forensics_adapter.blocks import (
     BoundaryDecoder,
     ClipBottleneck,
     MaskDecoder,
@@ -22,7 +22,7 @@ from detectors.fa_blocks import (
     SideAdapter,
     query_attention_mask,
 )
-from detectors.fa_losses import (
+from detectors.forensics_adapter.losses import (
     boundary_patches,
     boundary_target,
     clip_contrast,
@@ -61,13 +61,13 @@ class ForensicsAdapter(Detector):
        blocks 1, 2, 3 it adds ``0.01 * Linear(LN(clip layer 1, 8, 15))`` to its patch tokens.
     3. Mask decoder on block 8: per-query boundary features and per-head attention biases.
     4. CLIP pass 2 through all frozen blocks on ``[Q copies of CLS; CLS; patches]`` with the mask of
-       :func:`~detectors.fa_blocks.query_attention_mask`; after block 7 a trainable bottleneck adds
+       :func:`~detectors.forensics_adapter.blocks.query_attention_mask`; after block 7 a trainable bottleneck adds
        ``0.05 * delta`` to the patch tokens. Queries -> ``ln_post`` -> ``proj`` -> L2-normalise.
     5. Classifier over the query tokens -> 2-way logits; boundary decoder -> boundary map.
 
     Returned: ``logits = l_fake - l_real`` (sigmoid = softmax fake probability); ``aux["boundary"]``
     ``[B,1,S,S]``; ``aux["logits2"]``. Loss as released: ``10 CE + 200 MSE(boundary) + 20 adapter
-    contrast (blocks 4, 5, 6) + 10 CLIP contrast (intra + inter)``; see :mod:`detectors.fa_losses`.
+    contrast (blocks 4, 5, 6) + 10 CLIP contrast (intra + inter)``; see :mod:`detectors.forensics_adapter.losses`.
 
     Layer maps for other depths scale the released ViT-L values (``{1:1, 2:8, 3:15}``, bottleneck after
     block 7 of 24): ViT-B/16 (12 blocks) gets ``{1:1, 2:4, 3:8}`` and block 4; grids, widths, heads and
@@ -99,7 +99,7 @@ class ForensicsAdapter(Detector):
       the released code is ViT-L/14 only.
 
     Kept as released although odd: the contrastive sums run over all patch pairs, so pairs with a
-    masked-out patch add ``exp(0)`` (see :mod:`detectors.fa_losses`); the adapter contrast uses only the
+    masked-out patch add ``exp(0)`` (see :mod:`detectors.forensics_adapter.losses`); the adapter contrast uses only the
     real-patch term.
 
     Args:

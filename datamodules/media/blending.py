@@ -21,7 +21,7 @@ Recipe (``../shared/reference/clip_detectors.md`` §3.2), written from the paper
 Deviations, deliberate:
 * The hull types are our own four (SBI reuses Face X-ray's ``dfl_full / extended / components /
   facehull``): ``facehull`` (all 68 points), ``extended`` (jaw + the estimated forehead of
-  :mod:`datamodules.regions`), ``inner`` (brows, eyes, nose, mouth; no jaw) and ``components`` (union of
+  :mod:`datamodules.media.regions`), ``inner`` (brows, eyes, nose, mouth; no jaw) and ``components`` (union of
   two hulls: brows+eyes+nose bridge, and lower cheeks+nose+mouth+chin). The 81-point forehead landmarks SBI optionally uses do not exist
   in 68-point manifests; ``extended`` plays their role.
 * SBI's hue/saturation/value limits (+-0.3) are in OpenCV uint8 units, so they barely move a pixel;
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from datamodules.regions import forehead_points
+from datamodules.media.regions import forehead_points
 
 HULL_TYPES: tuple[str, ...] = ("facehull", "extended", "inner", "components")
 BLEND_RATIOS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)

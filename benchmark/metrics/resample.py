@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from benchmark.cross_auc import (
+from benchmark.metrics.cross_auc import (
     SUMMARY_KEYS,
     cross_auc_matrix,
     cross_auc_summary,
@@ -33,7 +33,7 @@ from benchmark.cross_auc import (
     split_by_dataset,
     summarize_arrays,
 )
-from benchmark.frames import Units, units
+from benchmark.metrics.scores import Units, units
 
 _MAX_CELLS = 4_000_000  # resamples x units processed at once (bounds memory, ~10 int64 arrays of it)
 
@@ -97,7 +97,7 @@ def bootstrap(
     """Percentile bootstrap intervals, resampling videos within each dataset.
 
     Args:
-        frames: per-frame scores with ``video_id`` (validated: see ``benchmark.frames``).
+        frames: per-frame scores with ``video_id`` (validated: see ``benchmark.metrics.scores``).
         statistic: ``"cross_auc"`` for every Cross-AUC cell (named ``A[real|fake]``), the summaries of
             :func:`cross_auc_summary` (``worst_pair`` excluded: not a number) and ``pooled_auc``; or a
             callable of a frames table (see the module docstring).

@@ -1,6 +1,6 @@
 """Run one cell: preprocess if needed -> fit -> load the best checkpoint -> test -> write to the store.
 
-``python -m benchmark.cell SPEC.json`` runs the cell described by a spec file (written by the launchers);
+``python -m benchmark.runner.cell SPEC.json`` runs the cell described by a spec file (written by the launchers);
 Lightning's DDP launcher re-runs this same command for the other ranks, so a cell with ``devices > 1``
 runs DDP inside its own process group. Only global rank 0 writes to the store.
 
@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 from lightning.pytorch.callbacks import Callback
 
-from benchmark.plan import Cell
+from benchmark.runner.plan import Cell
 from benchmark.store import SCORE_COLUMNS as STORE_SCORE_COLUMNS
 from benchmark.store import VERSIONED, file_sha256, git_commit, package_versions
 
@@ -46,7 +46,7 @@ def cell_dir(cell: Cell) -> Path:
 
 def base_record(cell: Cell) -> dict[str, Any]:
     c = cell.config
-    git = git_commit(Path(__file__).resolve().parents[1])
+    git = git_commit(Path(__file__).resolve().parents[2])
     return {
         "cell_id": cell.cell_id,
         "grid": c["grid"],
@@ -126,7 +126,7 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
-    from benchmark.guards import FiniteLossGuard
+    from benchmark.runner.guards import FiniteLossGuard
 
     rt = cell.runtime
     devices = int(rt.get("devices", 1))
@@ -255,7 +255,7 @@ def _readable_checkpoint(path: Path) -> bool:
 def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
     import lightning as L
 
-    from benchmark.data import ensure_manifests, load_factory, test_loaders
+    from benchmark.runner.cell_data import ensure_manifests, load_factory, test_loaders
     from detectors import create_detector
 
     work.mkdir(parents=True, exist_ok=True)
@@ -323,7 +323,9 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmark.cell", description="Run one cell from a spec file.")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmark.runner.cell", description="Run one cell from a spec file."
+    )
     p.add_argument("spec", type=Path)
     args = p.parse_args(argv)
     cell = Cell.from_json(json.loads(args.spec.read_text()))

@@ -16,7 +16,7 @@ resampling a painted mask. Photometric steps commute with the geometric ones exc
 fill (the zero border of a rotated image is no longer brightened or JPEG-compressed).
 
 Coordinates follow OpenCV's pixel-centre convention (pixel ``i`` is centred at ``i``): a resize by
-``r`` maps ``x -> (x + 0.5) r - 0.5``, as :func:`datamodules.regions.label_map` assumes.
+``r`` maps ``x -> (x + 0.5) r - 0.5``, as :func:`datamodules.media.regions.label_map` assumes.
 
 Flipped landmarks keep their index (point 36 ends up on the image's right): the region masks treat
 both eyes, brows and jaw halves alike, so they are unaffected.

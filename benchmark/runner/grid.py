@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-GRIDS_DIR = Path(__file__).parent / "grids"
+GRIDS_DIR = Path(__file__).resolve().parents[1] / "grids"
 
 GRID_KEYS = {
     "name",

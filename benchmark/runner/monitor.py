@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from benchmark.plan import Cell
+from benchmark.runner.plan import Cell
 
 QUEUED, RUNNING, DONE, FAILED, SKIPPED = "queued", "running", "done", "failed", "skipped (done)"
 _STYLE = {QUEUED: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", SKIPPED: "cyan"}

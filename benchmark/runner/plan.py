@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import DataConfig
-from benchmark.grid import Grid, GridError, SetSpec, check_detector_settings, load_grid
+from benchmark.runner.data_config import DataConfig
+from benchmark.runner.grid import Grid, GridError, SetSpec, check_detector_settings, load_grid
 
 DEFAULT_DATAMODULE = "benchmark.data:build_datamodule"
 CONFIG_VERSION = 1

@@ -2,7 +2,7 @@
 
 * Train: the ``train`` split of the source dataset (optionally only ``train_methods`` among its fakes),
   ``frames_train`` frames per video evenly spread over the video's ``ok`` frames. Optional SBI
-  (:mod:`datamodules.blending`): each real becomes a self-blended fake (label 1, method ``"sbi"``) with
+  (:mod:`datamodules.media.blending`): each real becomes a self-blended fake (label 1, method ``"sbi"``) with
   probability ``sbi_prob``; in paired mode each fake slot is, with that probability, the blend of its
   paired real (the SBI pairing).
 * Val: the SOURCE dataset's ``val`` split (same methods as train; all of its fakes when training on
@@ -40,10 +40,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.batch import Batch, batch_tensor, collate
-from datamodules.blending import self_blend
-from datamodules.regions import REGIONS, region_masks
+from datamodules.loading.transforms import FaceTransform
+from datamodules.media.blending import self_blend
+from datamodules.media.regions import REGIONS, region_masks
 from datamodules.spec import DataSpec
-from datamodules.transforms import FaceTransform
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,7 @@ class ForgeryDataModule(L.LightningDataModule):
         batch_size, eval_batch_size: training and evaluation batch sizes.
         frames_train, frames_test, frames_val: frames per video per stage (``frames_val`` defaults to
             ``frames_test``), evenly spread over each video's ok frames.
-        augment: training augmentation (:mod:`datamodules.transforms`).
+        augment: training augmentation (:mod:`datamodules.loading.transforms`).
         seed: drives every random draw of the data side.
         train_methods: fake methods used for training and validation (default: all of the train split).
         sbi_prob: probability of turning a training real into a self-blended fake.

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from benchmark.frames import Units, units
+from benchmark.metrics.scores import Units, units
 
 SUMMARY_KEYS = ("diag_mean", "offdiag_mean", "pair_mean", "worst", "offdiag_std", "shift_gap")
 

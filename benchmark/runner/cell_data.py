@@ -19,9 +19,14 @@ from datamodules.spec import DataSpec
 DatamoduleFactory = Callable[[dict[str, Any], DataSpec, dict[str, Path]], L.LightningDataModule]
 
 
+#: Stable names of factories whose module moved. The name is part of every cell's hashed config, so it
+#: stays what it was when the first cells were run (their ids must not change).
+FACTORY_ALIASES = {"benchmark.data:build_datamodule": "benchmark.runner.cell_data:build_datamodule"}
+
+
 def load_factory(ref: str) -> DatamoduleFactory:
-    """Import ``"package.module:function"``."""
-    mod, _, attr = ref.partition(":")
+    """Import ``"package.module:function"`` (or a name of :data:`FACTORY_ALIASES`)."""
+    mod, _, attr = FACTORY_ALIASES.get(ref, ref).partition(":")
     if not attr:
         raise ValueError(f"datamodule factory must be 'module:function', got {ref!r}")
     try:
@@ -64,7 +69,7 @@ def build_datamodule(
     config: dict[str, Any], spec: DataSpec, manifests: dict[str, Path]
 ) -> L.LightningDataModule:
     """The suite's ``ForgeryDataModule`` for one cell (val = the source's val split)."""
-    from datamodules.datamodule import ForgeryDataModule
+    from datamodules.loading.datamodule import ForgeryDataModule
 
     recipe, data, train = config["recipe"], config["data"], config["train_set"]
     tests = list(dict.fromkeys(t["dataset"] for t in config["test_sets"]))

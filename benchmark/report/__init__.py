@@ -1,0 +1,1 @@
+"""Leaderboards: markdown pages and figures rendered from the score store alone."""

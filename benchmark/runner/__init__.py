@@ -1,0 +1,1 @@
+"""Running grids: grids and cells (plan), one cell's fit/test (cell), launchers, the data config."""

@@ -1,0 +1,1 @@
+"""Serving preprocessed manifests to a detector: datasets, samplers, transforms, the LightningDataModule."""
