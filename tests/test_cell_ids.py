@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.runner.cells import Cell, config_hash
 from benchmark.runner.data_config import parse_data_config
 from benchmark.runner.grid import load_grid
-from benchmark.runner.plan import Cell, config_hash, plan_cells
+from benchmark.runner.plan import plan_cells
 from tests.runner_fixtures import write_data_config, write_grid
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -14,14 +14,9 @@ import torch
 
 from datamodules.spec import HALF
 from detectors import load_detector
-from detectors.convert_deepfakebench import (
-    ConversionError,
-    convert_efficientnet_b4,
-    convert_xception,
-    load_deepfakebench,
-    save_converted,
-)
-from detectors.efficientnet import StaticPadConv2d
+from detectors.convert import ConversionError, load_converted, save_converted
+from detectors.timm_cnn.blocks import StaticPadConv2d
+from detectors.timm_cnn.deepfakebench import convert_efficientnet_b4, convert_xception
 from tests.deepfakebench_reference import (
     efficientnet_detector_shapes,
     materialise,
@@ -29,6 +24,10 @@ from tests.deepfakebench_reference import (
     xception_shapes,
 )
 from tests.helpers import make_batch
+
+
+def load_deepfakebench(name, checkpoint, **overrides):
+    return load_converted("deepfakebench", name, checkpoint, **overrides)
 
 
 @pytest.fixture(scope="module")
