@@ -76,11 +76,9 @@ def get_detector_class(name: str) -> type[Detector]:
 def create_detector(name: str, **overrides: Any) -> Detector:
     """Build detector ``name``; ``overrides`` are its constructor arguments (architecture or recipe).
 
-    An unknown key raises :class:`detectors.settings.UnknownSettingError` naming it and the accepted keys.
+    ``get_detector_class(name).resolve_settings(**overrides)`` tells what this builds without building it.
     """
-    cls = get_detector_class(name)
-    cls.resolve_settings(**overrides)
-    return cls(**overrides)
+    return get_detector_class(name)(**overrides)
 
 
 def load_detector(path: str | Path, expected: str | None = None, map_location: str = "cpu") -> Detector:
