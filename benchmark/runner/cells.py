@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +91,8 @@ class CellConfig:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellConfig:
         _check_keys(d, cls, "cell config")
-        missing = sorted(
-            {"grid", "detector", "seed", "train_set", "test_sets", "recipe", "datasets", "origin"} - set(d)
-        )
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = sorted(required - set(d))
         if missing:
             raise ValueError(f"cell config: missing key(s) {missing}")
         return cls(

@@ -77,7 +77,7 @@ def plan_cells(
         processed_root=data.processed_root,
         roots={n: data.datasets[n].root for n in sorted(used)},
     )
-    datasets = {n: DatasetSpec(data.datasets[n].layout, data.datasets[n].options) for n in sorted(used)}
+    specs = {n: DatasetSpec(data.datasets[n].layout, data.datasets[n].options) for n in sorted(used)}
     cells = []
     for det in dets:
         sections, resolved = grid.settings(det), settings[det]
@@ -94,7 +94,7 @@ def plan_cells(
                     arch_overrides=resolved.arch_overrides,
                     trainer=sections["trainer"],
                     data=sections["data"],
-                    datasets=datasets,
+                    datasets=specs,
                     origin=data.origin,
                     datamodule=datamodule,
                 )
