@@ -94,5 +94,8 @@ class DFDCPreviewAdapter(Adapter):
             stem = video_stem(rel)
             if split == "train" and group in val:
                 split = "val"
-            out.append(VideoRecord(name, split, lab, method, "", f"{name}/{method}/{stem}", root / rel))
+            out.append(
+                VideoRecord(name, split, lab, method, "", f"{name}/{method}/{stem}", root / rel,
+                            source_label=rel.split("/")[0])
+            )  # fmt: skip
         return out
