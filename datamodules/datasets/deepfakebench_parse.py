@@ -105,7 +105,11 @@ def _videos(entry: dict, jpath: object, at: str, label: str, split: str, comp: s
         frames = _frames(one, jpath, f"{at} (one video written as the split itself)")
         name = frame_folder(frames[0]) if frames else ""
         _expect(
-            bool(name), jpath, f"{at}/frames", "frame paths inside a folder named after the video", frames
+            bool(name),
+            jpath,
+            f"{at}/frames",
+            "frame paths inside a folder named after the video",
+            list(frames),
         )
         out.append(_listing(one, frames, label, split, comp, name, f"{at} (one video)", jpath))
         rest = {k: v for k, v in entry.items() if k not in _ONE_VIDEO_KEYS}
