@@ -114,9 +114,11 @@ def test_no_json_shape_crashes_the_importer(tmp_path, where, value, extra):
         data = value
     (tmp_path / "F.json").write_text(json.dumps(data))
     try:
-        enumerate_dataset("deepfakebench_json", tmp_path / "F.json", missing="skip")
-    except DatasetLayoutError:
-        pass
+        recs = enumerate_dataset("deepfakebench_json", tmp_path / "F.json", missing="skip")
+    except DatasetLayoutError as e:
+        assert "F.json" in str(e), e  # the message names the file
+    else:
+        assert all(r.kind == "frames" and r.frames for r in recs)
 
 
 # ---- frames in DeepfakeBench's order --------------------------------------------------------------------
