@@ -152,7 +152,16 @@ class DF40Adapter(Adapter):
                 ff_splits[stem] if split == "train" and ff_splits.get(stem) in ("train", "val") else split
             )
             out.append(
-                _record(name, vid_split, 1, mdir.name, f"{dom}_{stem}", frames, loose, f"{mdir.name}/{dom}")
+                _record(
+                    name,
+                    vid_split,
+                    1,
+                    mdir.name,
+                    f"{_release_prefix(mdir)}{dom}_{stem}",
+                    frames,
+                    loose,
+                    f"{mdir.name}/{dom}",
+                )  # fmt: skip
             )
         return out
 
@@ -165,8 +174,14 @@ class DF40Adapter(Adapter):
             method, prefix = (mdir.name, "fake") if label else ("real", f"{mdir.name}_real")
             for stem, frames, loose in _crops(mdir / cls):
                 src = f"{mdir.name}/{cls}"
-                out.append(_record(name, split, label, method, f"{prefix}_{stem}", frames, loose, src))
+                vid = f"{_release_prefix(mdir)}{prefix}_{stem}"
+                out.append(_record(name, split, label, method, vid, frames, loose, src))
         return out
+
+
+def _release_prefix(mdir: Path) -> str:
+    """``train_`` for DF40_train's videos: the test release reuses their names."""
+    return "train_" if mdir.parent.name == "DF40_train" else ""
 
 
 def _crops(part: Path):
