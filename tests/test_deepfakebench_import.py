@@ -293,6 +293,19 @@ def test_dfdc_preview_same_through_both_layouts(tmp_path):
     assert imported == video and {s for _, s, _ in video.values()} == {"train", "val", "test"}
 
 
+def test_a_genuine_val_is_kept_not_carved_again(tmp_path):
+    """A Celeb-DF-family JSON whose val lists videos of its own (not copies) keeps that val."""
+    frames = {
+        v: fx.dfb_frames(tmp_path / "Celeb-real", v, ids=(0,)) for v in ("id0_0000", "id1_0000", "id2_0000")
+    }
+    data = {s: {v: {"label": "CelebDFv2_real", "frames": frames[v]}} for s, v in
+            zip(("train", "val", "test"), frames, strict=True)}  # fmt: skip
+    (tmp_path / "C.json").write_text(json.dumps({"C": {"CelebDFv2_real": data}}))
+    recs = enumerate_dataset("deepfakebench_json", tmp_path / "C.json")
+    assert sorted((r.video_id, r.split) for r in recs) == [
+        ("C/real/id0_0000", "train"), ("C/real/id1_0000", "val"), ("C/real/id2_0000", "test")]  # fmt: skip
+
+
 def test_dfdc_preview_without_its_dataset_json_says_the_carve_is_per_video(tmp_path):
     root = fx.dfdcp_download(tmp_path / "DFDCP")
     path = fx.dfdcp_deepfakebench(root, tmp_path)

@@ -68,6 +68,14 @@ def test_df40_release_reads_own_reals_as_reals(tmp_path):
     assert {r.split for r in recs.values() if "DF40_train" not in str(r.path)} == {"test"}
 
 
+def test_df40_images_in_a_class_folder_or_its_namesake_are_single_images(tmp_path):
+    """Generated-image sets may keep their images directly in ``fake/`` or one level down in a folder of
+    the same name (``fake/fake``): each image is its own one-frame record, not one long video."""
+    fx.touch(tmp_path / "DF40/stargan", "fake/fake/a.png", "fake/fake/b.png", "real/real/c.png", "real/d.png")
+    recs = enumerate_dataset("df40", tmp_path / "DF40")
+    assert sorted((r.label, len(r.frames)) for r in recs) == [(0, 1), (0, 1), (1, 1), (1, 1)]
+
+
 def test_df40_roots_domains_and_methods(tmp_path):
     base = df40_release(tmp_path)
     one = enumerate_dataset("df40", base / "DF40/simswap")

@@ -192,7 +192,7 @@ class DeepfakeBenchAdapter(Adapter):
             warnings.warn(
                 msg + f"\n{len({p.split('/frames/')[0] for p in lost})} video(s) skipped", stacklevel=2
             )
-        if carved:
+        if carved and not any(v.split == "val" for v in kept):  # never on top of a genuine val
             kept = _carve(kept, carved, val_fraction, seed, jpath)
         return [_record(name, v, carved) for v in kept]
 
