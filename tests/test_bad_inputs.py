@@ -156,7 +156,7 @@ def _cdfpp_digits(tmp: Path) -> None:
     root = _fixture("celebdf_pp_release")(tmp)
     listing = root / "List_of_testing_videos.txt"
     listing.write_text(listing.read_text().replace("1 YouTube", "0 YouTube"))
-    enumerate_dataset("celebdf_pp", root)
+    enumerate_dataset("celebdfpp", root)
 
 
 def _dfe_label(tmp: Path) -> None:

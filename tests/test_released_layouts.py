@@ -157,7 +157,7 @@ def celebdf_pp_release(root: Path, digits: str = "celebdf", scenarios=tuple(CDFP
 
 @pytest.mark.parametrize("digits", ["celebdf", "reverse"])
 def test_celebdf_pp_methods_shared_test_reals_and_digit_convention(tmp_path, digits):
-    recs = enumerate_dataset("celebdf_pp", celebdf_pp_release(tmp_path, digits), dataset="P")
+    recs = enumerate_dataset("celebdfpp", celebdf_pp_release(tmp_path, digits), dataset="P")
     test = [r for r in recs if r.split == "test"]
     assert sorted(r.video_id for r in test if r.label == 0) == ["P/real/id0_0000", "P/real/yt_00000"]
     assert sorted(r.source_label for r in test if r.label) == [
@@ -173,10 +173,10 @@ def test_celebdf_pp_contradicting_digits_and_partial_download(tmp_path):
     text = (root / "List_of_testing_videos.txt").read_text().replace("1 YouTube", "0 YouTube")
     (root / "List_of_testing_videos.txt").write_text(text)
     with pytest.raises(DatasetLayoutError, match=r"contradict the folders under both conventions"):
-        enumerate_dataset("celebdf_pp", root)
+        enumerate_dataset("celebdfpp", root)
     part = celebdf_pp_release(tmp_path / "b", scenarios=("FaceSwap",))
     with pytest.warns(PartialDatasetWarning, match=r"found only part.*test 4 .*not found: .*FaceReenact"):
-        enumerate_dataset("celebdf_pp", part)
+        enumerate_dataset("celebdfpp", part)
 
 
 # ---- Deepfake-Eval-2024 ---------------------------------------------------------------------------------
@@ -366,7 +366,7 @@ def _faces_for(layout: str, root: Path) -> None:
 
     if layout == "df40":
         _crop_tree(root)
-    elif layout == "celebdf_pp":
+    elif layout == "celebdfpp":
         for rel in ("Celeb-real/id0_0000.mp4", "YouTube-real/00000.mp4",
                     "Celeb-synthesis/FaceSwap/BlendFace/id0_id1_0000.mp4",
                     "Celeb-synthesis/TalkingFace/SadTalker/id0_id1_0000.mp4"):  # fmt: skip
@@ -390,7 +390,7 @@ def _faces_for(layout: str, root: Path) -> None:
         )
 
 
-@pytest.mark.parametrize("layout", ["df40", "celebdf_pp", "deepfake_eval_2024"])
+@pytest.mark.parametrize("layout", ["df40", "celebdfpp", "deepfake_eval_2024"])
 def test_new_layouts_preprocess_end_to_end(tmp_path, layout):
     import pandas as pd
 

@@ -32,7 +32,7 @@ _MODULES: dict[str, str] = {
     "uadfv": "datamodules.datasets.uadfv",
     "fake_only": "datamodules.datasets.fake_only",
     "df40": "datamodules.datasets.df40",
-    "celebdf_pp": "datamodules.datasets.celebdf_pp",
+    "celebdfpp": "datamodules.datasets.celebdf_pp",
     "deepfake_eval_2024": "datamodules.datasets.deepfake_eval_2024",
     "deepfakebench_json": "datamodules.datasets.deepfakebench",
     "csv": "datamodules.datasets.generic",

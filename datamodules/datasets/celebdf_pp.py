@@ -64,7 +64,7 @@ def _label_convention(listed: dict[str, int], label_of: dict[str, int], path: Pa
         )
 
 
-@register_layout("celebdf_pp")
+@register_layout("celebdfpp")
 class CelebDFppAdapter(Adapter):
     """Celeb-DF++ as released (see the module docstring).
 
@@ -114,7 +114,7 @@ class CelebDFppAdapter(Adapter):
                     )
         if len(absent) == len(SCENARIOS):
             raise DatasetLayoutError(
-                f"layout 'celebdf_pp': none of the scenario folders {list(SCENARIOS)} under {synth}"
+                f"layout 'celebdfpp': none of the scenario folders {list(SCENARIOS)} under {synth}"
             )
         missing = sorted(set(listed) - set(found))
         if missing:
