@@ -72,6 +72,7 @@ COLUMNS = (
     "mask_path",
     "status",
     "reason",
+    "source_label",  # the dataset's own class name (VideoRecord.source_label), e.g. DeepfakeBench's FF-DF
 )
 STATUSES = ("ok", "no_face", "face_lost", "decode_error", "error")
 TRACK_FACE_PX = 96
@@ -308,6 +309,7 @@ def _row(rec: VideoRecord, frame: int, status: str, reason: str = "", crop="", l
         "mask_path": mask,
         "status": status,
         "reason": reason,
+        "source_label": rec.source_label,
     }
 
 

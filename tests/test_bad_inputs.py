@@ -30,7 +30,7 @@ import torch
 from benchmark.runner.data_config import DataConfigError
 from benchmark.runner.grid import GridError
 from datamodules.datasets import DatasetLayoutError, UnknownLayoutError, enumerate_dataset
-from datamodules.datasets.base import check_unique
+from datamodules.datasets.base import MissingSplitError, check_unique, require_splits
 from datamodules.loading.datamodule import DataError, TrainBatchSampler
 from datamodules.media.faces import FaceBackendError, resolve_backend
 from datamodules.media.video import VideoOpenError, open_video
@@ -126,6 +126,44 @@ def _dfb_json_bad_paths(tmp: Path) -> None:
     }
     (tmp / "Celeb-DF-v2.json").write_text(json.dumps(data))
     enumerate_dataset("deepfakebench_json", tmp / "Celeb-DF-v2.json")
+
+
+def _dfb(tmp: Path, data: object, **opts) -> None:
+    (tmp / "X.json").write_text(json.dumps(data))
+    enumerate_dataset("deepfakebench_json", tmp / "X.json", **opts)
+
+
+def _dfdc_test_only_for_training(tmp: Path) -> None:
+    from tests.dataset_fixtures import dfdc_download
+
+    recs = enumerate_dataset("dfdc", dfdc_download(tmp, "elsewhere"))  # warns: no training parts
+    require_splits(recs, ("train", "val"), "DFDC", both_labels=True)
+
+
+def _fixture(builder: str, *args):
+    """A released-layout fixture of tests/dataset_fixtures.py or tests/test_released_layouts.py, built in tmp."""
+
+    def run(tmp: Path) -> Path:
+        from tests import dataset_fixtures, test_released_layouts
+
+        build = getattr(dataset_fixtures, builder, None) or getattr(test_released_layouts, builder)
+        return build(tmp, *args)
+
+    return run
+
+
+def _cdfpp_digits(tmp: Path) -> None:
+    root = _fixture("celebdf_pp_release")(tmp)
+    listing = root / "List_of_testing_videos.txt"
+    listing.write_text(listing.read_text().replace("1 YouTube", "0 YouTube"))
+    enumerate_dataset("celebdfpp", root)
+
+
+def _dfe_label(tmp: Path) -> None:
+    root = _fixture("dfe_release")(tmp)
+    meta = root / "video-metadata-publish-with-links.csv"
+    meta.write_text(meta.read_text().replace("v03.mp4,Fake", "v03.mp4,Deepfake?"))
+    enumerate_dataset("deepfake_eval_2024", root)
 
 
 def _csv(tmp: Path, text: str) -> None:
@@ -317,6 +355,41 @@ CASES: list[Case] = [
     Case("deepfakebench_json_not_json", "a DeepfakeBench JSON that is not JSON",
          lambda t: (t / "CDF.json").write_text("{oops") and enumerate_dataset("deepfakebench_json", t / "CDF.json"),
          DatasetLayoutError, r"CDF\.json: not valid JSON"),
+    # DeepfakeBench JSONs and the released layouts of DF40, Celeb-DF++, Deepfake-Eval-2024, DFDC, FF++
+    Case("deepfakebench_json_video_not_an_object", "a DeepfakeBench JSON whose video entry is a string",
+         lambda t: _dfb(t, {"UADFV": {"UADFV_Fake": {"test": {"v1": "x"}}}}), DatasetLayoutError,
+         r"X\.json: UADFV/UADFV_Fake/test/v1: expected \{\"label\": \"<label>\", \"frames\": .*got str 'x'"),
+    Case("deepfakebench_json_frames_not_paths", "a DeepfakeBench JSON whose frames are numbers",
+         lambda t: _dfb(t, {"UADFV": {"UADFV_Fake": {"test": {"v1": {"frames": [1, 2]}}}}}), DatasetLayoutError,
+         r"X\.json: UADFV/UADFV_Fake/test/v1/frames: expected a \"frames\" list of path strings, got list \[1, 2\]"),
+    Case("deepfakebench_json_unknown_split", "a DeepfakeBench JSON with a split named 'dev'",
+         lambda t: _dfb(t, {"UADFV": {"UADFV_Fake": {"dev": {}}}}), DatasetLayoutError,
+         r"X\.json: UADFV/UADFV_Fake: unknown split 'dev'"),
+    Case("remap_empty_side", "a remap with an empty OLD prefix",
+         lambda t: _dfb(t, {"UADFV": {"UADFV_Fake": {"test": {}}}}, remap="=/data"), ValueError,
+         r"remap =/data: both OLD_PREFIX and NEW_PREFIX must be non-empty"),
+    Case("fake_only_root_with_reals", "fake_only pointed at DF40/heygen (it holds real/)",
+         lambda t: enumerate_dataset("fake_only", _fixture("df40_release")(t) / "DF40/heygen"), DatasetLayoutError,
+         r"layout 'fake_only': .*heygen holds a real/ folder .*layout 'df40'.*layout 'folder'"),
+    Case("df40_not_a_release", "a df40 root that is a frames folder",
+         lambda t: enumerate_dataset("df40", _fixture("df40_release")(t) / "DF40/simswap/ff/frames"),
+         DatasetLayoutError, r"layout 'df40': .*frames is neither the DF40 .*<method>/\{ff,cdf\}"),
+    Case("df40_unknown_method", "a df40 method filter naming no DF40 folder",
+         lambda t: enumerate_dataset("df40", _fixture("df40_release")(t) / "DF40", methods=["roop"]),
+         DatasetLayoutError, r"no method folder \['roop'\] under .*DF40; found \['MidJourney'"),
+    Case("celebdf_pp_digits_contradict", "a Celeb-DF++ test list whose digits fit neither convention",
+         _cdfpp_digits, DatasetLayoutError, r"List_of_testing_videos\.txt: the label digits contradict the folders"),
+    Case("deepfake_eval_2024_bad_label", "a Deepfake-Eval-2024 row labelled 'Deepfake?'", _dfe_label,
+         DatasetLayoutError, r"video-metadata-publish-with-links\.csv row 5: Video Ground Truth 'Deepfake\?'"),
+    Case("dfdc_official_val_missing", "DFDC asked for its official validation set when absent",
+         lambda t: enumerate_dataset("dfdc", _fixture("dfdc_download", "train")(t), val_source="official"),
+         DatasetLayoutError, r"val_source='official' needs .*validation/labels\.csv"),
+    Case("training_split_not_found", "training on DFDC when only its test set was found",
+         _dfdc_test_only_for_training, MissingSplitError,
+         r"dataset 'DFDC': 'train' is empty; 'val' is empty; found: train 0, val 0, test 4 \(fake 2, real 2\)"),
+    Case("ffpp_without_split_files", "FF++ without the official split files",
+         lambda t: enumerate_dataset("ffpp", _fixture("ffpp_download", ("Deepfakes",), "c23", "")(t)),
+         DatasetLayoutError, r"no official FF\+\+ split files .*github\.com/ondyari/FaceForensics, folder dataset/splits/.*split_dir"),
     Case("csv_label_outside_0_1", "a CSV row with label 2",
          lambda t: _csv(t, "path,label,split\na.mp4,0,test\nb.mp4,2,test\n"), ValueError,
          r"dataset\.csv row 3: label '2' is not 0/1 or real/fake"),

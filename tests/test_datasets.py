@@ -349,15 +349,20 @@ def test_deepfakebench_json_remap_windows_paths_and_dedup(tmp_path):
     path = dfb_json(tmp_path)
     with pytest.warns(UserWarning, match="priority test > val > train"):
         recs = enumerate_dataset(
-            "deepfakebench_json", path, remap=f"D:/DeepfakeBench/datasets/rgb={tmp_path / 'rgb'}"
+            "deepfakebench_json",
+            path,
+            remap=f"D:/DeepfakeBench/datasets/rgb={tmp_path / 'rgb'}",
+            val_fraction=0,  # one training fake: nothing to carve
         )
     ids = by_id(recs)
     real = ids["Celeb-DF-v2/real/id0_0000"]
     assert real.split == "test" and real.label == 0 and real.prealigned and real.kind == "frames"
     assert [p.name for p in real.frames] == ["000.png", "010.png"] and all(p.is_file() for p in real.frames)
     assert [p.suffix for p in real.landmarks] == [".npy", ".npy"]
-    fake = ids["Celeb-DF-v2/CelebDFv2_fake/id0_id1_0000"]
+    # the label is mapped to the suite's method name, the raw DeepfakeBench label kept beside it
+    fake = ids["Celeb-DF-v2/fake/id0_id1_0000"]
     assert fake.split == "train" and fake.label == 1 and fake.landmarks == ()
+    assert (fake.method, fake.source_label) == ("fake", "CelebDFv2_fake")
 
 
 def test_deepfakebench_json_missing_paths_count_examples_hint(tmp_path):

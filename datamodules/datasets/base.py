@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,9 @@ _MODULES: dict[str, str] = {
     "dfdc_preview": "datamodules.datasets.dfdc_preview",
     "uadfv": "datamodules.datasets.uadfv",
     "fake_only": "datamodules.datasets.fake_only",
+    "df40": "datamodules.datasets.df40",
+    "celebdfpp": "datamodules.datasets.celebdf_pp",
+    "deepfake_eval_2024": "datamodules.datasets.deepfake_eval_2024",
     "deepfakebench_json": "datamodules.datasets.deepfakebench",
     "csv": "datamodules.datasets.generic",
     "folder": "datamodules.datasets.generic",
@@ -67,6 +71,9 @@ class VideoRecord:
             reuses them instead of detecting again.
         landmarks: per-frame landmark ``.npy`` files matching ``frames`` (prealigned data only).
         masks: per-frame mask images matching ``frames`` (prealigned data only).
+        source_label: the name the dataset's own files give this video's class (DeepfakeBench's
+            ``FF-DF``, DF40's ``simswap_ff``, Celeb-DF++'s ``FaceSwap/BlendFace``), kept beside the
+            suite's canonical ``method`` so a leaderboard reads the same whichever way the data came in.
     """
 
     dataset: str
@@ -82,6 +89,7 @@ class VideoRecord:
     prealigned: bool = False
     landmarks: tuple[Path, ...] = field(default=(), repr=False)
     masks: tuple[Path, ...] = field(default=(), repr=False)
+    source_label: str = ""
 
     def __post_init__(self) -> None:
         if self.label not in (0, 1):
@@ -233,3 +241,94 @@ def seeded_val(groups: Iterable[str], fraction: float, seed: int) -> set[str]:
     k = min(len(uniq) - 1, max(1, round(fraction * len(uniq))))
     rng = np.random.default_rng(seed)
     return {uniq[i] for i in rng.choice(len(uniq), size=k, replace=False)}
+
+
+def carve_val(members: Mapping[str, Iterable[str]], fraction: float, seed: int) -> tuple[set[str], set[str]]:
+    """A validation split carved from training items by the people (or source clips) they show.
+
+    ``members`` maps each training item to the identities it shows (a real: its person; a face swap:
+    target AND source; a DFDC fake: its original clip). A fixed-seed :func:`seeded_val` choice of
+    identities goes to val; an item goes to val when EVERY identity it shows is a val identity, stays in
+    train when none is, and is left out of both otherwise, so no identity of a val item appears in train.
+
+    Returns ``(val_items, left_out_items)``.
+    """
+    sets = {k: frozenset(v) for k, v in members.items()}
+    val_ids = seeded_val([i for s in sets.values() for i in s], fraction, seed)
+    val = {k for k, s in sets.items() if s and s <= val_ids}
+    left_out = {k for k, s in sets.items() if s & val_ids and not s <= val_ids}
+    return val, left_out
+
+
+# ---- what was found: counts, partial downloads, the splits a grid needs -------------------------
+
+
+class PartialDatasetWarning(UserWarning):
+    """An adapter found one official part of a dataset but not another (the message lists both)."""
+
+
+class MissingSplitError(DatasetLayoutError):
+    """A split a run needs is absent (or one-sided) in what the adapter found."""
+
+
+def split_counts(found: object) -> dict[str, dict[str, int]]:
+    """Videos per split and method: ``{"train": {"real": 720, "Deepfakes": 720}, ...}``.
+
+    ``found`` is a list of :class:`VideoRecord` or a manifest ``DataFrame`` (columns ``split``,
+    ``method``, ``video_id``); a mapping already in this shape is returned as is.
+    """
+    if isinstance(found, Mapping):
+        return {str(s): {str(m): int(n) for m, n in ms.items()} for s, ms in found.items()}
+    out: dict[str, dict[str, int]] = {}
+    if hasattr(found, "groupby"):  # a manifest: count videos, not frames
+        per = found.drop_duplicates("video_id").groupby(["split", "method"]).size()  # type: ignore[attr-defined]
+        for (split, method), n in per.items():
+            out.setdefault(str(split), {})[str(method)] = int(n)
+        return out
+    for r in found:  # type: ignore[attr-defined]
+        ms = out.setdefault(r.split, {})
+        ms[r.method] = ms.get(r.method, 0) + 1
+    return out
+
+
+def describe_counts(found: object) -> str:
+    """``"train 12 (real 6, fake 6), val 0, test 4 (real 2, fake 2)"`` for messages."""
+    counts = split_counts(found)
+    parts = []
+    for split in SPLITS:
+        ms = counts.get(split, {})
+        inner = ", ".join(f"{m} {n}" for m, n in sorted(ms.items()))
+        parts.append(f"{split} {sum(ms.values())}" + (f" ({inner})" if inner else ""))
+    return ", ".join(parts)
+
+
+def warn_partial(layout: str, root: Path, records: Iterable[VideoRecord], missing: list[str]) -> None:
+    """Say that only part of an official dataset was found: counts of what was, and what was looked for."""
+    if not missing:
+        return
+    warnings.warn(
+        f"layout {layout!r} at {root}: found only part of the dataset: {describe_counts(list(records))}; "
+        f"not found: {'; '.join(missing)}",
+        PartialDatasetWarning,
+        stacklevel=3,
+    )
+
+
+def require_splits(found: object, needed: Iterable[str], dataset: str, *, both_labels: bool = False) -> None:
+    """Raise :class:`MissingSplitError` when a split a run needs has no video (or, with ``both_labels``,
+    lacks reals or fakes), listing what WAS found per split and method.
+
+    ``found`` is what :func:`split_counts` takes: the records of ``enumerate_dataset`` or a manifest.
+    """
+    counts = split_counts(found)
+    bad = []
+    for split in needed:
+        ms = counts.get(split, {})
+        reals = ms.get("real", 0)
+        fakes = sum(n for m, n in ms.items() if m != "real")
+        if not ms:
+            bad.append(f"{split!r} is empty")
+        elif both_labels and not (reals and fakes):
+            bad.append(f"{split!r} has {reals} real and {fakes} fake videos (needs both)")
+    if bad:
+        raise MissingSplitError(f"dataset {dataset!r}: {'; '.join(bad)}; found: {describe_counts(counts)}")

@@ -32,7 +32,9 @@ class DFDAdapter(Adapter):
         fakes = check_compression(root, "manipulated_sequences/DeepFakeDetection", compression, self.layout)
         masks = root / "manipulated_sequences/DeepFakeDetection/masks/videos"
         out = [
-            VideoRecord(name, "test", 0, "real", compression, f"{name}/real/{v.stem}", v)
+            VideoRecord(
+                name, "test", 0, "real", compression, f"{name}/real/{v.stem}", v, source_label="actors"
+            )
             for v in videos_in(reals)
         ]
         for v in videos_in(fakes):
@@ -47,6 +49,7 @@ class DFDAdapter(Adapter):
                     f"{name}/DeepFakeDetection/{v.stem}",
                     v,
                     m if m.is_file() else None,
+                    source_label="DeepFakeDetection",
                 )
             )
         return out

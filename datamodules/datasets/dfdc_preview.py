@@ -18,6 +18,31 @@ from datamodules.datasets.base import (
 )
 
 
+def source_group(rel: str) -> str:
+    """The source clip a listed video comes from: its second path component (``1000`` of
+    ``method_A/1000/a.mp4``); reals and fakes of one source share it."""
+    parts = rel.split("/")
+    return parts[1] if len(parts) > 2 else parts[-1]
+
+
+def video_stem(rel: str) -> str:
+    """The id stem of a listed video: its path below the method folder (``1000_a``)."""
+    return safe_stem("_".join(Path(rel).with_suffix("").parts[1:]) or Path(rel).stem)
+
+
+def read_dataset_json(jpath: Path) -> dict[str, dict]:
+    """``dataset.json`` as ``{relative path: {"label": ..., "set": ...}}``; bad JSON names the file."""
+    try:
+        meta = json.loads(jpath.read_text())
+    except ValueError as e:
+        raise DatasetLayoutError(f"{jpath}: not valid JSON: {e}") from e
+    if not isinstance(meta, dict) or not all(isinstance(v, dict) for v in meta.values()):
+        raise DatasetLayoutError(
+            f'{jpath}: expected an object {{"method_A/xxx/yyy.mp4": {{"label": "fake", "set": "train"}}, ...}}'
+        )
+    return meta
+
+
 @register_layout("dfdc_preview")
 class DFDCPreviewAdapter(Adapter):
     """DFDC-Preview.
@@ -46,10 +71,7 @@ class DFDCPreviewAdapter(Adapter):
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout, "DFDC-Preview root")
         jpath = require_file(root / "dataset.json", self.layout)
-        try:
-            meta = json.loads(jpath.read_text())
-        except ValueError as e:
-            raise DatasetLayoutError(f"{jpath}: not valid JSON: {e}") from e
+        meta = read_dataset_json(jpath)
         entries, missing = [], []
         for rel, info in meta.items():
             rel_n = rel.replace("\\", "/")
@@ -62,18 +84,18 @@ class DFDCPreviewAdapter(Adapter):
             if not (root / rel_n).is_file():
                 missing.append(str(root / rel_n))
                 continue
-            parts = rel_n.split("/")
-            group = parts[1] if len(parts) > 2 else parts[-1]
-            entries.append((rel_n, int(lab == "fake"), split, group))
+            entries.append((rel_n, int(lab == "fake"), split, source_group(rel_n)))
         if missing:
             raise DatasetLayoutError(f"{jpath}: " + missing_report(missing, "listed videos"))
         val = seeded_val([g for _, _, s, g in entries if s == "train"], val_fraction, seed)
         out = []
         for rel, lab, split, group in entries:
-            parts = rel.split("/")
-            method = parts[0] if lab else "real"
-            stem = safe_stem("_".join(Path(rel).with_suffix("").parts[1:]) or Path(rel).stem)
+            method = rel.split("/")[0] if lab else "real"
+            stem = video_stem(rel)
             if split == "train" and group in val:
                 split = "val"
-            out.append(VideoRecord(name, split, lab, method, "", f"{name}/{method}/{stem}", root / rel))
+            out.append(
+                VideoRecord(name, split, lab, method, "", f"{name}/{method}/{stem}", root / rel,
+                            source_label=rel.split("/")[0])
+            )  # fmt: skip
         return out

@@ -31,9 +31,13 @@ class FakeOnlyAdapter(Adapter):
 
     Folders named ``masks`` or ``landmarks`` (DeepfakeBench's side outputs) are not frame folders.
     Such a set has no reals: in Cross-AUC it pairs with another dataset's reals. Options: ``method``
-    (default: the root folder's name), ``split`` (default ``test``), ``prealigned`` (the frames are
-    DeepfakeBench-style aligned crops, as DF40 ships them: reused, with ``landmarks/`` ``.npy`` files
-    found beside ``frames/``, instead of detecting faces again).
+    (default: the root folder's name, or its parent's for a domain folder ``ff``/``cdf``/``fake``, as in
+    DF40's ``<method>/ff``), ``split`` (default ``test``), ``prealigned`` (the frames are
+    DeepfakeBench-style aligned crops: reused, with ``landmarks/`` ``.npy`` files found beside
+    ``frames/``, instead of detecting faces again).
+
+    A root holding a ``real/`` folder is refused (its videos would be labelled fake): read DF40's
+    released tree with the ``df40`` layout, a split/label tree with ``folder``.
     """
 
     default_name = "fake-only"
@@ -52,7 +56,15 @@ class FakeOnlyAdapter(Adapter):
         require_dir(root, self.layout, "folder of fake videos or frame folders")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        method = method or safe_stem(root.resolve().name)
+        reals = next((p for p in [root, *root.rglob("*")] if p.is_dir() and p.name.lower() == "real"), None)
+        if reals is not None:
+            raise DatasetLayoutError(
+                f"layout 'fake_only': {root} holds a real/ folder ({reals}); its videos would be labelled "
+                "fake. Read DF40's released tree (DF40/<method>/{fake,real}) with layout 'df40', or a "
+                "{train,val,test}/{real,fake} tree with layout 'folder'"
+            )
+        here = root.resolve()
+        method = method or safe_stem(here.parent.name if here.name in ("ff", "cdf", "fake") else here.name)
         out = []
         for p in sorted(root.rglob("*")):
             if {"masks", "landmarks"} & set(p.relative_to(root).parts):

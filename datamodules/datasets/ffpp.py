@@ -12,8 +12,8 @@ from datamodules.datasets.base import (
     VideoRecord,
     register_layout,
     require_dir,
-    require_file,
     videos_in,
+    warn_partial,
 )
 
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
@@ -33,11 +33,38 @@ def check_compression(root: Path, sub: str, compression: str, layout: str) -> Pa
     return folder
 
 
+SPLITS_SOURCE = (
+    "the official split files train.json, val.json, test.json (lists of id pairs) are in the FaceForensics "
+    "GitHub repository (github.com/ondyari/FaceForensics, folder dataset/splits/), not in the download"
+)
+
+
+def find_split_dir(root: Path, split_dir: str | Path | None, layout: str = "ffpp") -> Path:
+    """Where the official split JSONs are: ``split_dir`` if given, else ``root/splits`` (this suite's
+    placement), else ``root`` itself (DeepfakeBench's ``rearrange.py`` reads ``FaceForensics++/train.json``)."""
+    if split_dir is not None:
+        return Path(split_dir)
+    names = ("train.json", "val.json", "test.json")
+    for cand in (root / "splits", root):
+        if any((cand / n).is_file() for n in names):
+            return cand
+    raise DatasetLayoutError(
+        f"layout {layout!r}: no official FF++ split files under {root}: looked for {root / 'splits'}/"
+        f"{{train,val,test}}.json and {root}/{{train,val,test}}.json (DeepfakeBench's placement); "
+        f"{SPLITS_SOURCE}: copy them to {root / 'splits'} or pass split_dir=<folder> (CLI: --option split_dir=...)"
+    )
+
+
 def load_splits(split_dir: Path, layout: str = "ffpp") -> dict[str, list[tuple[str, str]]]:
     """``{split: [(a, b), ...]}`` from the official ``train/val/test.json`` files (lists of id pairs)."""
     out = {}
     for split in ("train", "val", "test"):
-        f = require_file(split_dir / f"{split}.json", layout, "official FF++ split: a JSON list of id pairs")
+        f = split_dir / f"{split}.json"
+        if not f.is_file():
+            raise DatasetLayoutError(
+                f"layout {layout!r}: missing file {f} (official FF++ split: a JSON list of id pairs); "
+                f"{SPLITS_SOURCE}; or pass split_dir=<folder>"
+            )
         try:
             pairs = json.loads(f.read_text())
             out[split] = [(str(a), str(b)) for a, b in pairs]
@@ -62,7 +89,11 @@ class FFppAdapter(Adapter):
     and fakes ``a_b`` and ``b_a`` in that split. Videos in no split are left out with a warning.
 
     Options: ``compression`` (``c23``), ``methods`` (names to keep), ``split_dir`` (default
-    ``root/splits``: the official JSONs ship in the FF++ GitHub repository, not in the download).
+    ``root/splits``, then ``root`` itself where DeepfakeBench puts ``train.json``...: the official JSONs
+    ship in the FaceForensics GitHub repository, ``dataset/splits/``, not in the download).
+
+    A partial download is read with a ``PartialDatasetWarning`` that counts what was found per split and
+    method: no ``original_sequences/youtube`` reals, or fewer videos than the split files list.
     """
 
     default_name = "FF++"
@@ -78,8 +109,7 @@ class FFppAdapter(Adapter):
     ) -> list[VideoRecord]:
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout, "FF++ root")
-        real_dir = check_compression(root, "original_sequences/youtube", compression, self.layout)
-        splits = load_splits(Path(split_dir) if split_dir else root / "splits", self.layout)
+        splits = load_splits(find_split_dir(root, split_dir, self.layout), self.layout)
         of_id: dict[str, str] = {}
         of_pair: dict[tuple[str, str], str] = {}
         for split, pairs in splits.items():
@@ -93,18 +123,22 @@ class FFppAdapter(Adapter):
         present = [
             m for m in wanted if (root / "manipulated_sequences" / m / compression / "videos").is_dir()
         ]
+        real_sub = "original_sequences/youtube"
         if not present:
+            check_compression(root, real_sub, compression, self.layout)  # names the compression problem first
             raise DatasetLayoutError(
                 f"layout 'ffpp': no manipulated_sequences/<Method>/{compression}/videos folder under {root} "
                 f"(methods looked for: {', '.join(wanted)})"
             )
+        real_dir = root / real_sub / compression / "videos"
         records, unassigned = [], []
-        for v in videos_in(real_dir):
+        for v in videos_in(real_dir) if real_dir.is_dir() else []:
             split = of_id.get(v.stem)
             if split is None:
                 unassigned.append(str(v))
                 continue
-            records.append(VideoRecord(name, split, 0, "real", compression, f"{name}/real/{v.stem}", v))
+            records.append(VideoRecord(name, split, 0, "real", compression, f"{name}/real/{v.stem}", v,
+                                       source_label="youtube"))  # fmt: skip
         for m in present:
             mdir = root / "manipulated_sequences" / m
             for v in videos_in(mdir / compression / "videos"):
@@ -115,21 +149,32 @@ class FFppAdapter(Adapter):
                     continue
                 mask = mdir / "masks" / "videos" / v.name
                 records.append(
-                    VideoRecord(
-                        name,
-                        split,
-                        1,
-                        m,
-                        compression,
-                        f"{name}/{m}/{v.stem}",
-                        v,
-                        mask if mask.is_file() else None,
-                    )
-                )
+                    VideoRecord(name, split, 1, m, compression, f"{name}/{m}/{v.stem}", v,
+                                mask if mask.is_file() else None, source_label=m)
+                )  # fmt: skip
         if unassigned:
             warnings.warn(
                 f"FF++: {len(unassigned)} video(s) are in no official split and were left out, "
                 f"e.g. {unassigned[:3]}",
                 stacklevel=2,
             )
+        warn_partial(self.layout, root, records, _missing_parts(records, splits, present, real_dir))
         return records
+
+
+def _missing_parts(
+    records: list[VideoRecord], splits: dict[str, list[tuple[str, str]]], methods: list[str], real_dir: Path
+) -> list[str]:
+    """What the official splits list but the download lacks: the reals, or videos of a split."""
+    if not real_dir.is_dir():
+        return [f"the reals ({real_dir})"]
+    have: dict[tuple[str, str], int] = {}
+    for r in records:
+        have[(r.split, r.method)] = have.get((r.split, r.method), 0) + 1
+    short = [
+        f"{m} {split} {have.get((split, m), 0)} of {2 * len(pairs)}"
+        for split, pairs in splits.items()
+        for m in ("real", *methods)
+        if have.get((split, m), 0) < 2 * len(pairs)
+    ]
+    return [f"videos the official splits list ({', '.join(short)})"] if short else []

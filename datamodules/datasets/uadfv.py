@@ -25,5 +25,9 @@ class UADFVAdapter(Adapter):
         out = []
         for folder, label, method in (("real", 0, "real"), ("fake", 1, "fake")):
             for v in videos_in(require_dir(root / folder, self.layout)):
-                out.append(VideoRecord(name, "test", label, method, "", f"{name}/{method}/{v.stem}", v))
+                out.append(
+                    VideoRecord(
+                        name, "test", label, method, "", f"{name}/{method}/{v.stem}", v, source_label=folder
+                    )
+                )
         return out

@@ -12,7 +12,7 @@ only grabbed through; variable-frame-rate files with long gaps are where a seek 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -134,10 +134,16 @@ def read_mask_frames(path: Path | None, indices: np.ndarray) -> Iterator[np.ndar
 
 
 def list_frame_files(folder: Path) -> list[Path]:
-    """Image files of a frame folder, in numeric order when every stem is a number, else by name."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+    """Image files of a frame folder, in :func:`order_frame_files` order."""
+    return order_frame_files(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def order_frame_files(files: Iterable[Path]) -> list[Path]:
+    """Frame files in numeric order when every stem is a number (``000, 044, 088, 1019``, as
+    DeepfakeBench's ``abstract_dataset.py`` sorts them), else by name."""
+    files = list(files)
     if files and all(p.stem.isdigit() for p in files):
-        return sorted(files, key=lambda p: int(p.stem))
+        return sorted(files, key=lambda p: (int(p.stem), p.name))
     return sorted(files)
 
 
