@@ -10,8 +10,8 @@ from typing import Any
 import lightning as L
 import yaml
 
+from datamodules.loading.synthetic import SyntheticDataModule
 from datamodules.spec import DataSpec
-from tests.helpers import SyntheticDataModule
 
 TEST_SETS = ("a", "b")
 
