@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules.loading.datamodule import DataError, ForgeryDataModule, TrainBatchSampler, spread_frames
+from datamodules.loading.datamodule import ForgeryDataModule
+from datamodules.loading.sampler import TrainBatchSampler
+from datamodules.manifest import DataError, manifest_path, spread_frames, write_manifest
 from datamodules.media.regions import REGIONS
 from datamodules.spec import DataSpec
 from tests.real_faces import aligned_face
@@ -64,9 +66,7 @@ def _write_dataset(root: Path, name: str, splits: dict[str, dict[str, int]], wit
                             reason="" if status == "ok" else "no face found",
                         )
                     )
-    path = out / "manifest.parquet"
-    pd.DataFrame(rows).to_parquet(path)
-    return path
+    return write_manifest(rows, manifest_path(root, name))
 
 
 @pytest.fixture(scope="module")

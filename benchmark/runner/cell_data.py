@@ -36,8 +36,10 @@ def load_factory(ref: str) -> DatamoduleFactory:
 
 
 def manifest_paths(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Path]:
+    from datamodules.manifest import manifest_path
+
     root = Path(runtime.get("processed_root", "data/processed"))
-    return {name: root / name / "manifest.parquet" for name in config["datasets"]}
+    return {name: manifest_path(root, name) for name in config["datasets"]}
 
 
 def ensure_manifests(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Path]:
