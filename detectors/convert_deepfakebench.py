@@ -57,6 +57,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from datamodules.atomic import atomic_path
 from datamodules.spec import HALF
 from detectors.base import Detector
 from detectors.registry import create_detector
@@ -284,9 +285,8 @@ def save_converted(model: Detector, path: str | Path) -> Path:
         "state_dict": model.state_dict(),
         "pretrained_loaded": True,
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
     return path
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmark.runner.data_config import DataConfig
 from benchmark.runner.grid import Grid, GridError, SetSpec, check_detector_settings, load_grid
+from datamodules import atomic
 
 DEFAULT_DATAMODULE = "benchmark.data:build_datamodule"
 CONFIG_VERSION = 1
@@ -179,8 +180,4 @@ def plan_cells(
 
 
 def write_spec(cell: Cell, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(cell.to_json(), indent=1, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return atomic.write_json(path, cell.to_json(), indent=1, sort_keys=True)
