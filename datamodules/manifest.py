@@ -32,20 +32,20 @@ from datamodules.atomic import atomic_path
 log = logging.getLogger(__name__)
 
 FILE_NAME = "manifest.parquet"
-#: column -> dtype as written; ``object`` columns hold strings ("" for an absent path)
+#: column -> dtype as written and read back (``str``: pandas' string dtype; "" for an absent path)
 DTYPES: dict[str, str] = {
-    "dataset": "object",
-    "split": "object",
+    "dataset": "str",
+    "split": "str",
     "label": "int8",
-    "method": "object",
-    "compression": "object",
-    "video_id": "object",
+    "method": "str",
+    "compression": "str",
+    "video_id": "str",
     "frame_index": "int64",
-    "crop_path": "object",
-    "landmarks_path": "object",
-    "mask_path": "object",
-    "status": "object",
-    "reason": "object",
+    "crop_path": "str",
+    "landmarks_path": "str",
+    "mask_path": "str",
+    "status": "str",
+    "reason": "str",
 }
 COLUMNS: tuple[str, ...] = tuple(DTYPES)
 #: columns a reader needs (``compression`` and ``reason`` only inform people)
@@ -74,7 +74,7 @@ def write_manifest(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> P
     path = Path(path)
     df = pd.DataFrame(list(rows), columns=list(COLUMNS))
     for col, dtype in DTYPES.items():
-        if dtype != "object":
+        if dtype != "str":  # strings stay as pandas infers them
             df[col] = df[col].astype(dtype)
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
