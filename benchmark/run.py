@@ -25,6 +25,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmark.runner.cell_data import ensure_manifests, reads_manifests
+from benchmark.runner.cells import DEFAULT_DATAMODULE, Cell, Runtime
 from benchmark.runner.data_config import (
     DEMO_PREFIX,
     DataConfigError,
@@ -35,7 +37,7 @@ from benchmark.runner.data_config import (
 from benchmark.runner.grid import GridError
 from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
 from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
-from benchmark.runner.plan import DEFAULT_DATAMODULE, Cell, plan_cells, resolve_grid
+from benchmark.runner.plan import plan_cells, resolve_grid
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -78,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def cell_state(cell: Cell, store: Any) -> str:
     """``done``, ``failed``, ``partial (last.ckpt)`` or ``todo``."""
-    work = Path(cell.runtime["work_root"]) / cell.cell_id
+    work = cell.cell_dir
     if store.is_done(cell.cell_id):
         return "done"
     if (work / "failure.txt").is_file():
@@ -111,7 +113,7 @@ def print_plan(cells: list[Cell], store: Any, console: Console, title: str) -> N
     for col in ("#", "cell", "detector", "train set", "seed", "test sets", "state"):
         t.add_column(col)
     for i, c in enumerate(cells, 1):
-        tests = ", ".join(s["name"] for s in c.config["test_sets"])
+        tests = ", ".join(s.name for s in c.config.test_sets)
         t.add_row(str(i), c.cell_id, c.detector, c.train_set, str(c.seed), tests, cell_state(c, store))
     console.print(t)
 
@@ -129,13 +131,13 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
                 f"grid {grid.name!r} uses the demo datasets: running on the embedded demo data ({demo_cfg})"
             )
             data = parse_data_config(demo_cfg, origin="demo", note=note)
-        runtime = {
-            "store_root": str(args.out / "store"),
-            "work_root": str(args.out / "cells"),
-            "devices": args.devices,
-            "accelerator": args.accelerator,
-            "wandb": args.wandb,
-        }
+        runtime = Runtime(
+            store_root=args.out / "store",
+            work_root=args.out / "cells",
+            devices=args.devices,
+            accelerator=args.accelerator,
+            wandb=args.wandb,
+        )
         cells = plan_cells(
             grid,
             data,
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     jobs = []
     for cell in cells:
         job = Job(cell)
-        work = Path(cell.runtime["work_root"]) / cell.cell_id
+        work = cell.cell_dir
         if store.is_done(cell.cell_id) and not args.force:
             job.status = SKIPPED
         elif args.force or not args.resume:
@@ -198,19 +200,17 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     else:
         launcher = LocalLauncher(devices=args.devices, accelerator=args.accelerator)
 
-    if args.launcher == "local" and args.datamodule == DEFAULT_DATAMODULE:
+    if args.launcher == "local" and reads_manifests(args.datamodule):
         # Preprocess missing manifests once, here, so parallel cells never preprocess the same dataset.
-        from benchmark.runner.cell_data import ensure_manifests
-
         seen: set[str] = set()
         for job in jobs:
-            if job.status == QUEUED and not set(job.cell.config["datasets"]) <= seen:
+            if job.status == QUEUED and not set(job.cell.config.datasets) <= seen:
                 try:
                     ensure_manifests(job.cell.config, job.cell.runtime)
                 except Exception as e:
                     console.print(f"[bold red]preprocessing failed:[/] {type(e).__name__}: {e}")
                     return 1
-                seen |= set(job.cell.config["datasets"])
+                seen |= set(job.cell.config.datasets)
 
     todo = sum(j.status == QUEUED for j in jobs)
     console.print(f"{title}: {todo} to run, {len(jobs) - todo} already done ({launcher.name} launcher)")

@@ -11,14 +11,17 @@ from detectors.registry import (
     load_detector,
     register_detector,
 )
+from detectors.settings import DetectorSettings, UnknownSettingError
 
 __all__ = [
     "DataSpec",
     "DataSpecError",
     "Detector",
     "DetectorOutput",
+    "DetectorSettings",
     "Recipe",
     "UnknownDetectorError",
+    "UnknownSettingError",
     "create_detector",
     "get_detector_class",
     "list_detectors",

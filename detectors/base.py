@@ -6,7 +6,13 @@ A detector subclasses :class:`Detector` and writes only
   ``self.data_spec``),
 * ``forward(batch) -> DetectorOutput`` (one fake-logit per image, shape ``[B]``, plus an ``aux`` dict),
 * optionally ``loss(batch, out) -> dict`` with a ``"loss"`` key when it needs more than binary
-  cross-entropy; every other key is logged as a loss term.
+  cross-entropy; every other key is logged as a loss term;
+* optionally ``param_groups()`` (optimiser groups with their own ``lr`` / ``weight_decay``),
+  ``upgrade_checkpoint`` (read checkpoints of an earlier layout) and ``converters`` (load checkpoints
+  released by other code bases, see :mod:`detectors.convert`).
+
+Constructor arguments have concrete defaults in the signature: :meth:`Detector.resolve_settings` reads
+them (with the class's ``default_recipe``) to tell what a set of overrides builds without building it.
 
 The base class owns everything else: the training/validation/test/predict steps, logging, the validation
 AUC used for checkpoint selection, optimiser and scheduler construction from the :class:`Recipe`, frozen
@@ -19,8 +25,9 @@ sigmoid equals ``softmax[:, 1]``, so probabilities match the paper's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+import inspect
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
 import torch
@@ -31,6 +38,10 @@ from torchmetrics.classification import BinaryAUROC
 from datamodules.batch import Batch
 from datamodules.spec import DataSpec
 from detectors.recipe import Recipe
+from detectors.settings import DetectorSettings, UnknownSettingError
+
+if TYPE_CHECKING:
+    from detectors.convert import Conversion
 
 
 @dataclass
@@ -54,6 +65,8 @@ class Detector(L.LightningModule):
     default_recipe: ClassVar[Recipe] = Recipe()
     #: overrides that build a tiny configuration for tests (never the default).
     tiny_config: ClassVar[dict[str, Any]] = {}
+    #: checkpoint formats of other code bases this detector loads, by source name (``deepfakebench``)
+    converters: ClassVar[dict[str, Conversion]] = {}
 
     def __init__(self, **recipe_overrides: Any) -> None:
         super().__init__()
@@ -66,6 +79,59 @@ class Detector(L.LightningModule):
         self.val_auc = BinaryAUROC()
         # Collects the init arguments of the whole subclass chain (Lightning walks the __init__ frames).
         self.save_hyperparameters()
+
+    # ------------------------------------------------------------------ settings
+    @classmethod
+    def constructor_arguments(cls) -> tuple[set[str], dict[str, Any]]:
+        """Names of the constructor arguments (over the class chain) and their signature defaults.
+
+        The most derived class's default wins (a registered variant may change a parent's default).
+        """
+        names: set[str] = set()
+        defaults: dict[str, Any] = {}
+        for klass in cls.__mro__:
+            if not (isinstance(klass, type) and issubclass(klass, Detector)) or klass is Detector:
+                continue
+            if "__init__" not in vars(klass):
+                continue
+            for n, p in inspect.signature(klass.__init__).parameters.items():
+                if n == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or n in names:
+                    continue
+                names.add(n)
+                if p.default is not p.empty:
+                    defaults[n] = p.default
+        return names, defaults
+
+    @classmethod
+    def resolve_settings(cls, **overrides: Any) -> DetectorSettings:
+        """What ``create_detector(name, **overrides)`` builds: the recipe (``default_recipe`` with the recipe
+        overrides) and the constructor arguments (signature defaults with the other overrides).
+
+        Raises :class:`UnknownSettingError` naming every key that is neither, the detector and the accepted keys.
+        """
+        name = cls.name or cls.__name__
+        recipe_keys = {f.name for f in fields(Recipe)}
+        arch_keys, defaults = cls.constructor_arguments()
+        shadowing = sorted(arch_keys & recipe_keys)
+        if shadowing:
+            raise TypeError(
+                f"{name}: constructor argument(s) {shadowing} shadow Recipe fields of the same name"
+            )
+        unknown = sorted(set(overrides) - recipe_keys - arch_keys)
+        if unknown:
+            raise UnknownSettingError(
+                f"setting(s) {unknown} are not arguments of {name}; "
+                f"accepted: {', '.join(sorted(arch_keys | recipe_keys))}"
+            )
+        recipe_over = {k: v for k, v in overrides.items() if k in recipe_keys}
+        return DetectorSettings(
+            detector=name,
+            paper_recipe=cls.default_recipe,
+            recipe=cls.default_recipe.with_overrides(**recipe_over),
+            arch_defaults=defaults,
+            recipe_overrides=recipe_over,
+            arch_overrides={k: v for k, v in overrides.items() if k not in recipe_keys},
+        )
 
     # ------------------------------------------------------------------ subclass API
     def forward(self, batch: Batch) -> DetectorOutput:  # pragma: no cover - abstract
@@ -187,17 +253,49 @@ class Detector(L.LightningModule):
         }
 
     # ------------------------------------------------------------------ optimisation
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: ``[{"params": [...], ...}]``.
+
+        A group may set its own optimiser options (``lr``, ``weight_decay``, ...); options it leaves out
+        come from the recipe. Every trainable parameter must be in exactly one group and no frozen one in
+        any. Default: one group of all trainable parameters.
+        """
+        return [{"params": self.trainable_parameters()}]
+
+    def _checked_param_groups(self) -> list[dict[str, Any]]:
+        me = type(self).__name__
+        trainable = {id(p): n for n, p in self.named_parameters() if p.requires_grad}
+        if not trainable:
+            raise RuntimeError(f"{me} has no trainable parameters")
+        groups, seen = [], set()
+        for i, group in enumerate(self.param_groups()):
+            if not isinstance(group, dict) or "params" not in group:
+                raise TypeError(f"{me}.param_groups(): group {i} must be a dict with 'params', got {group!r}")
+            params = list(group["params"])
+            if not params:
+                raise ValueError(f"{me}.param_groups(): group {i} is empty")
+            foreign = [j for j, p in enumerate(params) if id(p) not in trainable]
+            if foreign:
+                raise ValueError(
+                    f"{me}.param_groups(): group {i} holds parameters {foreign[:5]} (by position) that are "
+                    "frozen or not this detector's"
+                )
+            seen |= {id(p) for p in params}
+            groups.append({**group, "params": params})
+        missing = [n for pid, n in trainable.items() if pid not in seen]
+        if missing:
+            raise ValueError(f"{me}.param_groups() leaves trainable parameters out: {missing[:5]}")
+        return groups
+
     def configure_optimizers(self) -> Any:
         r = self.recipe
-        params = self.trainable_parameters()
-        if not params:
-            raise RuntimeError(f"{type(self).__name__} has no trainable parameters")
+        groups = self._checked_param_groups()
         if r.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=r.lr, betas=r.betas, weight_decay=r.weight_decay)
+            opt = torch.optim.Adam(groups, lr=r.lr, betas=r.betas, weight_decay=r.weight_decay)
         elif r.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=r.lr, betas=r.betas, weight_decay=r.weight_decay)
+            opt = torch.optim.AdamW(groups, lr=r.lr, betas=r.betas, weight_decay=r.weight_decay)
         else:
-            opt = torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
+            opt = torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
         if r.scheduler is None and r.warmup_steps == 0:
             return opt
         if r.scheduler == "step":
@@ -221,6 +319,15 @@ class Detector(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["detector_name"] = self.name
         checkpoint["pretrained_loaded"] = bool(self.pretrained_loaded)
+
+    @classmethod
+    def upgrade_checkpoint(cls, checkpoint: dict[str, Any]) -> None:
+        """Bring a checkpoint written by an earlier version of this detector up to date, in place
+        (``hyper_parameters``, ``state_dict``). Called by :func:`detectors.load_detector` and by Lightning
+        (resume, ``Trainer.test(ckpt_path=...)``) before the weights are loaded. Default: nothing to do."""
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        type(self).upgrade_checkpoint(checkpoint)
 
 
 def dedupe_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -71,6 +71,11 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Recipe:
+        """The recipe :meth:`to_dict` (or its JSON) describes; unknown keys raise."""
+        return cls().with_overrides(**d)
+
 
 DEEPFAKEBENCH_CNN = Recipe(
     optimizer="adam",

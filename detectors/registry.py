@@ -18,9 +18,9 @@ from detectors.base import Detector
 
 # name -> module that registers it (imported only when the name is asked for)
 _MODULES: dict[str, str] = {
-    "resnet34": "detectors.timm_cnn",
-    "xception": "detectors.xception",
-    "efficientnet_b4": "detectors.efficientnet",
+    "resnet34": "detectors.timm_cnn.variants",
+    "xception": "detectors.timm_cnn.variants",
+    "efficientnet_b4": "detectors.timm_cnn.variants",
     "ucf": "detectors.ucf.detector",
     "forensics_adapter": "detectors.forensics_adapter.detector",
     "sfam": "sfam.detector",
@@ -74,7 +74,10 @@ def get_detector_class(name: str) -> type[Detector]:
 
 
 def create_detector(name: str, **overrides: Any) -> Detector:
-    """Build detector ``name``; ``overrides`` are its constructor arguments (architecture or recipe)."""
+    """Build detector ``name``; ``overrides`` are its constructor arguments (architecture or recipe).
+
+    ``get_detector_class(name).resolve_settings(**overrides)`` tells what this builds without building it.
+    """
     return get_detector_class(name)(**overrides)
 
 
@@ -101,6 +104,7 @@ def load_detector(path: str | Path, expected: str | None = None, map_location: s
         raise ValueError(f"{path} is not a checkpoint written by this suite (no 'detector_name')")
     if expected is not None and name != expected:
         raise ValueError(f"{path} is a checkpoint of detector {name!r}, not {expected!r}")
+    get_detector_class(name).upgrade_checkpoint(ckpt)
     hparams = dict(ckpt.get("hyper_parameters", {}))
     hparams.pop("_instantiator", None)
     model = create_detector(name, **hparams)

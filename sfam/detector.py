@@ -185,14 +185,13 @@ class CLIPLinearDetector(SFAMDetector):
     updates so it goes through the same runner.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        for switch in ("alignment", "moe"):
-            if kwargs.get(switch, False):
+    def __init__(self, alignment: bool = False, moe: bool = False, **kwargs: Any) -> None:
+        for switch, on in (("alignment", alignment), ("moe", moe)):
+            if on:
                 raise ValueError(
                     f"clip_linear is SFAM with alignment and moe off; got {switch}=True (use 'sfam')"
                 )
-            kwargs[switch] = False
-        super().__init__(**kwargs)
+        super().__init__(alignment=False, moe=False, **kwargs)
 
 
 __all__ = ["CLIPLinearDetector", "SFAMDetector"]

@@ -152,9 +152,10 @@ def main(argv: list[str]) -> int:
         import json
 
         from benchmark.runner.cell_data import ensure_manifests
+        from benchmark.runner.cells import Cell
 
-        cfg = json.loads(Path(rest[1]).read_text())
-        ensure_manifests(cfg["config"], cfg["runtime"])
+        cell = Cell.from_json(json.loads(Path(rest[1]).read_text()))
+        ensure_manifests(cell.config, cell.runtime)
         return 0
     from benchmark.run import main as run_main
 

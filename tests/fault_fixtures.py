@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from benchmark.runner.cells import CellConfig
 from datamodules.batch import collate
 from datamodules.loading.synthetic import SyntheticDataModule, SyntheticItems
 from datamodules.spec import DataSpec
@@ -29,9 +29,7 @@ class _NanDM(SyntheticDataModule):
         return DataLoader(_NanItems(self.spec, self.n, "train"), batch_size=self.bs, collate_fn=collate)
 
 
-def nan_in_training(
-    config: dict[str, Any], spec: DataSpec, manifests: dict[str, Path]
-) -> L.LightningDataModule:
+def nan_in_training(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """Like ``tests.runner_fixtures.synthetic`` but one training image is all NaN: the loss diverges."""
-    names = tuple(dict.fromkeys(t["dataset"] for t in config["test_sets"]))
+    names = tuple(config.test_datasets)
     return _NanDM(spec, n=8, batch_size=4, test_sets=names)

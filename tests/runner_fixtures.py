@@ -10,23 +10,22 @@ from typing import Any
 import lightning as L
 import yaml
 
+from benchmark.runner.cells import CellConfig
 from datamodules.loading.synthetic import SyntheticDataModule
 from datamodules.spec import DataSpec
 
 TEST_SETS = ("a", "b")
 
 
-def synthetic(config: dict[str, Any], spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
+def synthetic(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """8 samples per split; test sets named after the grid's test datasets."""
-    names = tuple(dict.fromkeys(t["dataset"] for t in config["test_sets"]))
+    names = tuple(config.test_datasets)
     return SyntheticDataModule(spec, n=8, batch_size=4, test_sets=names)
 
 
-def synthetic_odd(
-    config: dict[str, Any], spec: DataSpec, manifests: dict[str, Path]
-) -> L.LightningDataModule:
+def synthetic_odd(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """11 samples per split: two DDP ranks pad one sample (the duplicate-score trap)."""
-    names = tuple(dict.fromkeys(t["dataset"] for t in config["test_sets"]))
+    names = tuple(config.test_datasets)
     return SyntheticDataModule(spec, n=11, batch_size=4, test_sets=names)
 
 
@@ -51,9 +50,9 @@ class _KillingDM(SyntheticDataModule):
         return super().train_dataloader()
 
 
-def killing(config: dict[str, Any], spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
+def killing(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """Like ``synthetic`` but SIGKILLs its own process at the start of epoch 2, once (marker file)."""
-    names = tuple(dict.fromkeys(t["dataset"] for t in config["test_sets"]))
+    names = tuple(config.test_datasets)
     marker = Path(os.environ["RUNNER_TEST_KILL_MARKER"])
     return _KillingDM(marker, spec=spec, n=8, batch_size=4, test_sets=names)
 
@@ -93,9 +92,9 @@ def write_grid(root: Path, name: str = "tiny", **over: Any) -> Path:
     return path
 
 
-def crash_seed0(config: dict[str, Any], spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
+def crash_seed0(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """Raises for seed 0 (a crashing cell); ``synthetic`` for any other seed."""
-    if config["seed"] == 0:
+    if config.seed == 0:
         raise ValueError("synthetic crash of the seed-0 cell")
     return synthetic(config, spec, manifests)
 

@@ -10,8 +10,7 @@ import torch
 
 from datamodules.spec import HALF, IMAGENET_MEAN, IMAGENET_STD
 from detectors import create_detector
-from detectors.efficientnet import make_deepfakebench_compatible, tf_static_pad
-from detectors.feature_head import FakeLogitHead
+from detectors.timm_cnn.blocks import FakeLogitHead, make_deepfakebench_compatible, tf_static_pad
 from detectors.weights import PretrainedUnavailableWarning
 
 #: published parameter counts (millions): Xception (Chollet 2017, without the ImageNet classifier),

@@ -14,14 +14,9 @@ import torch
 
 from datamodules.spec import HALF
 from detectors import load_detector
-from detectors.convert_deepfakebench import (
-    ConversionError,
-    convert_efficientnet_b4,
-    convert_xception,
-    load_deepfakebench,
-    save_converted,
-)
-from detectors.efficientnet import StaticPadConv2d
+from detectors.convert import ConversionError, load_converted, save_converted
+from detectors.timm_cnn.blocks import StaticPadConv2d
+from detectors.timm_cnn.deepfakebench import convert_efficientnet_b4, convert_xception
 from tests.deepfakebench_reference import (
     efficientnet_detector_shapes,
     materialise,
@@ -29,6 +24,10 @@ from tests.deepfakebench_reference import (
     xception_shapes,
 )
 from tests.helpers import make_batch
+
+
+def load_deepfakebench(name, checkpoint, **overrides):
+    return load_converted("deepfakebench", name, checkpoint, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +167,26 @@ def test_ucf_loads_strictly_and_infers_its_heads(num_methods):
     )
     # the released UCF adjusts Xception's pre-activation output (its features() stop at bn4)
     assert isinstance(m.encoder_f.backbone.act4, torch.nn.Identity)
+
+
+def test_each_detector_declares_the_formats_it_reads():
+    from detectors.convert import sources
+
+    assert sources() == {"deepfakebench": ["efficientnet_b4", "ucf", "xception"]}
+    with pytest.raises(
+        ValueError, match=r"no 'deepfakebench' converter for 'resnet34'.*efficientnet_b4, ucf"
+    ):
+        load_deepfakebench("resnet34", {})
+
+
+def test_command_line_converts_a_file(xception_state, tmp_path):
+    from detectors.convert import main
+
+    src = tmp_path / "xception_best.pth"
+    torch.save(xception_state, src)
+    assert main(["--source", "deepfakebench", "xception", str(src), str(tmp_path / "x.ckpt")]) == 0
+    again = load_detector(tmp_path / "x.ckpt", expected="xception").eval()
+    w = xception_state["module.backbone.last_linear.weight"]
+    assert torch.equal(again.net.head.fc.weight[0], w[1] - w[0])
+    with pytest.raises(SystemExit):
+        main(["--source", "nope", "xception", str(src), str(tmp_path / "y.ckpt")])

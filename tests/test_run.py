@@ -16,11 +16,12 @@ from rich.console import Console
 
 from benchmark.run import main
 from benchmark.runner.cell import run_cell
+from benchmark.runner.cells import Cell, Runtime, config_hash
 from benchmark.runner.data_config import DataConfigError, load_data_config, parse_data_config
 from benchmark.runner.grid import GridError, load_grid
 from benchmark.runner.launchers import InlineLauncher, SlurmLauncher
 from benchmark.runner.monitor import DONE, FAILED, Job, Monitor
-from benchmark.runner.plan import Cell, config_hash, plan_cells, resolve_grid
+from benchmark.runner.plan import plan_cells, resolve_grid
 from benchmark.store import ScoreStore
 from tests.runner_fixtures import RaiseAtEpoch, write_data_config, write_grid
 
@@ -55,7 +56,7 @@ def _args(root: Path, *extra: str, factory: str = "synthetic", leaderboard: bool
 
 def _cells(root: Path, factory: str = "synthetic", **kw) -> list[Cell]:
     data = parse_data_config(root / "datasets.yaml")
-    rt = {"store_root": str(root / "out/store"), "work_root": str(root / "out/cells"), "progress_bar": False}
+    rt = Runtime(store_root=root / "out/store", work_root=root / "out/cells", progress_bar=False)
     return plan_cells(
         load_grid(root / "tiny.yaml"), data, datamodule=f"tests.runner_fixtures:{factory}", runtime=rt, **kw
     )
@@ -72,21 +73,23 @@ def tiny(tmp_path: Path) -> Path:
 def test_cell_ids_are_stable_and_depend_on_the_whole_config(tiny: Path) -> None:
     a, b = _cells(tiny), _cells(tiny)
     assert [c.cell_id for c in a] == [c.cell_id for c in b]
-    cfg = a[0].config
+    cfg = a[0].config.to_json()
     # key order does not matter, every setting does, paths and devices do not
     assert config_hash(dict(reversed(list(cfg.items())))) == a[0].cell_id
     changed = json.loads(json.dumps(cfg))
     changed["recipe"]["lr"] = 1e-3
     assert config_hash(changed) != a[0].cell_id
-    moved = Cell(cfg, {"store_root": "/elsewhere", "devices": 4})
+    moved = Cell(a[0].config, Runtime(store_root="/elsewhere", devices=4))
     assert moved.cell_id == a[0].cell_id
     assert len({c.cell_id for c in _cells(tiny, seeds=[0, 1, 2])}) == 3
 
 
 def test_cell_ids_are_the_same_in_another_process(tiny: Path) -> None:
     cell = _cells(tiny, seeds=[0, 5])[1]
-    (tiny / "cfg.json").write_text(json.dumps(cell.config, indent=3))  # other whitespace, same content
-    code = "import json, sys; from benchmark.runner.plan import config_hash; print(config_hash(json.load(open(sys.argv[1]))))"
+    (tiny / "cfg.json").write_text(
+        json.dumps(cell.config.to_json(), indent=3)
+    )  # other whitespace, same content
+    code = "import json, sys; from benchmark.runner.cells import config_hash; print(config_hash(json.load(open(sys.argv[1]))))"
     env = {**os.environ, "PYTHONHASHSEED": "123"}
     out = subprocess.run(
         [sys.executable, "-c", code, str(tiny / "cfg.json")],
@@ -216,7 +219,7 @@ def test_cell_killed_mid_fit_is_resumed_and_counted_once(tiny: Path) -> None:
     jobs = [Job(cell)]
     InlineLauncher(callbacks=[RaiseAtEpoch(1)]).run(jobs, Monitor(jobs, "t", _console()))
     assert jobs[0].status == FAILED and not store.is_done(cell.cell_id)
-    assert (Path(cell.runtime["work_root"]) / cell.cell_id / "checkpoints" / "last.ckpt").is_file()
+    assert (cell.cell_dir / "checkpoints" / "last.ckpt").is_file()
     assert store.read_scores().empty or cell.cell_id not in set(store.read_scores()["cell_id"])
 
     rec = run_cell(cell)
@@ -309,7 +312,7 @@ def test_missing_manifests_are_preprocessed_first(tiny: Path, monkeypatch) -> No
 
     monkeypatch.setattr("datamodules.preprocess.preprocess_dataset", fake_preprocess)
     (cell,) = _cells(tiny)
-    processed = Path(cell.runtime["processed_root"])
+    processed = cell.runtime.processed_root
     (processed / "a").mkdir(parents=True)
     (processed / "a" / "manifest.parquet").write_bytes(b"PAR1")  # already there: not redone
     paths = ensure_manifests(cell.config, cell.runtime)
@@ -341,9 +344,9 @@ def test_wandb_offline_logging(tiny: Path, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tiny / "wandb-home"))
     (cell,) = _cells(tiny)
-    cell.runtime["wandb"] = True
+    cell = cell.with_runtime(wandb=True)
     run_cell(cell)
-    work = Path(cell.runtime["work_root"]) / cell.cell_id
+    work = cell.cell_dir
     assert list(work.rglob("offline-run-*")), "no offline W&B run written"
     assert list((work / "logs").rglob("metrics.csv"))
 
@@ -377,7 +380,7 @@ def test_ensure_manifests_runs_the_real_preprocessing(tmp_path: Path) -> None:
     (tmp_path / "d.yaml").write_text(yaml.safe_dump({"datasets": {"P": opts}}))
     grid = write_grid(tmp_path, train_sets=["P"], test_sets=["P"])
     (cell,) = plan_cells(load_grid(grid), parse_data_config(tmp_path / "d.yaml"))
-    assert cell.config["datasets"]["P"] == {
+    assert cell.config.to_json()["datasets"]["P"] == {
         "layout": "folder",
         "options": {"frames": 2, "backend": "mtcnn", "progress": False},
     }
@@ -410,22 +413,22 @@ def test_force_and_no_resume(tiny: Path, monkeypatch) -> None:
             "train_set": "train",
         }
     )
-    store.write_cell(done.cell_id, rows, {"config": done.config})
+    store.write_cell(done.cell_id, rows, {"config": done.config.to_json()})
     for c in (done, partial):
-        ck = Path(c.runtime["work_root"]) / c.cell_id / "checkpoints"
+        ck = c.cell_dir / "checkpoints"
         ck.mkdir(parents=True)
         (ck / "last.ckpt").write_bytes(b"x")
     base = _args(tiny, "--launcher", "inline", "--seeds", "0", "1")
     assert main(base, console=_console()) == 0
     assert seen[-1] == ["skipped (done)", "queued"]
-    assert (Path(partial.runtime["work_root"]) / partial.cell_id / "checkpoints" / "last.ckpt").is_file()
+    assert (partial.cell_dir / "checkpoints" / "last.ckpt").is_file()
     assert main([*base, "--no-resume"], console=_console()) == 0
     assert seen[-1] == ["skipped (done)", "queued"]
-    assert not (Path(partial.runtime["work_root"]) / partial.cell_id / "checkpoints").exists()
-    assert (Path(done.runtime["work_root"]) / done.cell_id / "checkpoints" / "last.ckpt").is_file()
+    assert not (partial.cell_dir / "checkpoints").exists()
+    assert (done.cell_dir / "checkpoints" / "last.ckpt").is_file()
     assert main([*base, "--force"], console=_console()) == 0
     assert seen[-1] == ["queued", "queued"]
-    assert not (Path(done.runtime["work_root"]) / done.cell_id / "checkpoints").exists()
+    assert not (done.cell_dir / "checkpoints").exists()
 
 
 def test_build_datamodule_serves_the_real_forgery_datamodule(tmp_path: Path) -> None:

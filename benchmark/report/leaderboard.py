@@ -446,12 +446,27 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
                 ]
             )
         mh = ["seed", "cell", "git commit", "devices", "fit / test s", "checkpoint", "versions"]
+        if any("hardware" in r for r in g.records):  # records before hardware was recorded: no column
+            mh.append("hardware")
+            for row, r in zip(meta, g.records, strict=True):
+                row.append(_hardware(r.get("hardware")))
         lines += [md_table(mh, meta), ""]
         tests = ", ".join(f"{t['name']}" for t in rec0["config"]["test_sets"])
         lines += [f"Test sets: {tests}. Source validation split: `{g.train_set}` (split `val`).", ""]
         if g.superseded:
             lines += _superseded(g), ""
     return "\n".join(lines)
+
+
+def _hardware(hw: dict[str, Any] | None) -> str:
+    """``CPU model; N x GPU (CUDA x, cuDNN y)`` of a cell record's ``hardware`` (n/a when not recorded)."""
+    if not hw:
+        return "n/a"
+    cpu = hw.get("cpu") or "unknown CPU"
+    if not hw.get("gpu_count"):
+        return f"{cpu}; no GPU"
+    soft = ", ".join(f"{k} {hw[k.lower()]}" for k in ("CUDA", "cuDNN") if hw.get(k.lower()) is not None)
+    return f"{cpu}; {hw['gpu_count']}x {hw.get('gpu') or 'GPU'}" + (f" ({soft})" if soft else "")
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -29,7 +29,9 @@ from typing import Any
 import pandas as pd
 from lightning.pytorch.callbacks import Callback
 
-from benchmark.runner.plan import Cell
+from benchmark.runner.cells import Cell, jsonable
+from benchmark.runner.grid import SetSpec
+from benchmark.runner.hardware import hardware
 from benchmark.store import SCORE_COLUMNS as STORE_SCORE_COLUMNS
 from benchmark.store import VERSIONED, file_sha256, git_commit, package_versions
 from datamodules import atomic
@@ -41,26 +43,23 @@ class CellFailed(RuntimeError):
     """A cell raised; its record (status ``failed``, traceback) is in the store."""
 
 
-def cell_dir(cell: Cell) -> Path:
-    return Path(cell.runtime.get("work_root", "runs/cells")) / cell.cell_id
-
-
 def base_record(cell: Cell) -> dict[str, Any]:
     c = cell.config
     git = git_commit(Path(__file__).resolve().parents[2])
     return {
         "cell_id": cell.cell_id,
-        "grid": c["grid"],
-        "detector": c["detector"],
-        "train_set": c["train_set"]["name"],
-        "seed": c["seed"],
-        "origin": c["origin"],
-        "config": c,
+        "grid": c.grid,
+        "detector": c.detector,
+        "train_set": c.train_set.name,
+        "seed": c.seed,
+        "origin": c.origin,
+        "config": c.to_json(),
         "versions": package_versions((*VERSIONED, "torchmetrics", "albumentations")),
         "git_commit": (git or {}).get("commit"),
         "git_dirty": (git or {}).get("dirty"),
         "host": platform.node(),
-        "devices": cell.runtime.get("devices", 1),
+        "hardware": hardware(),
+        "devices": cell.runtime.devices,
     }
 
 
@@ -80,23 +79,23 @@ def record_failure(cell: Cell, store: Any, exc: BaseException | str, started: fl
         "timings": {"total_s": round(time.time() - started, 3)},
     }
     store.write_record(cell.cell_id, record, "failed")
-    work = cell_dir(cell)
+    work = cell.cell_dir
     work.mkdir(parents=True, exist_ok=True)
     (work / "failure.txt").write_text(tb)
     return record
 
 
-def _view_rows(rows: list[dict[str, Any]], spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows of a set: all reals plus the fakes of ``spec['methods']`` (all fakes when empty).
+def _view_rows(rows: list[dict[str, Any]], spec: SetSpec) -> list[dict[str, Any]]:
+    """The rows of a set: all reals plus the fakes of ``spec.methods`` (all fakes when empty).
 
     A method subset is its own "dataset" on the Cross-AUC axes, and its reals are shared with the other
     subsets of the same dataset; their ``video_id``/``sample_id`` get ``@<set name>`` appended so a video
     still belongs to exactly one dataset in the store.
     """
-    methods = set(spec["methods"])
+    methods = set(spec.methods)
     if not methods:
         return rows
-    tag = f"@{spec['name']}"
+    tag = f"@{spec.name}"
     return [
         {**r, "video_id": r["video_id"] + tag, "sample_id": r["sample_id"] + tag}
         for r in rows
@@ -127,7 +126,7 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
     from benchmark.runner.guards import FiniteLossGuard
 
     rt = cell.runtime
-    devices = int(rt.get("devices", 1))
+    devices = rt.devices
     ckpt = ModelCheckpoint(
         dirpath=work / "checkpoints",
         monitor="val/auc",
@@ -137,7 +136,7 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
         filename="best-{epoch}-{step}",
     )
     loggers: list[Any] = [CSVLogger(str(work), name="logs")]
-    if rt.get("wandb"):
+    if rt.wandb:
         from lightning.pytorch.loggers import WandbLogger
 
         loggers.append(
@@ -148,14 +147,14 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
                 id=cell.cell_id,
                 resume="allow",
                 save_dir=str(work),
-                config=cell.config,
+                config=cell.config.to_json(),
                 offline=os.environ.get("WANDB_MODE") == "offline",
             )
         )
-    bars = [RichProgressBar()] if rt.get("progress_bar", True) else []
+    bars = [RichProgressBar()] if rt.progress_bar else []
     trainer = L.Trainer(
-        max_epochs=int(cell.config["recipe"]["epochs"]),
-        accelerator=rt.get("accelerator", "auto"),
+        max_epochs=cell.config.recipe.epochs,
+        accelerator=rt.accelerator,
         devices=devices,
         strategy="ddp" if devices > 1 else "auto",
         logger=loggers,
@@ -164,7 +163,7 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
         enable_progress_bar=bool(bars),
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        **{"log_every_n_steps": 10, **cell.config["trainer"]},
+        **{"log_every_n_steps": 10, **cell.config.trainer},
     )
     return trainer, ckpt
 
@@ -201,8 +200,8 @@ def run_cell(cell: Cell, callbacks: list[Any] | None = None) -> dict[str, Any]:
     from benchmark.store import ScoreStore
 
     started = time.time()
-    store = ScoreStore(cell.runtime.get("store_root", "runs/store"))
-    work = cell_dir(cell)
+    store = ScoreStore(cell.runtime.store_root)
+    work = cell.cell_dir
     rank = global_rank()
     if rank == 0:
         (work / "failure.txt").unlink(missing_ok=True)
@@ -216,24 +215,6 @@ def run_cell(cell: Cell, callbacks: list[Any] | None = None) -> dict[str, Any]:
         if rank == 0:
             record_failure(cell, store, e, started)
         raise CellFailed(f"cell {cell.cell_id} ({cell.label}) failed: {type(e).__name__}: {e}") from e
-
-
-def arch_defaults(cls: type, keys: dict[str, Any]) -> dict[str, Any]:
-    """The value each overridden constructor argument would have had: the signature default, or for
-    ``None`` defaults the class attribute ``default_<name>`` (e.g. ``default_input_size``) when there is one."""
-    import inspect
-
-    out: dict[str, Any] = {}
-    for name in keys:
-        for klass in cls.__mro__:
-            params = inspect.signature(klass.__init__).parameters if "__init__" in vars(klass) else {}
-            if name in params and params[name].default is not inspect.Parameter.empty:
-                value = params[name].default
-                if value is None and hasattr(cls, f"default_{name}"):
-                    value = getattr(cls, f"default_{name}")
-                out[name] = value
-                break
-    return json.loads(json.dumps(out, default=str))
 
 
 def _readable_checkpoint(path: Path) -> bool:
@@ -253,19 +234,20 @@ def _readable_checkpoint(path: Path) -> bool:
 def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
     import lightning as L
 
-    from benchmark.runner.cell_data import ensure_manifests, load_factory, test_loaders
-    from detectors import create_detector
+    from benchmark.runner.cell_data import ensure_manifests, load_factory, reads_manifests, test_loaders
+    from detectors import create_detector, get_detector_class
 
     work.mkdir(parents=True, exist_ok=True)
     c = cell.config
+    settings = get_detector_class(c.detector).resolve_settings(**c.overrides)
     timings: dict[str, float] = {}
     t = time.time()
-    manifests = ensure_manifests(c, cell.runtime) if c["datamodule"].startswith("benchmark.data:") else {}
+    manifests = ensure_manifests(c, cell.runtime) if reads_manifests(c.datamodule) else {}
     timings["preprocess_s"] = round(time.time() - t, 3)
 
     L.seed_everything(cell.seed, workers=True, verbose=False)
-    model = create_detector(c["detector"], **c["overrides"])
-    dm = load_factory(c["datamodule"])(c, model.data_spec, manifests)
+    model = create_detector(c.detector, **c.overrides)
+    dm = load_factory(c.datamodule)(c, model.data_spec, manifests)
     trainer, ckpt = _trainer(cell, work, callbacks)
     last = work / "checkpoints" / "last.ckpt"
     resumed = last.is_file() and _readable_checkpoint(last)
@@ -286,15 +268,13 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     t = time.time()
     frames = []
     trainer.test(model, dataloaders=dm.val_dataloader(), ckpt_path=best, verbose=False)
-    frames.append(
-        make_frame(cell, c["train_set"]["name"], "val", _view_rows(model.test_records, c["train_set"]))
-    )
+    frames.append(make_frame(cell, c.train_set.name, "val", _view_rows(model.test_records, c.train_set)))
     tested: dict[str, list[dict[str, Any]]] = {}
     for name, loader in test_loaders(dm, c).items():
         trainer.test(model, dataloaders=loader, ckpt_path=best, verbose=False)
         tested[name] = list(model.test_records)
-    for spec in c["test_sets"]:
-        frames.append(make_frame(cell, spec["name"], "test", _view_rows(tested[spec["dataset"]], spec)))
+    for spec in c.test_sets:
+        frames.append(make_frame(cell, spec.name, "test", _view_rows(tested[spec.dataset], spec)))
     timings["test_s"] = round(time.time() - t, 3)
     timings["total_s"] = round(time.time() - started, 3)
 
@@ -305,10 +285,10 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         "best_val_auc": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
         "resumed": resumed,
         "pretrained_loaded": bool(model.pretrained_loaded),
-        "recipe_source": model.recipe.source,
-        "recipe_overrides": {k: list(v) for k, v in model.recipe.diff(type(model).default_recipe).items()},
-        "arch_overrides": c["arch_overrides"],
-        "arch_defaults": arch_defaults(type(model), c["arch_overrides"]),
+        "recipe_source": settings.recipe.source,
+        "recipe_overrides": {k: list(v) for k, v in settings.recipe_changes().items()},
+        "arch_overrides": c.arch_overrides,
+        "arch_defaults": jsonable(settings.overridden_defaults()),
         "manifest_hash": {n: file_sha256(p) for n, p in manifests.items() if Path(p).is_file()},
         "n_scores": int(sum(len(f) for f in frames)),
         "timings": timings,

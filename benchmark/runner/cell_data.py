@@ -2,7 +2,9 @@
 
 A cell names its datamodule factory as ``"module:function"`` in its config (default
 :func:`build_datamodule`), so tests and users can plug another one in and the choice survives the trip
-to a subprocess, a DDP rank or a SLURM job.
+to a subprocess, a DDP rank or a SLURM job. A factory is called as ``factory(config, data_spec, manifests)``
+with the cell's :class:`~benchmark.runner.cells.CellConfig`, the detector's ``DataSpec`` and the manifest
+path of each dataset (empty for factories that do not read manifests).
 """
 
 from __future__ import annotations
@@ -14,14 +16,20 @@ from typing import Any
 
 import lightning as L
 
+from benchmark.runner.cells import CellConfig, Runtime
 from datamodules.spec import DataSpec
 
-DatamoduleFactory = Callable[[dict[str, Any], DataSpec, dict[str, Path]], L.LightningDataModule]
+DatamoduleFactory = Callable[[CellConfig, DataSpec, dict[str, Path]], L.LightningDataModule]
 
 
 #: Stable names of factories whose module moved. The name is part of every cell's hashed config, so it
 #: stays what it was when the first cells were run (their ids must not change).
 FACTORY_ALIASES = {"benchmark.data:build_datamodule": "benchmark.runner.cell_data:build_datamodule"}
+
+
+def reads_manifests(ref: str) -> bool:
+    """Whether factory ``ref`` is :func:`build_datamodule` (the one that needs preprocessed manifests)."""
+    return FACTORY_ALIASES.get(ref, ref) == f"{__name__}:build_datamodule"
 
 
 def load_factory(ref: str) -> DatamoduleFactory:
@@ -35,14 +43,13 @@ def load_factory(ref: str) -> DatamoduleFactory:
         raise ValueError(f"cannot load datamodule factory {ref!r}: {e}") from e
 
 
-def manifest_paths(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Path]:
+def manifest_paths(config: CellConfig, runtime: Runtime) -> dict[str, Path]:
     from datamodules.manifest import manifest_path
 
-    root = Path(runtime.get("processed_root", "data/processed"))
-    return {name: manifest_path(root, name) for name in config["datasets"]}
+    return {name: manifest_path(runtime.processed_root, name) for name in config.datasets}
 
 
-def ensure_manifests(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Path]:
+def ensure_manifests(config: CellConfig, runtime: Runtime) -> dict[str, Path]:
     """Manifest path per dataset of the cell, running preprocessing first where one is missing."""
     paths = manifest_paths(config, runtime)
     for name, path in paths.items():
@@ -50,52 +57,47 @@ def ensure_manifests(config: dict[str, Any], runtime: dict[str, Any]) -> dict[st
             continue
         from datamodules.preprocess import preprocess_dataset
 
-        entry = config["datasets"][name]
-        root = runtime.get("roots", {}).get(name)
+        entry = config.datasets[name]
+        root = runtime.roots.get(name)
         if root is None:
             raise FileNotFoundError(f"manifest {path} is missing and no root is known for dataset {name!r}")
-        print(f"preprocessing {name} ({entry['layout']}, {root}) -> {path.parent}", flush=True)
+        print(f"preprocessing {name} ({entry.layout}, {root}) -> {path.parent}", flush=True)
         # preprocess_dataset writes <processed_root>/<name>/manifest.parquet and returns its path
-        written = Path(
-            preprocess_dataset(
-                name, entry["layout"], Path(root), path.parent.parent, **entry.get("options", {})
-            )
-        )
+        written = Path(preprocess_dataset(name, entry.layout, root, path.parent.parent, **entry.options))
         if not written.is_file():
             raise FileNotFoundError(f"preprocessing {name} wrote no manifest (expected {path})")
         paths[name] = written
     return paths
 
 
-def build_datamodule(
-    config: dict[str, Any], spec: DataSpec, manifests: dict[str, Path]
-) -> L.LightningDataModule:
+def build_datamodule(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """The suite's ``ForgeryDataModule`` for one cell (val = the source's val split)."""
     from datamodules.loading.datamodule import ForgeryDataModule
 
-    recipe, data, train = config["recipe"], config["data"], config["train_set"]
-    tests = list(dict.fromkeys(t["dataset"] for t in config["test_sets"]))
+    recipe, train = config.recipe, config.train_set
     kwargs: dict[str, Any] = {
-        "batch_size": recipe["batch_size"],
-        "eval_batch_size": recipe["eval_batch_size"],
-        "frames_train": recipe["frames_train"],
-        "frames_test": recipe["frames_test"],
-        "augment": recipe["augment"],
-        "seed": config["seed"],
-        **data,  # the grid's data section (validated against grid.DATA_KEYS)
+        "batch_size": recipe.batch_size,
+        "eval_batch_size": recipe.eval_batch_size,
+        "frames_train": recipe.frames_train,
+        "frames_test": recipe.frames_test,
+        "augment": recipe.augment,
+        "seed": config.seed,
+        **config.data,  # the grid's data section (validated against grid.DATA_KEYS)
     }
-    if train["methods"]:
-        kwargs["train_methods"] = list(train["methods"])
-    return ForgeryDataModule(spec, train=train["dataset"], tests=tests, manifests=manifests, **kwargs)
+    if train.methods:
+        kwargs["train_methods"] = list(train.methods)
+    return ForgeryDataModule(
+        spec, train=train.dataset, tests=config.test_datasets, manifests=manifests, **kwargs
+    )
 
 
-def test_loaders(dm: L.LightningDataModule, config: dict[str, Any]) -> dict[str, Any]:
+def test_loaders(dm: L.LightningDataModule, config: CellConfig) -> dict[str, Any]:
     """The test dataloader of each distinct test dataset, by dataset name (order of ``tests``)."""
     dm.setup("test")
     loaders = dm.test_dataloader()
     if not isinstance(loaders, (list, tuple)):
         loaders = [loaders]
-    names = list(dict.fromkeys(t["dataset"] for t in config["test_sets"]))
+    names = config.test_datasets
     if len(loaders) != len(names):
         raise RuntimeError(f"datamodule returned {len(loaders)} test dataloaders for test sets {names}")
     return dict(zip(names, loaders, strict=True))

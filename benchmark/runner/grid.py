@@ -9,7 +9,7 @@ A grid file::
     test_sets: [FF++, CDF-v2]        # same forms; a method subset is scored as its own "dataset"
     seeds: [0]
     defaults:                        # for every detector
-      detector: {}                   # constructor / recipe overrides (create_detector keyword arguments)
+      detector: {}                   # recipe / constructor overrides (Detector.resolve_settings checks them)
       trainer: {}                    # Lightning Trainer settings (see TRAINER_KEYS)
       data: {}                       # datamodule settings (see DATA_KEYS)
     per_detector:                    # same three sections, per detector name
@@ -21,12 +21,14 @@ Unknown keys are errors that name them; unknown detectors and datasets list the 
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from detectors import DetectorSettings
 
 GRIDS_DIR = Path(__file__).resolve().parents[1] / "grids"
 
@@ -74,9 +76,6 @@ class SetSpec:
     name: str
     dataset: str
     methods: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dataset": self.dataset, "methods": list(self.methods)}
 
 
 @dataclass(frozen=True)
@@ -183,10 +182,13 @@ def _set(s: Any, where: str) -> SetSpec:
     return SetSpec(str(s.get("name", dataset)), dataset, methods)
 
 
-def check_detector_settings(grid: Grid, detectors: list[str]) -> None:
-    """Validate detector names and each ``detector`` override against the class's arguments."""
-    from detectors import list_detectors
-    from detectors.recipe import Recipe
+def detector_settings(grid: Grid, detectors: list[str]) -> dict[str, DetectorSettings]:
+    """Each detector's resolved settings in ``grid`` (:meth:`detectors.Detector.resolve_settings`).
+
+    Unknown detector names (asked for, or under ``per_detector``) and overrides that are neither recipe
+    settings nor constructor arguments raise :class:`GridError` naming the grid file and the culprit.
+    """
+    from detectors import UnknownSettingError, list_detectors
     from detectors.registry import get_detector_class
 
     known = list_detectors()
@@ -195,20 +197,10 @@ def check_detector_settings(grid: Grid, detectors: list[str]) -> None:
         raise GridError(
             f"{grid.path}: unknown detector(s) {sorted(set(unknown))}; known detectors: {', '.join(known)}"
         )
-    recipe_keys = {f.name for f in fields(Recipe)}
+    out = {}
     for d in detectors:
-        cls = get_detector_class(d)
-        accepted = set(recipe_keys)
-        for klass in cls.__mro__:
-            if "__init__" in vars(klass):
-                accepted |= {
-                    n
-                    for n, p in inspect.signature(klass.__init__).parameters.items()
-                    if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "self"
-                }
-        bad = sorted(set(grid.settings(d)["detector"]) - accepted)
-        if bad:
-            raise GridError(
-                f"{grid.path}: detector override(s) {bad} are not arguments of {d}; "
-                f"accepted: {', '.join(sorted(accepted))}"
-            )
+        try:
+            out[d] = get_detector_class(d).resolve_settings(**grid.settings(d)["detector"])
+        except UnknownSettingError as e:
+            raise GridError(f"{grid.path}: detector {e}") from e
+    return out

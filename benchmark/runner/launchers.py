@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.runner.cell import CellFailed, cell_dir, record_failure, run_cell
+from benchmark.runner.cell import CellFailed, record_failure, run_cell
+from benchmark.runner.cells import Cell
 from benchmark.runner.monitor import DONE, FAILED, QUEUED, RUNNING, Job, Monitor
-from benchmark.runner.plan import Cell, write_spec
+from benchmark.runner.plan import write_spec
 
 
 class NoFreeDeviceError(RuntimeError):
@@ -32,11 +33,11 @@ class NoFreeDeviceError(RuntimeError):
 def _store(cell: Cell) -> Any:
     from benchmark.store import ScoreStore
 
-    return ScoreStore(cell.runtime.get("store_root", "runs/store"))
+    return ScoreStore(cell.runtime.store_root)
 
 
 def _error_of(cell: Cell, fallback: str) -> str:
-    f = cell_dir(cell) / "failure.txt"
+    f = cell.cell_dir / "failure.txt"
     if f.is_file():
         lines = f.read_text().strip().splitlines()
         return lines[-1] if lines else fallback
@@ -99,7 +100,7 @@ class InlineLauncher:
         for job in jobs:
             if job.status != QUEUED:
                 continue
-            if int(job.cell.runtime.get("devices", 1)) > 1:
+            if job.cell.runtime.devices > 1:
                 raise ValueError("the inline launcher runs one device per cell; use --launcher local for DDP")
             job.status, job.started = RUNNING, time.time()
             monitor.update(job)
@@ -121,7 +122,7 @@ class LocalLauncher:
         self.devices, self.accelerator, self.poll_s = devices, accelerator, poll_s
 
     def _start(self, job: Job, slot: list[int] | None) -> subprocess.Popen:
-        work = cell_dir(job.cell)
+        work = job.cell.cell_dir
         spec = write_spec(job.cell, work / "cell.json")
         (work / "failure.txt").unlink(missing_ok=True)
         env = dict(os.environ)
@@ -148,7 +149,7 @@ class LocalLauncher:
             job.status = DONE
             return
         job.status = FAILED
-        if (cell_dir(job.cell) / "failure.txt").is_file():
+        if (job.cell.cell_dir / "failure.txt").is_file():
             job.error = _error_of(job.cell, f"exit code {code}")
             return
         # The process died without recording why (signal, OOM killer): record it here.
@@ -161,7 +162,7 @@ class LocalLauncher:
 
     def run(self, jobs: list[Job], monitor: Monitor) -> None:
         for job in jobs:
-            job.cell.runtime.update(devices=self.devices, accelerator=self.accelerator)
+            job.cell = job.cell.with_runtime(devices=self.devices, accelerator=self.accelerator)
         free = device_slots(self.devices, self.accelerator)
         queue = [j for j in jobs if j.status == QUEUED]
         running: list[Job] = []
@@ -233,11 +234,10 @@ class SlurmLauncher:
         for job in jobs:
             if job.status != QUEUED:
                 continue
-            job.cell.runtime.update(
-                devices=self.devices, accelerator="auto" if ex.cluster == "slurm" else "cpu"
+            on_slurm = ex.cluster == "slurm"
+            job.cell = job.cell.with_runtime(
+                devices=self.devices if on_slurm else 1, accelerator="auto" if on_slurm else "cpu"
             )
-            if ex.cluster != "slurm":
-                job.cell.runtime["devices"] = 1
             job.extra["job"] = ex.submit(run_cell_job, job.cell.to_json())
             job.status, job.started = RUNNING, time.time()
             job.log = Path(str(job.extra["job"].paths.stdout))
@@ -250,7 +250,7 @@ class SlurmLauncher:
                     try:
                         sj.result()
                     except Exception as e:  # the job itself died (not a recorded cell failure)
-                        if not (cell_dir(job.cell) / "failure.txt").is_file():
+                        if not (job.cell.cell_dir / "failure.txt").is_file():
                             record_failure(
                                 job.cell, _store(job.cell), f"SLURM job failed: {e}", job.started or 0
                             )

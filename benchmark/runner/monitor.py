@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from benchmark.runner.plan import Cell
+from benchmark.runner.cells import Cell
 
 QUEUED, RUNNING, DONE, FAILED, SKIPPED = "queued", "running", "done", "failed", "skipped (done)"
 _STYLE = {QUEUED: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", SKIPPED: "cyan"}
@@ -40,7 +40,7 @@ class Job:
     def progress(self) -> str:
         if self.status != RUNNING:
             return ""
-        path = Path(self.cell.runtime.get("work_root", "runs/cells")) / self.cell.cell_id / "progress.json"
+        path = self.cell.cell_dir / "progress.json"
         try:
             p = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -16,9 +16,9 @@ from torch import Tensor
 from datamodules.batch import Batch
 from datamodules.spec import HALF, DataSpec
 from detectors.base import DataSpecError, Detector, DetectorOutput
-from detectors.feature_head import create_feature_backbone
 from detectors.recipe import DEEPFAKEBENCH_CNN
 from detectors.registry import register_detector
+from detectors.timm_cnn.blocks import create_feature_backbone
 from detectors.ucf.blocks import (
     ConditionalDecoder,
     Conv1x1Block,
@@ -27,6 +27,7 @@ from detectors.ucf.blocks import (
     contrastive_loss,
     shuffle_within_groups,
 )
+from detectors.ucf.deepfakebench import DEEPFAKEBENCH_UCF
 
 
 # ---------------------------------------------------------------------------------------------- the detector
@@ -77,6 +78,7 @@ class UCF(Detector):
         "feat_dim": 32,
         "input_size": 64,
     }
+    converters = {"deepfakebench": DEEPFAKEBENCH_UCF}
 
     def __init__(
         self,

@@ -1,0 +1,200 @@
+"""A cell as typed records: :class:`CellConfig` (the experiment, hashed into the cell id) and
+:class:`Runtime` (where things are and how the cell is executed, not hashed).
+
+The config holds everything that defines the experiment: grid, detector, its overrides and the fully
+resolved recipe (so a change of a paper default in code gives new cells), trainer and data settings, the
+training and test sets, each dataset's layout and preprocessing options, the data origin (demo or real)
+and the datamodule factory. It leaves out where things are on disk (dataset roots, output folders) and how
+the cell is executed (devices, launcher): those change nothing in the experiment.
+
+``cell_id`` = the first 16 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces) of
+:meth:`CellConfig.to_json`; that dict is exactly the config the planner wrote before cells were typed, so
+ids (store keys, cell folders) never changed. Spec files and store records carry the same JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from benchmark.runner.grid import SetSpec
+from detectors.recipe import Recipe
+
+#: the default datamodule factory. The name is hashed into every cell id, so it stays the one the first
+#: cells were run with; ``benchmark.runner.cell_data.FACTORY_ALIASES`` resolves it to where the code lives.
+DEFAULT_DATAMODULE = "benchmark.data:build_datamodule"
+CONFIG_VERSION = 1
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as JSON gives it back (tuples -> lists, paths -> strings): what a spec file carries."""
+    return json.loads(canonical_json(obj))
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """16 hex digits of the SHA-256 of the canonical JSON of ``config``."""
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
+
+
+def _check_keys(d: Any, cls: type, where: str) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(d).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known keys: {', '.join(sorted(known))}")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How a dataset is read: the part of the data configuration that changes the experiment."""
+
+    layout: str  # official layout (datamodules.datasets adapter name: ffpp, celebdf_v2, ...)
+    options: dict[str, Any] = field(default_factory=dict)  # preprocessing options (frames, compression, ...)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellConfig:
+    """The experiment of one cell. Every field is hashed into the cell id (field name = JSON key)."""
+
+    version: int = CONFIG_VERSION  # layout of this record; bump only with a migration of old ids
+    grid: str  # grid name (benchmark/grids/<name>.yaml)
+    detector: str  # registry name (detectors.create_detector)
+    seed: int  # training seed (Lightning seed_everything, data order)
+    train_set: SetSpec  # training set; its val split selects the checkpoint
+    test_sets: tuple[SetSpec, ...]  # sets the best checkpoint is scored on, in grid order
+    overrides: dict[str, Any] = field(default_factory=dict)  # the grid's detector section, as written
+    recipe: Recipe  # the resolved recipe: the paper's with the recipe overrides
+    arch_overrides: dict[str, Any] = field(default_factory=dict)  # overrides that are constructor arguments
+    trainer: dict[str, Any] = field(default_factory=dict)  # Lightning Trainer arguments (grid.TRAINER_KEYS)
+    data: dict[str, Any] = field(default_factory=dict)  # ForgeryDataModule arguments (grid.DATA_KEYS)
+    datasets: dict[str, DatasetSpec]  # every dataset the cell reads, by name
+    origin: str  # "demo" (the embedded synthetic benchmark) or "real"
+    datamodule: str = DEFAULT_DATAMODULE  # datamodule factory, "module:function"
+
+    @property
+    def test_datasets(self) -> list[str]:
+        """The distinct datasets of the test sets, in order (one test loader each)."""
+        return list(dict.fromkeys(t.dataset for t in self.test_sets))
+
+    def to_json(self) -> dict[str, Any]:
+        """The hashed dict: JSON types only, one key per field."""
+        return jsonable(asdict(self))
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CellConfig:
+        _check_keys(d, cls, "cell config")
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = sorted(required - set(d))
+        if missing:
+            raise ValueError(f"cell config: missing key(s) {missing}")
+        return cls(
+            **{
+                **d,
+                "seed": int(d["seed"]),
+                "train_set": _set(d["train_set"]),
+                "test_sets": tuple(_set(t) for t in d["test_sets"]),
+                "recipe": Recipe.from_dict(d["recipe"]),
+                "datasets": {n: DatasetSpec(**v) for n, v in d["datasets"].items()},
+            }
+        )
+
+
+def _set(d: dict[str, Any]) -> SetSpec:
+    return SetSpec(d["name"], d["dataset"], tuple(d.get("methods", ())))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """Where a cell's inputs and outputs are and how it runs. Not hashed: moving a store changes no id."""
+
+    store_root: Path = Path("runs/store")  # the score store (benchmark.store.ScoreStore)
+    work_root: Path = Path("runs/cells")  # cell folders: checkpoints, logs, progress.json, failure.txt
+    processed_root: Path = Path("data/processed")  # manifests: <processed_root>/<dataset>/manifest.parquet
+    data_config: Path | None = None  # the data YAML the cell was planned from (for the reader)
+    roots: dict[str, Path] = field(default_factory=dict)  # dataset folders, to preprocess a missing manifest
+    devices: int = 1  # devices per cell (Lightning DDP when > 1)
+    accelerator: str = "auto"  # Lightning accelerator: auto, cpu, gpu
+    wandb: bool = False  # also log to Weights & Biases
+    progress_bar: bool = True  # rich progress bar while the cell runs
+
+    def __post_init__(self) -> None:  # accept strings (JSON, callers) for paths
+        for name in ("store_root", "work_root", "processed_root"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.data_config is not None:
+            object.__setattr__(self, "data_config", Path(self.data_config))
+        object.__setattr__(self, "roots", {n: Path(p) for n, p in self.roots.items()})
+
+    def cell_dir(self, cell_id: str) -> Path:
+        """The folder of cell ``cell_id``: checkpoints, logs, progress and failure files."""
+        return self.work_root / cell_id
+
+    def to_json(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Runtime:
+        _check_keys(d, cls, "cell runtime")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a :class:`CellConfig` (hashed into ``cell_id``) and its :class:`Runtime`."""
+
+    config: CellConfig
+    runtime: Runtime = field(default_factory=Runtime, compare=False)
+
+    @property
+    def cell_id(self) -> str:
+        return config_hash(self.config.to_json())
+
+    @property
+    def detector(self) -> str:
+        return self.config.detector
+
+    @property
+    def train_set(self) -> str:
+        """The training set's name."""
+        return self.config.train_set.name
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def grid(self) -> str:
+        return self.config.grid
+
+    @property
+    def label(self) -> str:
+        return f"{self.detector} | {self.train_set} | seed {self.seed}"
+
+    @property
+    def cell_dir(self) -> Path:
+        return self.runtime.cell_dir(self.cell_id)
+
+    def with_runtime(self, **changes: Any) -> Cell:
+        """The same cell (same id) with some runtime settings changed."""
+        return replace(self, runtime=replace(self.runtime, **changes))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cell_id": self.cell_id, "config": self.config.to_json(), "runtime": self.runtime.to_json()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Cell:
+        cell = cls(CellConfig.from_json(d["config"]), Runtime.from_json(d.get("runtime", {})))
+        if config_hash(d["config"]) != cell.cell_id:
+            raise ValueError(
+                f"cell spec does not round-trip: its config hashes to {config_hash(d['config'])}"
+            )
+        if "cell_id" in d and d["cell_id"] != cell.cell_id:
+            raise ValueError(f"cell spec is inconsistent: id {d['cell_id']} != hash {cell.cell_id}")
+        return cell
