@@ -81,6 +81,8 @@ def _sweep_once(folder: Path) -> None:
     key = os.path.abspath(folder)
     if key not in _swept:
         remove_dead_temps(folder)
+        if len(_swept) >= 4096:  # preprocessing writes into a new folder per video: bound the memory
+            _swept.clear()
         _swept.add(key)
 
 
