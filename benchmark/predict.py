@@ -1,11 +1,14 @@
 """``python -m benchmark.predict CHECKPOINT PATH...``: score images or videos with a trained detector.
 
-Each frame goes through the same face pipeline as preprocessing (``datamodules.preprocess``): its
-``FaceTracker`` picks the face (the largest in the first frame, then the same person) with the same
-detector backend, the 5-point similarity aligns it to the same 256-px crop with the same margin, then it
-is resized and normalised for the detector's ``DataSpec``; region masks come from the 68 dlib
-landmarks of the crop when the detector needs them. A video is sampled evenly (``--frames``); its
-probability is the mean of its frame probabilities (the leaderboards' video aggregation).
+Each frame goes through preprocessing's face pipeline (``datamodules.media.crop.track_and_crop``, the
+function ``datamodules.preprocess`` calls): the tracker picks the face (the largest in the first frame,
+then the same person) with the same detector backend, the 5-point similarity aligns it to the same
+256-px crop with the same margin, dlib finds its 68 landmarks. The crop then becomes the detector's input
+exactly as in the runner's test loader (``datamodules.loading.transforms.SampleTransform`` without
+augmentation: resize, the normalisation lookup table, region masks painted from the transformed
+landmarks at the mask size), so a crop gets the same probability here and in a benchmark cell. A video
+is sampled evenly (``--frames``); its probability is the mean of its frame probabilities (the
+leaderboards' video aggregation).
 
 Output: a rich table, or ``--json``. For detectors whose output carries a patch map
 (``aux["patch_fakeness"]``, SFAM), ``--overlay DIR`` writes one PNG per input: the face crop of its most
@@ -29,24 +32,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from datamodules.media.crop import FaceCrop, FaceCropOptions
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-CROP_SIZE = 256  # preprocessing's default crop side
-MARGIN = 1.3  # preprocessing's default alignment margin
+CROP_SIZE = FaceCropOptions.size  # preprocessing's default crop side
+MARGIN = FaceCropOptions.margin  # preprocessing's default alignment margin
 
 
 class PredictInputError(ValueError):
     """An input path is missing or is neither an image nor a video."""
-
-
-@dataclass
-class FaceFrame:
-    """One sampled frame: its aligned face crop (RGB uint8) and 68 landmarks, or why there is none."""
-
-    frame_index: int
-    status: str  # ok | no_face | decode_error
-    crop: np.ndarray | None = None
-    landmarks: np.ndarray | None = None
-    reason: str = ""
 
 
 @dataclass
@@ -92,60 +86,40 @@ def read_frames(path: Path, n_frames: int) -> tuple[str, list[tuple[int, np.ndar
 
 def face_frames(
     path: Path, n_frames: int, crop_size: int = CROP_SIZE, margin: float = MARGIN, backend: str = "auto"
-) -> tuple[str, list[FaceFrame]]:
-    """Sampled frames of ``path`` with their face crops, exactly as preprocessing makes them.
+) -> tuple[str, list[FaceCrop]]:
+    """Sampled frames of ``path`` with their face crops, made by preprocessing's own function.
 
-    The same ``FaceTracker`` (detector backend, downscaling for detection, following one person through
-    a video) and the same 5-point alignment, crop side and margin as ``datamodules.preprocess``.
+    ``datamodules.media.crop.track_and_crop`` with preprocessing's detection and tracking defaults and
+    the given crop side, margin and detector backend.
     """
-    from datamodules.media import align, faces
-    from datamodules.preprocess import FaceTracker, Options
+    from datamodules.media.crop import track_and_crop
 
     kind, frames = read_frames(path, n_frames)
-    opts = Options(size=crop_size, margin=margin, backend=backend)
-    tracker = FaceTracker(faces.get_detector(backend), opts)
-    out = []
-    for idx, rgb, reason in frames:
-        if rgb is None:
-            out.append(FaceFrame(idx, "decode_error", reason=reason))
-            continue
-        face, status = tracker(rgb)
-        if face is None:
-            out.append(FaceFrame(idx, status, reason="no face detected" if status == "no_face" else status))
-            continue
-        m = align.alignment_matrix(face.points5, opts.size, opts.margin)
-        crop = align.warp(rgb, m, opts.size)
-        lm = faces.landmarks68(crop, align.box_in_crop(face.box, m))
-        out.append(FaceFrame(idx, "ok", crop, lm.astype(np.float32)))
-    return kind, out
+    opts = FaceCropOptions(size=crop_size, margin=margin, backend=backend)
+    return kind, list(track_and_crop(frames, opts))
 
 
-def make_batch(frames: list[FaceFrame], spec: Any, video_id: str) -> Any:
-    """A Batch of the frames with a face, resized and normalised for ``spec`` (region masks if asked)."""
-    import cv2
+def make_batch(frames: list[FaceCrop], spec: Any, video_id: str, soft_regions: bool = True) -> Any:
+    """A Batch of face crops for ``spec``, built as the test loader builds it (same transform and masks).
 
+    ``soft_regions``: soft or one-hot region masks, as the datamodule's option of that name (default soft).
+    """
     from datamodules.batch import collate
+    from datamodules.loading.transforms import SampleTransform
 
+    transform = SampleTransform(spec, augment=False, soft_regions=soft_regions)
     items = []
-    mean = np.asarray(spec.mean, np.float32)[:, None, None]
-    std = np.asarray(spec.std, np.float32)[:, None, None]
     for f in frames:
-        assert f.crop is not None
-        img = cv2.resize(f.crop, (spec.input_size, spec.input_size), interpolation=cv2.INTER_AREA)
-        x = (img.astype(np.float32).transpose(2, 0, 1) / 255.0 - mean) / std
+        if f.crop is None:
+            raise ValueError(f"frame {f.frame_index} of {video_id} has no face crop ({f.status})")
         item: dict[str, Any] = {
-            "image": torch.from_numpy(np.ascontiguousarray(x)),
             "label": 0,  # unknown; not used for scoring
             "sample_id": f"{video_id}/{f.frame_index}",
             "video_id": video_id,
             "dataset": "predict",
             "method": "unknown",
         }
-        if spec.region_masks:
-            from datamodules.media.regions import region_masks
-
-            m = region_masks(f.landmarks, spec.mask_side, src_size=f.crop.shape[0])
-            item["region_masks"] = torch.from_numpy(m)
+        item.update(transform(f.crop, f.landmarks if spec.region_masks else None))
         items.append(item)
     return collate(items)
 
@@ -179,9 +153,13 @@ def overlay_png(
         axes[0, 1].invert_yaxis()
         axes[0, 1].set_title("region scores", fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    from datamodules.atomic import atomic_path
+
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100, metadata={"Software": None})
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -199,7 +177,7 @@ def predict_path(
     pred = Prediction(str(path), kind)
     ok = [f for f in frames if f.status == "ok"]
     scores: dict[int, float] = {}
-    best: tuple[float, FaceFrame, dict[str, np.ndarray]] | None = None
+    best: tuple[float, FaceCrop, dict[str, np.ndarray]] | None = None
     for start in range(0, len(ok), batch_size):
         chunk = ok[start : start + batch_size]
         batch = make_batch(chunk, model.data_spec, path.stem)

@@ -6,9 +6,9 @@ Layout::
     <root>/cells/<cell_id>/record.json      config, seed, versions, git commit, checkpoint, manifest hash,
                                             timings, ..., and ``status`` ("running" | "done" | "failed")
 
-A cell is one test of one trained model on one dataset. Every file is written under a temporary name in
-the same folder and then renamed (``os.replace``, atomic on POSIX), so a reader sees the old file or the
-new one, never half of one. ``write_cell`` first marks the record ``running``, then replaces the scores,
+A cell is one test of one trained model on one dataset. Every file is written by the project's atomic
+writer (``datamodules.atomic``: a unique temporary name in the same folder, fsync, ``os.replace``, fsync
+of the folder), so a reader sees the old file or the new one, never half of one. ``write_cell`` first marks the record ``running``, then replaces the scores,
 then writes the record with ``status: done`` LAST: a cell whose scores are being (re)written, or whose
 writer died, is not ``done`` and is ignored by :meth:`ScoreStore.read_scores`. Leftover ``*.tmp`` files are
 never read.
@@ -29,7 +29,6 @@ import os
 import platform
 import re
 import subprocess
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
@@ -40,6 +39,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from benchmark.metrics.scores import validate_frames
+from datamodules.atomic import write_bytes as _atomic_write_bytes  # module-level name: tests patch it
 
 SCORE_COLUMNS = (
     "cell_id",
@@ -168,19 +168,6 @@ def _json_default(obj: object) -> object:
     if isinstance(obj, datetime):
         return obj.isoformat()
     raise TypeError(f"cell record value of type {type(obj).__name__} is not JSON-serialisable: {obj!r}")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 class ScoreStore:

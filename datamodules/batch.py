@@ -56,6 +56,10 @@ class Batch:
         half = n // 2
         return bool((self.label[:half] == REAL).all() and (self.label[half:] == FAKE).all())
 
+    def to(self, device: torch.device | str) -> Batch:
+        """A Batch with every tensor field on ``device`` (the list fields are shared)."""
+        return Batch(**{f.name: _moved(getattr(self, f.name), device) for f in fields(self)})
+
     def select(self, index: Tensor | Sequence[int]) -> Batch:
         """Rows of the batch at ``index`` (a new Batch; tensors are indexed, lists gathered)."""
         idx = torch.as_tensor(index, dtype=torch.long)
@@ -69,6 +73,10 @@ class Batch:
             else:
                 out[f.name] = v
         return Batch(**out)
+
+
+def _moved(value: Any, device: torch.device | str) -> Any:
+    return value.to(device) if isinstance(value, Tensor) else value
 
 
 _TENSOR_FIELDS = ("image", "label", "method_id", "region_masks", "forgery_mask")

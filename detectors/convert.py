@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from datamodules.atomic import atomic_path
 from detectors.base import Detector
 from detectors.registry import create_detector, get_detector_class, list_detectors
 from detectors.weights import load_into, read_state_dict
@@ -94,9 +95,8 @@ def save_converted(model: Detector, path: str | Path) -> Path:
         "state_dict": model.state_dict(),
         "pretrained_loaded": True,
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
     return path
 
 

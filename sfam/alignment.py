@@ -25,10 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from datamodules.media import masks
+
+#: the patch-label rule (Forensics Adapter's thresholds over adaptive bins; ``datamodules.media.masks``)
+PATCH_RULE = masks.SFAM
 #: Forensics Adapter's binarisation threshold for mask pixels (40 on a 0-255 scale).
-PIXEL_THRESHOLD = 40.0 / 255.0
+PIXEL_THRESHOLD = PATCH_RULE.pixel_threshold
 #: a patch is fake when more than this fraction of its pixels is fake.
-PATCH_THRESHOLD = 0.10
+PATCH_THRESHOLD = PATCH_RULE.fake_fraction
 
 
 @torch.no_grad()
@@ -64,10 +68,7 @@ def patch_labels(forgery_mask: Tensor, label: Tensor, grid: int) -> Tensor:
     A pixel is fake when the mask exceeds :data:`PIXEL_THRESHOLD`; a patch is fake when more than
     :data:`PATCH_THRESHOLD` of its area is fake. Real images are all real whatever their mask says.
     """
-    fake_pixels = (forgery_mask.float() > PIXEL_THRESHOLD).float()
-    fraction = F.adaptive_avg_pool2d(fake_pixels, grid).flatten(1)  # [B,N]
-    y = (fraction > PATCH_THRESHOLD).float()
-    return y * (label.view(-1, 1) == 1).float()
+    return masks.patch_labels(forgery_mask, grid, PATCH_RULE, label=label).fake.float()
 
 
 class LayerFusion(nn.Module):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sfam.alignment import PATCH_THRESHOLD, PIXEL_THRESHOLD
+from sfam.alignment import PATCH_RULE
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,11 @@ def region_labels(forgery_mask: Tensor, region_masks: Tensor, label: Tensor) -> 
     """
     if forgery_mask.shape[-2:] != region_masks.shape[-2:]:
         forgery_mask = F.interpolate(forgery_mask.float(), size=region_masks.shape[-2:], mode="nearest")
-    fake = (forgery_mask.float() > PIXEL_THRESHOLD).float()  # [B,1,H,W]
+    fake = PATCH_RULE.fake_pixels(forgery_mask)  # [B,1,H,W]
     m = region_masks.float()
     area = m.sum((-2, -1)).clamp_min(1e-6)
     fraction = (m * fake).sum((-2, -1)) / area
-    return (fraction > PATCH_THRESHOLD).float() * (label.view(-1, 1) == 1).float()
+    return PATCH_RULE.fake(fraction).float() * (label.view(-1, 1) == 1).float()
 
 
 def contrastive_loss(feature: Tensor, text: Tensor, label: Tensor, scale: Tensor) -> Tensor:

@@ -99,7 +99,9 @@ def install(point: str, marker: Path) -> None:
 
         def killing_write(path: Path, data: bytes) -> None:
             if point == "scores" and path.name == "scores.parquet":
-                path.with_name(f"{path.name}.{os.getpid()}.killed.tmp").write_bytes(data[: len(data) // 2])
+                from datamodules.atomic import temp_path
+
+                temp_path(path).write_bytes(data[: len(data) // 2])  # where the atomic writer puts it
                 die(point, marker)
             if point == "record" and path.name == "record.json" and b'"status": "done"' in data:
                 die(point, marker)
@@ -114,27 +116,30 @@ def install(point: str, marker: Path) -> None:
         calls = []
 
         def killing_lb_write(path: Path, text: str) -> Path:
+            from datamodules.atomic import temp_path
+
             calls.append(path)
-            if len(calls) == 2:
-                path.with_name(path.name + ".tmp").write_text(text[: len(text) // 2])
+            if len(calls) == 2:  # half of the page in the temporary file the atomic writer would use
+                temp_path(path).write_text(text[: len(text) // 2])
                 die(point, marker)
             return lb_write(path, text)
 
         lb._write = killing_lb_write
 
     if point == "preprocess":
-        import datamodules.preprocess as pp
+        import datamodules.atomic as atomic_mod  # every file preprocessing writes goes through write_bytes
 
-        atomic = pp._atomic_bytes
+        write_bytes = atomic_mod.write_bytes
         writes = []
 
-        def killing_atomic(path: Path, data: bytes) -> None:
-            atomic(path, data)
-            writes.append(path)
-            if path.suffix == ".png" and len([p for p in writes if p.suffix == ".png"]) == 2:
+        def killing_write_bytes(path: Path, data: bytes, **kw: Any) -> Path:
+            out = write_bytes(path, data, **kw)
+            writes.append(Path(path))
+            if Path(path).suffix == ".png" and len([p for p in writes if p.suffix == ".png"]) == 2:
                 die(point, marker)
+            return out
 
-        pp._atomic_bytes = killing_atomic
+        atomic_mod.write_bytes = killing_write_bytes
 
 
 def main(argv: list[str]) -> int:

@@ -10,13 +10,13 @@ from torch.utils.data import DataLoader
 
 from benchmark.runner.cells import CellConfig
 from datamodules.batch import collate
+from datamodules.loading.synthetic import SyntheticDataModule, SyntheticItems
 from datamodules.spec import DataSpec
-from tests.helpers import SyntheticDataModule, _Items
 
 NAN_INDEX = 5  # second training batch of 4: the first step is fine, the second diverges
 
 
-class _NanItems(_Items):
+class _NanItems(SyntheticItems):
     def __getitem__(self, i: int) -> dict:
         item = super().__getitem__(i)
         if i == NAN_INDEX:

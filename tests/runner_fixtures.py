@@ -11,8 +11,8 @@ import lightning as L
 import yaml
 
 from benchmark.runner.cells import CellConfig
+from datamodules.loading.synthetic import SyntheticDataModule
 from datamodules.spec import DataSpec
-from tests.helpers import SyntheticDataModule
 
 TEST_SETS = ("a", "b")
 

@@ -10,7 +10,18 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules.loading.datamodule import DataError, ForgeryDataModule, TrainBatchSampler, spread_frames
+from datamodules.loading.datamodule import ForgeryDataModule
+from datamodules.loading.sampler import TrainBatchSampler
+from datamodules.manifest import (
+    COLUMNS,
+    DTYPES,
+    STATUSES,
+    DataError,
+    manifest_path,
+    read_manifest,
+    spread_frames,
+    write_manifest,
+)
 from datamodules.media.regions import REGIONS
 from datamodules.spec import DataSpec
 from tests.real_faces import aligned_face
@@ -64,9 +75,7 @@ def _write_dataset(root: Path, name: str, splits: dict[str, dict[str, int]], wit
                             reason="" if status == "ok" else "no face found",
                         )
                     )
-    path = out / "manifest.parquet"
-    pd.DataFrame(rows).to_parquet(path)
-    return path
+    return write_manifest(rows, manifest_path(root, name))
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +105,19 @@ def test_spread_frames_is_even_and_centred():
     assert spread_frames(list(range(100)), 4) == [12, 37, 62, 87]
     assert spread_frames(list(range(3)), 8) == [0, 1, 2]
     assert spread_frames(list(range(5)), 1) == [2]
+
+
+def test_manifest_round_trip_keeps_columns_and_dtypes(manifests, tmp_path):
+    df = read_manifest(manifests["src"], "src")
+    assert tuple(df.columns) == COLUMNS
+    assert {c: str(df[c].dtype) for c in COLUMNS} == DTYPES
+    assert set(df["status"]) <= set(STATUSES)
+    df.drop(columns=["status", "reason"]).to_parquet(tmp_path / "m.parquet")
+    with pytest.raises(DataError, match=r"lacks columns \['status'\]"):  # reason only informs people
+        read_manifest(tmp_path / "m.parquet", "m")
+    with pytest.raises(ValueError, match="cannot be a folder name"):
+        manifest_path(tmp_path, "FF++/DF")
+    assert manifest_path(tmp_path, "FF++") == tmp_path / "FF++" / "manifest.parquet"
 
 
 def test_batch_fields_follow_the_spec(manifests):

@@ -99,20 +99,26 @@ def test_sfam_overlay(files: dict[str, Path], tmp_path: Path) -> None:
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_crops_are_the_preprocessing_crops(files: dict[str, Path], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def processed(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The face photo and the clip preprocessed as a ``folder`` dataset (4 frames per video, MTCNN)."""
+    from datamodules.preprocess import preprocess_dataset
+
+    tmp = tmp_path_factory.mktemp("processed")
+    root = tmp / "ds"
+    (root / "real").mkdir(parents=True)
+    for k in ("face", "clip"):
+        (root / "real" / files[k].name).write_bytes(files[k].read_bytes())
+    return preprocess_dataset("P", "folder", root, tmp / "out", frames=4, backend="mtcnn", progress=False)
+
+
+def test_crops_are_the_preprocessing_crops(files: dict[str, Path], processed: Path) -> None:
     """predict's face crops equal the crops preprocessing writes for the same files (same pipeline)."""
     import pandas as pd
 
     from benchmark.predict import face_frames
-    from datamodules.preprocess import preprocess_dataset
 
-    root = tmp_path / "ds"
-    (root / "real").mkdir(parents=True)
-    for k in ("face", "clip"):
-        (root / "real" / files[k].name).write_bytes(files[k].read_bytes())
-    manifest = preprocess_dataset(
-        "P", "folder", root, tmp_path / "out", frames=4, backend="mtcnn", progress=False
-    )
+    manifest = processed
     rows = pd.read_parquet(manifest)
     rows = rows[rows.status == "ok"]
     assert len(rows) == 5  # 1 image + 4 video frames
@@ -124,3 +130,47 @@ def test_crops_are_the_preprocessing_crops(files: dict[str, Path], tmp_path: Pat
         for fi, crop_path in zip(theirs.frame_index.astype(int), theirs.crop_path, strict=True):
             ref = cv2.cvtColor(cv2.imread(str(manifest.parent / crop_path)), cv2.COLOR_BGR2RGB)
             assert np.array_equal(mine[fi], ref), f"{k} frame {fi}: crop differs from preprocessing"
+
+
+@pytest.mark.parametrize("name", ["resnet34", "sfam"])
+def test_predict_scores_equal_the_runner_test_loader(
+    files: dict[str, Path], processed: Path, tmp_path: Path, name: str
+) -> None:
+    """A file scored by ``benchmark.predict`` gets exactly the probability the runner's test loader gives
+    its preprocessed crops: same input tensors (image, and region masks for SFAM) bit for bit, and the
+    same probabilities. The loader's batches (4 clip frames, then the photo) are the batches predict
+    forms per file, so even the convolutions run the same way and the probabilities are equal exactly,
+    not just to float32 rounding."""
+    from benchmark.predict import face_frames
+    from datamodules.loading.datamodule import ForgeryDataModule
+
+    model = load_detector(files["ckpt"] if name == "resnet34" else _checkpoint(tmp_path, name)).eval()
+    spec = model.data_spec
+    dm = ForgeryDataModule(spec, train="P", tests=["P"], manifests={"P": processed}, frames_test=4,
+                           eval_batch_size=4, augment=False)  # fmt: skip
+    dm.setup("test")
+    loader: dict[tuple[str, int], tuple[float, dict[str, torch.Tensor]]] = {}
+    with torch.no_grad():
+        for batch in dm.test_dataloader()[0]:
+            probs = torch.sigmoid(model(batch).logits)
+            for i, sid in enumerate(batch.sample_id):
+                video, frame = sid.rsplit("/", 1)
+                tensors = {"image": batch.image[i]}
+                if spec.region_masks:
+                    tensors["region_masks"] = batch.region_masks[i]
+                loader[(video.rsplit("/", 1)[1], int(frame))] = (probs[i].item(), tensors)
+    assert len(loader) == 5
+    scored = 0
+    for k in ("face", "clip"):
+        pred = predict_path(model, files[k], n_frames=4, backend="mtcnn")
+        _, frames = face_frames(files[k], 4, backend="mtcnn")
+        batch = make_batch([f for f in frames if f.status == "ok"], spec, files[k].stem)
+        for f, sid in zip(pred.frames, batch.sample_id, strict=True):
+            p, tensors = loader[(files[k].stem, f["frame_index"])]
+            assert f["score"] == p, f"{k} frame {f['frame_index']}: predict {f['score']} != loader {p}"
+            j = batch.sample_id.index(sid)
+            assert torch.equal(batch.image[j], tensors["image"])
+            if spec.region_masks:
+                assert torch.equal(batch.region_masks[j], tensors["region_masks"])
+            scored += 1
+    assert scored == 5

@@ -14,14 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datamodules.datasets import DatasetLayoutError, UnknownLayoutError
+from datamodules.manifest import COLUMNS
 from datamodules.media import align, faces
 from datamodules.media.video import open_video, read_video_frames, sample_indices
-from datamodules.preprocess import (
-    COLUMNS,
-    PreprocessConfigError,
-    main,
-    preprocess_dataset,
-)
+from datamodules.preprocess import PreprocessConfigError, main, preprocess_dataset
 from tests.facevideos import face_video, frames_of, make_ffpp, mask_video, photo, write_video
 
 
@@ -410,7 +406,7 @@ def test_parallel_workers_match_single_process(tmp_path):
 
 
 def test_crash_loses_only_the_video_in_flight_and_rerun_resumes(tmp_path, monkeypatch):
-    import datamodules.preprocess as pp
+    import datamodules.preprocess.video as pp
 
     root = tmp_path / "u"
     for i in range(3):

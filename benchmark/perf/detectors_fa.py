@@ -24,35 +24,11 @@ from collections.abc import Callable
 import torch
 
 from benchmark.perf.timing import Figure, measure, throughput, with_ratio
-from datamodules.batch import Batch, collate
+from datamodules.loading.synthetic import make_batch
 from detectors import create_detector
 from detectors.forensics_adapter.detector import ForensicsAdapter
 
 TOPIC = "detectors_fa"
-
-
-def _batch(size: int, n: int, device: torch.device) -> Batch:
-    items = []
-    g = torch.Generator().manual_seed(0)
-    for i in range(n):
-        label = i % 2
-        mask = torch.zeros(1, size, size)
-        if label:
-            mask[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1.0
-        items.append(
-            {
-                "image": torch.randn(3, size, size, generator=g),
-                "label": label,
-                "sample_id": f"p/{i}",
-                "video_id": "p",
-                "dataset": "perf",
-                "method": "fake" if label else "real",
-                "forgery_mask": mask,
-            }
-        )
-    b = collate(items)
-    b.image, b.label, b.forgery_mask = b.image.to(device), b.label.to(device), b.forgery_mask.to(device)
-    return b
 
 
 def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
@@ -77,7 +53,7 @@ def run(quick: bool) -> list[Figure]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = create_detector("forensics_adapter", **kw).to(device)
-    batch = _batch(model.data_spec.input_size, n, device)
+    batch = make_batch(model.data_spec, n).to(device)
     clip_size = model.geometry.image_size
     clip_image = torch.nn.functional.interpolate(batch.image, size=clip_size, mode="bilinear")
     opt = model.configure_optimizers()

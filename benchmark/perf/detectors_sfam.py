@@ -23,33 +23,11 @@ import warnings
 import torch
 
 from benchmark.perf.timing import Figure, measure, throughput, with_ratio
-from datamodules.media.regions import REGIONS
+from datamodules.loading.synthetic import make_batch
 
 TOPIC = "detectors_sfam"
 TARGET = ">= 0.80x bare CLIP (modules add < 25%)"
 TARGET_MODULES = ">= 4x bare CLIP (modules < 25% of CLIP)"
-
-
-def _batch(det, n: int, device: torch.device):
-    from datamodules.batch import Batch
-
-    s = det.data_spec.input_size
-    g = torch.Generator().manual_seed(0)
-    masks = torch.softmax(torch.randn(n, len(REGIONS), s, s, generator=g) * 3, dim=1)
-    forgery = torch.zeros(n, 1, s, s)
-    forgery[n // 2 :, :, s // 4 : 3 * s // 4, s // 4 : 3 * s // 4] = 1.0
-    label = torch.tensor([0] * (n // 2) + [1] * (n - n // 2))
-    ids = [f"perf/{i}" for i in range(n)]
-    return Batch(
-        image=torch.randn(n, 3, s, s, generator=g).to(device),
-        label=label.to(device),
-        sample_id=ids,
-        video_id=ids,
-        dataset=["perf"] * n,
-        method=["perf"] * n,
-        region_masks=masks.to(device),
-        forgery_mask=forgery.to(device),
-    )
 
 
 def run(quick: bool) -> list[Figure]:
@@ -64,7 +42,7 @@ def run(quick: bool) -> list[Figure]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         det = create_detector("sfam", pretrained=None).to(device)
-    batch = _batch(det, n, device)
+    batch = make_batch(det.data_spec, n).to(device)
     opt = torch.optim.AdamW(det.trainable_parameters(), lr=1e-4)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 

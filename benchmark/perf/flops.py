@@ -28,8 +28,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from datamodules.batch import Batch, collate
-from datamodules.media.regions import REGIONS
+from datamodules.batch import Batch
+from datamodules.loading.synthetic import make_batch
 from detectors import create_detector, get_detector_class, list_detectors
 
 
@@ -64,28 +64,9 @@ def _counter() -> FlopCounterMode:
     )
 
 
-def _item(spec, i: int, label: int) -> dict:
-    s, m = spec.input_size, spec.mask_side
-    g = torch.Generator().manual_seed(i)
-    it = {
-        "image": torch.randn(3, s, s, generator=g),
-        "label": label,
-        "sample_id": f"flops/{label}/v{i}/0",
-        "video_id": f"flops/{label}/v{i}",
-        "dataset": "flops",
-        "method": "fake" if label else "real",
-    }
-    if spec.region_masks:
-        it["region_masks"] = torch.softmax(torch.randn(len(REGIONS), m, m, generator=g), dim=0)
-    if spec.forgery_masks:
-        it["forgery_mask"] = torch.full((1, m, m), float(label))
-    if spec.method_ids:
-        it["method_id"] = label
-    return it
-
-
 def _batch(spec) -> Batch:
-    return collate([_item(spec, 0, 0), _item(spec, 1, 1)])
+    """One real and one fake sample with every field ``spec`` asks for (FLOPs depend on shapes only)."""
+    return make_batch(spec, n=2)
 
 
 def count(name: str, tiny: bool = False) -> DetectorFlops:

@@ -1,8 +1,8 @@
 """Training-loader throughput from cached 256 px crops (issue 4 target: >= 200 samples/s per worker).
 
 A temporary processed dataset is written from a real face (skimage astronaut, detected and landmarked
-once): PNG crops (written by preprocessing's own writer, at its default level 0 and, for comparison, at
-zlib level 3), landmarks, masks and a manifest. Figures, all single-process (= one DataLoader worker's
+once): PNG crops (written by preprocessing's writer, ``datamodules.atomic.write_png``, at its default
+level 0 and, for comparison, at zlib level 3), landmarks, masks and a manifest. Figures, all single-process (= one DataLoader worker's
 work):
 
 * baseline: PNG decode + resize + to tensor, no augmentation, no masks;
@@ -56,7 +56,8 @@ def write_cache(root: Path, n: int, png_compression: int = 0) -> Path:
 
     Crops are written as preprocessing writes them, at zlib level ``png_compression``.
     """
-    from datamodules.preprocess import write_png
+    from datamodules.atomic import write_png
+    from datamodules.manifest import write_manifest
 
     crop, lm = _face_crop()
     rows = []
@@ -87,9 +88,7 @@ def write_cache(root: Path, n: int, png_compression: int = 0) -> Path:
                 reason="",
             )
         )
-    path = root / "manifest.parquet"
-    pd.DataFrame(rows).to_parquet(path)
-    return path
+    return write_manifest(rows, root / "manifest.parquet")
 
 
 def _baseline(root: Path, paths: list[str], size: int) -> None:

@@ -105,8 +105,7 @@ def naive_preprocess(videos: list[Path], out: Path, n: int, size: int = 256, mar
 
 
 def run(quick: bool = False) -> list[Figure]:
-    import pandas as pd
-
+    from datamodules.manifest import read_manifest
     from datamodules.media import faces
     from datamodules.preprocess import preprocess_dataset
 
@@ -126,7 +125,7 @@ def run(quick: bool = False) -> list[Figure]:
                 out = tmp / f"out{next(counter)}"
                 m = preprocess_dataset("perf", "uadfv", tmp / "data", out, frames=n_sample, backend=backend,
                                        progress=False)  # fmt: skip
-                ok[backend] = int((pd.read_parquet(m).status == "ok").sum())
+                ok[backend] = int((read_manifest(m, "perf").status == "ok").sum())
                 shutil.rmtree(out)
 
             return go

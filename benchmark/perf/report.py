@@ -19,6 +19,7 @@ from pathlib import Path
 from benchmark.perf import gpu_cost
 from benchmark.perf.flops import DetectorFlops
 from benchmark.perf.timing import Figure
+from datamodules.atomic import write_text
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "PERFORMANCE.md"
 PACKAGES = ("torch", "lightning", "timm", "open_clip_torch", "torchmetrics", "numpy", "opencv-python")
@@ -278,9 +279,4 @@ def write_report(
         from benchmark.perf.flops import count_all
 
         flops = count_all(tiny=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(render(figs, flops, quick=quick))
-    os.replace(tmp, path)
-    return path
+    return write_text(Path(path), render(figs, flops, quick=quick))

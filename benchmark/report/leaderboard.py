@@ -34,6 +34,7 @@ from benchmark.metrics import (
 )
 from benchmark.report import figures
 from benchmark.store import ScoreStore
+from datamodules import atomic
 
 CROSS_AUC_NOTE = (
     "**Cross-AUC (real_i vs fake_j)** is the AUC of dataset i's REAL samples against dataset j's FAKE "
@@ -500,11 +501,7 @@ def _superseded(g: Group) -> str:
 
 
 def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text if text.endswith("\n") else text + "\n")
-    tmp.replace(path)
-    return path
+    return atomic.write_text(path, text if text.endswith("\n") else text + "\n")
 
 
 def render(store_root: str | Path, out: str | Path, n_boot: int = N_BOOT) -> list[Path]:

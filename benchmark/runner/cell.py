@@ -34,6 +34,7 @@ from benchmark.runner.grid import SetSpec
 from benchmark.runner.hardware import hardware
 from benchmark.store import SCORE_COLUMNS as STORE_SCORE_COLUMNS
 from benchmark.store import VERSIONED, file_sha256, git_commit, package_versions
+from datamodules import atomic
 
 SCORE_COLUMNS = [*STORE_SCORE_COLUMNS, "seed"]
 
@@ -64,10 +65,7 @@ def base_record(cell: Cell) -> dict[str, Any]:
 
 def write_progress(path: Path, **info: Any) -> None:
     """Atomically write the cell's progress (read by the launcher's live table)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**info, "time": time.time()}))
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps({**info, "time": time.time()}))
 
 
 def record_failure(cell: Cell, store: Any, exc: BaseException | str, started: float) -> dict[str, Any]:

@@ -44,7 +44,9 @@ def load_factory(ref: str) -> DatamoduleFactory:
 
 
 def manifest_paths(config: CellConfig, runtime: Runtime) -> dict[str, Path]:
-    return {name: runtime.processed_root / name / "manifest.parquet" for name in config.datasets}
+    from datamodules.manifest import manifest_path
+
+    return {name: manifest_path(runtime.processed_root, name) for name in config.datasets}
 
 
 def ensure_manifests(config: CellConfig, runtime: Runtime) -> dict[str, Path]:

@@ -65,7 +65,9 @@ class DataConfig:
     note: str = ""
 
     def manifest_path(self, name: str) -> Path:
-        return self.processed_root / name / "manifest.parquet"
+        from datamodules.manifest import manifest_path
+
+        return manifest_path(self.processed_root, name)
 
     def entry(self, name: str) -> DatasetEntry:
         if name not in self.datasets:

@@ -6,13 +6,13 @@ configuration, and writes the spec files the launchers hand to a cell process.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 from benchmark.runner.cells import DEFAULT_DATAMODULE, Cell, CellConfig, DatasetSpec, Runtime
 from benchmark.runner.data_config import DataConfig
 from benchmark.runner.grid import Grid, GridError, SetSpec, detector_settings, load_grid
+from datamodules import atomic
 
 
 def resolve_grid(name: str, data: DataConfig) -> tuple[Grid, str]:
@@ -104,8 +104,4 @@ def plan_cells(
 
 
 def write_spec(cell: Cell, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(cell.to_json(), indent=1, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return atomic.write_json(path, cell.to_json(), indent=1, sort_keys=True)

@@ -13,14 +13,13 @@ decoding every frame back, and only then renamed into place: a file at its final
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from datamodules.atomic import atomic_path, write_text
 from datamodules.demo_gen.domains import Domain
 from datamodules.demo_gen.manipulations import MASK_THRESHOLD, StaticFake
 
@@ -120,38 +119,31 @@ def read_video(path: Path | str) -> list[np.ndarray]:
 def write_video_atomic(frames: list[np.ndarray], final: Path, staging: Path) -> None:
     """Write ``frames`` (uint8 RGB, or uint8 gray masks) to ``final`` through ``staging``.
 
-    The staged file is decoded back; only a file with every frame is renamed to ``final``.
+    The staged file is decoded back; only a file with every frame is renamed to ``final``
+    (``datamodules.atomic``: fsync, rename, folder fsync; the staged file is removed on failure).
     """
-    staging.mkdir(parents=True, exist_ok=True)
-    tag = hashlib.sha1(str(final).encode()).hexdigest()[:16]
-    tmp = staging / f"{tag}.{os.getpid()}.mp4"
     h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h), True)
-    if not writer.isOpened():
-        raise VideoWriteError(f"cv2.VideoWriter cannot open {tmp} with the mp4v codec")
-    try:
-        for f in frames:
-            bgr = cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else np.ascontiguousarray(f[:, :, ::-1])
-            writer.write(bgr)
-    finally:
-        writer.release()
-    n = len(read_video(tmp)) if tmp.is_file() else 0
-    if n != len(frames):
-        tmp.unlink(missing_ok=True)
-        raise VideoWriteError(
-            f"writing {final} failed: {n} of {len(frames)} frames decode back (disk full?); nothing was kept"
-        )
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, final)
+    with atomic_path(final, tmp_dir=staging, suffix=".mp4") as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h), True)
+        if not writer.isOpened():
+            raise VideoWriteError(f"cv2.VideoWriter cannot open {tmp} with the mp4v codec")
+        try:
+            for f in frames:
+                bgr = (
+                    cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)
+                    if f.ndim == 2
+                    else np.ascontiguousarray(f[:, :, ::-1])
+                )
+                writer.write(bgr)
+        finally:
+            writer.release()
+        n = len(read_video(tmp)) if tmp.is_file() else 0
+        if n != len(frames):
+            raise VideoWriteError(
+                f"writing {final} failed: {n} of {len(frames)} frames decode back (disk full?); nothing was kept"
+            )
 
 
 def write_text_atomic(text: str, final: Path, staging: Path) -> None:
-    """Write a small text file through the staging folder (temp name, fsync, rename)."""
-    staging.mkdir(parents=True, exist_ok=True)
-    tmp = staging / f"{final.name}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, final)
+    """Write a small UTF-8 text file through the staging folder (``datamodules.atomic``)."""
+    write_text(final, text, tmp_dir=staging)

@@ -23,6 +23,10 @@ both eyes, brows and jaw halves alike, so they are unaffected.
 
 Evaluation: ``INTER_AREA`` resize and normalisation only.
 
+:class:`SampleTransform` is the whole crop -> tensors step of a sample (this transform, then the region
+masks): the test loader (``datamodules.loading.dataset.ManifestDataset``) and single-file prediction
+(``benchmark.predict``) both use it, so a crop gets the same input tensors on either path.
+
 Randomness: each call may take a ``seed``; all draws of one sample come from
 ``numpy.random.default_rng(seed)``, so one sample's augmentation depends only on that seed, not on
 worker count or order.
@@ -37,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from datamodules.media.regions import region_masks
 from datamodules.spec import DataSpec
 
 
@@ -212,3 +217,47 @@ class FaceTransform:
             lm = (np.asarray(landmarks, np.float64) @ a[:2, :2].T + a[:2, 2]).astype(np.float32)
         t_mask = None if m is None else torch.from_numpy(np.clip(m, 0, 1, dtype=np.float32))[None]
         return Transformed(self._normalise(img, out), lm, t_mask)
+
+
+class SampleTransform:
+    """A crop with its landmarks and forgery mask -> the tensor fields of one ``Batch`` item for ``spec``.
+
+    :class:`FaceTransform` (augmented or not), then, when ``spec.region_masks``, the region masks painted
+    from the transformed landmarks at ``spec.mask_side`` (soft or one-hot).
+
+    Args:
+        spec: the detector's input contract.
+        augment: apply the training augmentation.
+        soft_regions: soft (blurred, summing to 1) or one-hot region masks.
+    """
+
+    def __init__(self, spec: DataSpec, augment: bool, soft_regions: bool = True) -> None:
+        self.spec, self.soft_regions = spec, soft_regions
+        self.face = FaceTransform(spec, augment)
+
+    def __call__(
+        self,
+        image: np.ndarray,
+        landmarks: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        seed: int | None = None,
+        out: dict[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """``{"image", ["region_masks"], ["forgery_mask"]}`` of a uint8 RGB crop.
+
+        ``out`` optionally holds ``image`` / ``region_masks`` tensors (rows of batch tensors) to write into.
+        """
+        out = out or {}
+        tr = self.face(image, landmarks, mask, seed=seed, out=out.get("image"))
+        fields: dict[str, Tensor] = {"image": tr.image}
+        if self.spec.region_masks:
+            if tr.landmarks is None:
+                raise ValueError("region masks (DataSpec.region_masks) need the crop's 68 landmarks")
+            dst = out["region_masks"].numpy() if "region_masks" in out else None
+            rm = region_masks(
+                tr.landmarks, self.spec.mask_side, self.spec.input_size, soft=self.soft_regions, out=dst
+            )
+            fields["region_masks"] = torch.from_numpy(rm)
+        if tr.mask is not None:
+            fields["forgery_mask"] = tr.mask
+        return fields

@@ -7,7 +7,8 @@ Cui et al., "Forensics Adapter: Adapting CLIP for Generalizable Face Forgery Det
 * Boundary target: the mask blurred with OpenCV's 3x3 Gaussian (``sigma=0`` gives the fixed kernel
   ``[1/4, 1/2, 1/4]``, reflect-101 border), then ``4 m (1 - m)``; all zero for real images.
 * Patch statistics: binarise the mask at ``m * 255 > 40``; a patch is *fake* when more than 10 % of its
-  pixels are fake, a *boundary patch* when it is more than 10 % but not 100 % fake.
+  pixels are fake, a *boundary patch* when it is more than 10 % but not 100 % fake (the rule lives in
+  ``datamodules.media.masks.FORENSICS_ADAPTER``, which SFAM shares).
 * Contrast (temperature 0.5): within each fake image, real-real patch pairs are the positives and
   fake-real pairs the negatives, ``-log(P / (P + N))`` with ``P``, ``N`` sums of ``exp(cos / t)`` over
   the whole batch of fake images. As released, the sums run over all ``L x L`` pairs, and a pair with a
@@ -21,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-BINARY_THRESHOLD = 40.0 / 255.0  # the released pipeline thresholds 0-255 masks at > 40
-FAKE_PATCH_FRACTION = 0.1
+from datamodules.media import masks
 
 
 def _check_mask(mask: Tensor) -> None:
@@ -47,30 +47,19 @@ def boundary_target(mask: Tensor, label: Tensor) -> Tensor:
 
 
 def patch_fractions(mask: Tensor, grid: int, size: int | None = None) -> Tensor:
-    """Fraction of fake pixels per patch on a ``grid x grid`` layout, ``[B, grid*grid]`` (row-major).
-
-    ``size``: resize the mask (bilinear) to this side first, as the released code does for the CLIP grid
-    (256 -> 224). The side must be a multiple of ``grid``.
-    """
-    _check_mask(mask)
-    m = mask.float()
-    if size is not None and m.shape[-1] != size:
-        m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False)
-    side = m.shape[-1]
-    if m.shape[-2] != side or side % grid:
-        raise ValueError(f"mask of side {tuple(m.shape[-2:])} does not split into a {grid}x{grid} grid")
-    binary = (m > BINARY_THRESHOLD).float()
-    return F.avg_pool2d(binary, side // grid).flatten(1)
+    """Fraction of fake pixels per patch, ``[B, grid*grid]``, by the released rule
+    (``datamodules.media.masks.FORENSICS_ADAPTER``; ``size``: resize the mask to the CLIP side first)."""
+    return masks.patch_fractions(mask, grid, masks.FORENSICS_ADAPTER, size)
 
 
 def patch_labels(fractions: Tensor) -> Tensor:
     """Fake patches: more than 10 % fake pixels. Bool ``[B, L]``."""
-    return fractions > FAKE_PATCH_FRACTION
+    return masks.FORENSICS_ADAPTER.fake(fractions)
 
 
 def boundary_patches(fractions: Tensor) -> Tensor:
     """Boundary patches: more than 10 % but not 100 % fake pixels. Bool ``[B, L]``."""
-    return (fractions > FAKE_PATCH_FRACTION) & (fractions < 1.0)
+    return masks.FORENSICS_ADAPTER.boundary(fractions)
 
 
 def _log_ratio(pos: Tensor, neg: Tensor) -> Tensor:

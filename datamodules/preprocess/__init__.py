@@ -1,0 +1,38 @@
+"""Video -> sampled frames -> the tracked face -> aligned crops + landmarks + masks -> Parquet manifest.
+
+Command line::
+
+    python -m datamodules.preprocess --dataset FF++ --layout ffpp --root /data/FaceForensics++ \\
+        --out data/processed [--frames 32] [--size 256] [--margin 1.3] \\
+        [--backend auto|mtcnn|dlib|insightface] [--workers N] [--option compression=c40]
+
+Programmatic API (what the runner calls; keep the signature stable)::
+
+    preprocess_dataset(name, layout, root, out, **options) -> Path   # out/<name>/manifest.parquet
+
+Per video: ``frames`` indices spread evenly over the whole video (only those are converted to RGB; see
+``datamodules.media.video``), then the face pipeline of ``datamodules.media.crop`` (the one
+``benchmark.predict`` uses too): detection on downscaled frames, one tracked person, 5-point alignment
+into ``size`` x ``size`` with ``margin``, the mask warped by the same matrix, dlib 68 landmarks on the
+aligned crop. Crops and masks are lossless PNG, landmarks float32 ``.npy`` ``[68, 2]`` in crop pixels.
+
+Output under ``out/<name>/``: ``crops/<method>/<video>/<frame:05d>.png``, ``landmarks/.../*.npy``,
+``masks/.../*.png``, ``rows/<method>/<video>.json`` (a finished video's rows, written last and
+atomically: it is the resume marker), ``preprocess.json`` (the options; a re-run with other options
+refuses unless ``overwrite``) and ``manifest.parquet`` (``datamodules.manifest``).
+
+Every sampled frame has a manifest row; a video that cannot be opened has one row with
+``frame_index = -1``. Status values: ``datamodules.manifest.STATUSES``.
+
+One job per module: ``options`` (options, ``preprocess.json`` pinning and the resume check), ``video``
+(one video's frames, crops and rows), ``prealigned`` (importing already-aligned frames), ``files`` (a
+frame's files), ``rows`` (rows and the per-video resume marker), ``summary`` (the final table),
+``dataset`` (:func:`preprocess_dataset`), ``cli`` (the command line; ``__main__`` runs it).
+"""
+
+from datamodules.preprocess.cli import main
+from datamodules.preprocess.dataset import preprocess_dataset
+from datamodules.preprocess.options import Options, PreprocessConfigError
+from datamodules.preprocess.summary import summarize
+
+__all__ = ["Options", "PreprocessConfigError", "main", "preprocess_dataset", "summarize"]
