@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from benchmark.metrics.scores import check_labels, check_scores
+from benchmark.metrics.validation import check_labels, check_scores
 
 
 def as_arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from benchmark.metrics import bootstrap, cross_auc_matrix, cross_auc_summary, video_scores
-from benchmark.metrics.resample import cell_name
+from benchmark.metrics.resample import pair_name
 from benchmark.perf.timing import Figure, duration, measure, with_ratio
 
 TOPIC = "metrics"
@@ -111,7 +111,7 @@ def run(quick: bool = False) -> list[Figure]:
     res = bootstrap(frames_v, "cross_auc", n=n_boot_base, seed=0, datasets=DATASETS)
     if not np.isfinite(res.table["lo"]).all():
         raise AssertionError("bootstrap produced undefined intervals on the synthetic scores")
-    est = np.array([[res.table.loc[cell_name(i, j), "estimate"] for j in DATASETS] for i in DATASETS])
+    est = np.array([[res.table.loc[pair_name(i, j), "estimate"] for j in DATASETS] for i in DATASETS])
     if not np.allclose(est, naive_matrix(video_scores(frames_v)), rtol=0, atol=1e-12):
         raise AssertionError("bootstrap estimate differs from the scikit-learn matrix")
     size = f"{n_boot:,} resamples, {len(DATASETS)} x {n_videos:,} videos"

@@ -27,7 +27,7 @@ import pandas as pd
 
 from benchmark.metrics import (
     bootstrap,
-    cell_name,
+    pair_name,
     cross_auc_summary,
     dataset_metrics,
     threshold_transfer,
@@ -195,7 +195,7 @@ def analyse(group: Group, n_boot: int = N_BOOT) -> Analysis:
                 "val_auc": rec.get("best_val_auc"),
             }
         )
-    cells = [cell_name(i, j) for i in order for j in order]
+    cells = [pair_name(i, j) for i in order for j in order]
     keys = ["diag_mean", "pair_mean", "worst", "shift_gap", "offdiag_mean"]
     cv, cf = _combine(boots_v, cells + keys), _combine(boots_f, ["diag_mean"])
     summary = {k: tuple(cv.loc[k]) for k in keys}
@@ -203,7 +203,7 @@ def analyse(group: Group, n_boot: int = N_BOOT) -> Analysis:
     summary["video_auc"] = summary.pop("diag_mean")
 
     def mat(col: str) -> pd.DataFrame:
-        m = [[cv.loc[cell_name(i, j), col] for j in order] for i in order]
+        m = [[cv.loc[pair_name(i, j), col] for j in order] for i in order]
         return pd.DataFrame(m, index=pd.Index(order, name="real"), columns=pd.Index(order, name="fake"))
 
     matrix = mat("estimate")
