@@ -29,7 +29,8 @@ from benchmark.metrics import (
     pair_name,
     threshold_transfer,
 )
-from benchmark.report.columns import PER_SEED, PER_SET, Column, Estimate, group_columns
+from benchmark.report import columns
+from benchmark.report.columns import Column, Estimate
 from benchmark.report.groups import Group
 
 N_BOOT = 1000
@@ -173,9 +174,9 @@ def analyse(group: Group, n_boot: int = N_BOOT) -> Analysis:
     order = group.test_order
     cells = [analyse_cell(r, group.scores[r["cell_id"]], order, n_boot) for r in group.records]
     coverage = cells[0].boot["video"].ci
-    summary = {key: _column(c, cells, coverage) for key, c in group_columns().items()}
-    per_set = {d: {c.key: _column(c, cells, coverage, d) for c in PER_SET.columns} for d in order}
-    per_seed = [{c.key: c.fn(View(cell, c.level)) for c in PER_SEED.columns} for cell in cells]
+    summary = {key: _column(c, cells, coverage) for key, c in columns.group_columns().items()}
+    per_set = {d: {c.key: _column(c, cells, coverage, d) for c in columns.PER_SET.columns} for d in order}
+    per_seed = [{c.key: c.fn(View(cell, c.level)) for c in columns.PER_SEED.columns} for cell in cells]
 
     def entry(i: str, j: str) -> Estimate:
         return combine(lambda v: v.stat(pair_name(i, j)), [View(c, "video") for c in cells], True, coverage)

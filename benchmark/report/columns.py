@@ -300,8 +300,14 @@ CROSS_AUC_DEFINITION = (
     "fake as the fakes of another) keeps a high diagonal while its off-diagonal cells fall: one threshold "
     "cannot serve every domain."
 )
-#: the note at the top of every page: the definition, then the summary columns' explanations
-CROSS_AUC_NOTE = f"{CROSS_AUC_DEFINITION} {'; '.join(SUMMARY.explanations())}."
+
+
+def cross_auc_note() -> str:
+    """The note at the top of every page: the definition, then the ``SUMMARY`` columns' explanations."""
+    return f"{CROSS_AUC_DEFINITION} {'; '.join(SUMMARY.explanations())}."
+
+
+CROSS_AUC_NOTE = cross_auc_note()
 
 
 def group_columns() -> dict[str, Column]:

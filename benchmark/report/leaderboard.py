@@ -20,17 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark.report import figures
+from benchmark.report import columns, figures
 from benchmark.report.analysis import BOOT_SEED, N_BOOT, Analysis, analyse
-from benchmark.report.columns import (
-    CROSS_AUC_NOTE,
-    MATRIX_SENTENCE,
-    PER_SEED,
-    PER_SET,
-    SUMMARY,
-    fmt,
-    fmt_ci,
-)
+from benchmark.report.columns import fmt, fmt_ci
 from benchmark.report.groups import Group, collect, page_path, slug
 from benchmark.store import ScoreStore
 
@@ -55,7 +47,7 @@ def render_readme(groups: list[Group], analyses: dict[int, Analysis], store_root
         f"intervals ({n_boot} resamples of videos within each test set, seed {BOOT_SEED}). Several seeds: "
         "the mean over seeds. Checkpoints are selected on the SOURCE validation split, never on a test set.",
         "",
-        "> " + CROSS_AUC_NOTE,
+        "> " + columns.cross_auc_note(),
         "",
     ]
     if any(g.origin != "real" for g in groups):
@@ -68,10 +60,11 @@ def render_readme(groups: list[Group], analyses: dict[int, Analysis], store_root
         lines += ["No finished cells in the store yet: run `python -m benchmark.run`.", ""]
     for grid in sorted({g.grid for g in groups}):
         lines += [f"## Grid `{grid}`", ""]
+        table = columns.SUMMARY
         rows = [
-            SUMMARY.row(g, analyses[i].summary, analyses[i]) for i, g in enumerate(groups) if g.grid == grid
+            table.row(g, analyses[i].summary, analyses[i]) for i, g in enumerate(groups) if g.grid == grid
         ]
-        lines += [md_table(SUMMARY.headers, rows), ""]
+        lines += [md_table(table.headers, rows), ""]
     return "\n".join(lines)
 
 
@@ -92,9 +85,10 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
         "",
         "[All leaderboards](../README.md)",
         "",
-        CROSS_AUC_NOTE,
+        columns.cross_auc_note(),
         "",
     ]
+    per_set, per_seed = columns.PER_SET, columns.PER_SEED
     for g, a in items:
         rec0 = g.records[0]
         base = f"{slug(detector)}-{slug(g.train_set)}"
@@ -107,9 +101,9 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
             "### Per test set (video level unless stated; mean over seeds)",
             "",
         ]
-        rows = [PER_SET.row(name, a.per_set[name], a) for name in a.datasets]
-        lines += [md_table(PER_SET.headers, rows), ""]
-        for note in PER_SET.explanations():
+        rows = [per_set.row(name, a.per_set[name], a) for name in a.datasets]
+        lines += [md_table(per_set.headers, rows), ""]
+        for note in per_set.explanations():
             lines += [note, ""]
 
         lines += [
@@ -128,7 +122,7 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
             a.matrix, fig_dir / f"{base}-cross_auc.png", f"{detector} trained on {g.train_set}: Cross-AUC"
         )
         lines += [f"![Cross-AUC heatmap](figures/{heat.name})", ""]
-        sentence = "; ".join(f"{c.header} {c.fmt(a.summary[c.key], a)}" for c in MATRIX_SENTENCE)
+        sentence = "; ".join(f"{c.header} {c.fmt(a.summary[c.key], a)}" for c in columns.MATRIX_SENTENCE)
         lines += [sentence + ".", ""]
 
         seed0 = rec0["config"]["seed"]
@@ -146,8 +140,8 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
         ]
 
         lines += ["### Per seed", ""]
-        srows = [PER_SEED.row(r, v, a) for r, v in zip(g.records, a.per_seed, strict=True)]
-        lines += [md_table(PER_SEED.headers, srows), ""]
+        srows = [per_seed.row(r, v, a) for r, v in zip(g.records, a.per_seed, strict=True)]
+        lines += [md_table(per_seed.headers, srows), ""]
 
         lines += ["### Overrides from the paper's recipe", ""]
         ov = _overrides(rec0)
