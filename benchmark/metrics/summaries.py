@@ -111,7 +111,7 @@ def score_shift(
     """Why Cross-AUC drops: how each dataset's score distributions sit relative to the others.
 
     A detector may separate reals from fakes inside every dataset (high diagonal) while one dataset's
-    reals all score above another's fakes (low off-diagonal cell). The per-(dataset, label) medians and
+    reals all score above another's fakes (low off-diagonal entry). The per-(dataset, label) medians and
     spreads and the W1 distances between datasets' real-score distributions show that offset directly.
     """
     u = units(frames, level=level, agg=agg, datasets=datasets)

@@ -5,11 +5,11 @@ detector (``<out>/<grid>/<detector>.md`` with figures under ``<out>/<grid>/figur
 deterministic: the same store gives byte-identical files (sorted groups, fixed bootstrap seed, fixed
 number formats, PNGs without timestamps).
 
-Statistics (all from ``benchmark.metrics``): video level = mean of frame probabilities per video.
-Intervals are 95 % percentile bootstrap intervals resampling videos within each test set
-(``benchmark.metrics.resample``). With several seeds a number is the mean over seeds, and its interval
-comes from the same resamples applied to every seed (the seeds score the same videos, and the bootstrap
-draws depend only on its seed and the videos), averaged resample by resample.
+Three steps: ``benchmark.report.groups.collect`` (done cells -> one group per grid, detector and
+training set), ``benchmark.report.analysis.analyse`` (a group's scores -> a typed ``Analysis`` holding
+every declared column: means over seeds, 95 % bootstrap intervals resampling videos within each test set)
+and the renderers here, which print the tables of ``benchmark.report.columns`` from that analysis; only
+the metadata tables (overrides, run metadata, superseded cells) are written here directly.
 """
 
 from __future__ import annotations
