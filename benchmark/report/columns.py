@@ -84,6 +84,8 @@ class Label:
 
 @dataclass(frozen=True)
 class Table:
+    """A markdown table: ``labels`` name each row, ``columns`` print its analysed values, in this order."""
+
     labels: tuple[Label, ...]
     columns: tuple[Column, ...]
 
@@ -92,7 +94,7 @@ class Table:
         return [lab.header for lab in self.labels] + [c.header for c in self.columns]
 
     def row(self, name: Any, values: dict[str, Any], analysis: Analysis) -> list[str]:
-        """The markdown cells of one row: its labels, then each column's ``fmt`` of its value."""
+        """The printed fields of one row: its labels, then each column's ``fmt`` of its value."""
         return [lab.text(name) for lab in self.labels] + [
             c.fmt(values[c.key], analysis) for c in self.columns
         ]
