@@ -139,6 +139,10 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
     if rt.wandb:
         from lightning.pytorch.loggers import WandbLogger
 
+        from datamodules.optional import require
+
+        require("wandb", "--wandb logging")
+
         loggers.append(
             WandbLogger(
                 project=os.environ.get("WANDB_PROJECT", "forgery-bench"),
