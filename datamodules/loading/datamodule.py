@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from datamodules.batch import Batch, batch_tensor, collate
 from datamodules.loading.transforms import FaceTransform
 from datamodules.media.blending import self_blend
+from datamodules.media.perturb import ClipFrames, CropView, Perturbation
 from datamodules.media.regions import REGIONS, region_masks
 from datamodules.spec import DataSpec
 
@@ -114,6 +115,8 @@ class ManifestDataset(Dataset):
     """Items (dicts with the ``Batch`` fields) from manifest rows.
 
     A key is ``row`` (evaluation: no augmentation draw) or ``(row, sbi, seed)`` from a training sampler.
+    ``perturbation`` / ``view``: test-time perturbation and preprocessing view (:mod:`datamodules.media.perturb`);
+    a ``clip`` perturbation is applied to each video's selected crops together (:class:`ClipFrames`).
     """
 
     def __init__(
@@ -126,10 +129,13 @@ class ManifestDataset(Dataset):
         with_forgery_mask: bool,
         soft_regions: bool = True,
         blend: bool = False,
+        perturbation: Perturbation | None = None,
+        view: CropView | None = None,
     ) -> None:
         self.root = Path(root)
         self.spec = spec
-        self.transform = FaceTransform(spec, augment)
+        per_clip = perturbation is not None and perturbation.kind == "clip" and not perturbation.is_identity
+        self.transform = FaceTransform(spec, augment, None if per_clip else perturbation, view)
         self.method_index = {m: i + 1 for i, m in enumerate(methods)}
         self.with_forgery_mask = with_forgery_mask
         self.soft_regions = soft_regions
@@ -137,6 +143,11 @@ class ManifestDataset(Dataset):
         cols = [c for c in MANIFEST_COLUMNS if c not in ("split", "status")]
         self.rows = {c: rows[c].tolist() for c in cols}
         self.labels = np.asarray(self.rows["label"], dtype=np.int64)
+        self._read = self._image
+        if per_clip:
+            self._read = ClipFrames(
+                perturbation.apply_clip, self.rows["video_id"], self.rows["frame_index"], self._image
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -183,10 +194,11 @@ class ManifestDataset(Dataset):
         out = out or {}
         i, sbi, seed = (int(key), False, None) if not isinstance(key, tuple | list) else key
         i = int(i)
-        image = self._image(i)
+        image = self._read(i)
         lm = np.load(self._path(self.rows["landmarks_path"][i])) if self.need_landmarks else None
         label, method = int(self.labels[i]), str(self.rows["method"][i])
         video_id = str(self.rows["video_id"][i])
+        sample_id = f"{video_id}/{self.rows['frame_index'][i]}"
         mask = None
         if sbi:
             blend = self_blend(image, lm, np.random.default_rng(seed))
@@ -194,7 +206,7 @@ class ManifestDataset(Dataset):
             mask = blend.mask if self.with_forgery_mask else None
         elif self.with_forgery_mask:
             mask = self._mask(i, image.shape[:2])
-        tr = self.transform(image, lm, mask, seed=seed, out=out.get("image"))
+        tr = self.transform(image, lm, mask, seed=seed, out=out.get("image"), sample_key=sample_id)
         item: dict[str, Any] = {
             "image": tr.image,
             "label": label,
@@ -330,6 +342,7 @@ class ForgeryDataModule(L.LightningDataModule):
         train_methods: fake methods used for training and validation (default: all of the train split).
         sbi_prob: probability of turning a training real into a self-blended fake.
         soft_regions: soft (blurred, summing to 1) or one-hot region masks.
+        test_perturbation, test_view: applied to the test sets only (:mod:`datamodules.media.perturb`).
     """
 
     def __init__(
@@ -350,6 +363,8 @@ class ForgeryDataModule(L.LightningDataModule):
         sbi_prob: float = 0.0,
         soft_regions: bool = True,
         persistent_workers: bool = False,
+        test_perturbation: Perturbation | None = None,
+        test_view: CropView | None = None,
     ) -> None:
         super().__init__()
         known = sorted(manifests)
@@ -367,6 +382,7 @@ class ForgeryDataModule(L.LightningDataModule):
         self.augment, self.seed, self.num_workers = augment, seed, num_workers
         self.train_methods = list(train_methods) if train_methods is not None else None
         self.sbi_prob, self.soft_regions, self.persistent_workers = sbi_prob, soft_regions, persistent_workers
+        self.test_perturbation, self.test_view = test_perturbation, test_view
         self.skipped: dict[str, dict[str, int]] = {}
         self.methods: list[str] = []
         self.train_set: ManifestDataset | None = None
@@ -440,10 +456,12 @@ class ForgeryDataModule(L.LightningDataModule):
         return methods + ([SBI] if self.sbi_prob > 0 and SBI not in methods else [])
 
     def _dataset(
-        self, name: str, rows: pd.DataFrame, augment: bool, masks: bool, blend: bool = False
+        self, name: str, rows: pd.DataFrame, augment: bool, masks: bool, blend: bool = False, **kw: Any
     ) -> ManifestDataset:
         root = self.manifests[name].parent
-        return ManifestDataset(rows, root, self.spec, augment, self.methods, masks, self.soft_regions, blend)
+        return ManifestDataset(
+            rows, root, self.spec, augment, self.methods, masks, self.soft_regions, blend, **kw
+        )
 
     def _eval_masks(self, rows: pd.DataFrame) -> bool:
         fakes = rows[rows["label"] == 1]
@@ -478,7 +496,10 @@ class ForgeryDataModule(L.LightningDataModule):
                 rows = self._split(name, "test", None)
                 masks = self._eval_masks(rows)
                 self._check(name, rows, masks)
-                self.test_sets.append(self._dataset(name, rows, False, masks))
+                ds = self._dataset(
+                    name, rows, False, masks, perturbation=self.test_perturbation, view=self.test_view
+                )
+                self.test_sets.append(ds)
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds: Dataset, **kw: Any) -> DataLoader:
