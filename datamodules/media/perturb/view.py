@@ -6,10 +6,11 @@ Three knobs, each emulating one preprocessing choice from the stored crop and it
   Preprocessing aligns the face by a similarity onto the ArcFace template shrunk about the crop's
   centre point ``(S/2, S/2)`` (pixel-centre coordinates, :func:`datamodules.media.align.template`), so a
   smaller margin is exactly the stored crop magnified by ``zoom`` about that point. GenD (Yermakov et
-  al., 2025) sweeps third-party checkpoints over ``zoom_factor`` 1.0-1.5 on its 1.3-margin crops (a
-  centre crop of ``side // zoom`` resized back, ``yermandy/GenD`` ``src/model/base.py``,
-  ``custom_preprocessing``); here the same sweep is ``CropView(zoom=z)`` on crops stored at margin 1.3
-  (margins 1.3 down to 0.87), or ``CropView.from_margin(m, stored_margin)``.
+  al., 2025) sweeps third-party checkpoints over ``zoom_factor`` 1.0-1.5 of its stored crops (1.3x the
+  face box; a centre crop of ``side // zoom`` resized back bilinearly, ``yermandy/GenD``
+  ``src/model/base.py``, ``custom_preprocessing``); here the same sweep is ``CropView(zoom=z)``: on
+  crops stored at our default margin 1.3, margins 1.3 down to 0.87. ``CropView.from_margin(m,
+  stored_margin)`` states it as a margin.
   *Exact*: the geometry, for every zoom >= 1 (a similarity composes with a scale about the template's
   fixed point). *Not exact*: the pixels -- the stored crop was already resampled once, so the view's
   bilinear warp is a second resampling, and a zoom of ``z`` spreads ``S / z`` stored pixels over ``S``
@@ -19,7 +20,8 @@ Three knobs, each emulating one preprocessing choice from the stored crop and it
 * ``crop_size``: the crop side preprocessing would have written (``--size``), in the same warp as the
   zoom (preprocessing warps once, bilinearly). Sizes above the stored side add no detail.
 * ``interpolation``: the detector's resize of the crop to ``DataSpec.input_size``, one of
-  ``nearest | bilinear | bicubic | area | lanczos`` (OpenCV's ``INTER_*``); ``None`` keeps
+  ``nearest | bilinear | bicubic | area | lanczos`` (OpenCV's ``INTER_NEAREST_EXACT``, ``LINEAR``,
+  ``CUBIC``, ``AREA``, ``LANCZOS4``: all sample at pixel centres, as the landmarks assume); ``None`` keeps
   :class:`~datamodules.loading.transforms.FaceTransform`'s default (area when shrinking, bilinear when
   enlarging).
 
@@ -35,7 +37,7 @@ import cv2
 import numpy as np
 
 INTERPOLATIONS = {
-    "nearest": cv2.INTER_NEAREST,
+    "nearest": cv2.INTER_NEAREST_EXACT,  # pixel-centre nearest (PIL's); INTER_NEAREST shifts by up to 1/2 px
     "bilinear": cv2.INTER_LINEAR,
     "bicubic": cv2.INTER_CUBIC,
     "area": cv2.INTER_AREA,
