@@ -115,8 +115,9 @@ class ManifestDataset(Dataset):
     """Items (dicts with the ``Batch`` fields) from manifest rows.
 
     A key is ``row`` (evaluation: no augmentation draw) or ``(row, sbi, seed)`` from a training sampler.
-    ``perturbation`` / ``view``: test-time perturbation and preprocessing view (:mod:`datamodules.media.perturb`);
-    a ``clip`` perturbation is applied to each video's selected crops together (:class:`ClipFrames`).
+    ``perturbation`` / ``view``: test-time perturbation and preprocessing view
+    (:mod:`datamodules.media.perturb`); a ``clip`` perturbation acts on each video's selected crops
+    together (:class:`ClipFrames`).
     """
 
     def __init__(

@@ -49,8 +49,8 @@ Each definition as the released code computes it:
   out the released float round trip's own error (under 0.1 level, far below the noise). albumentations'
   ``GaussNoise`` adds noise in RGB, so it is not used. Speed: the standard normals come from a fixed bank
   of 2^22 values drawn once per process; each sample takes a window at an offset drawn from its own
-  seed, so one image's noise is exactly i.i.d. normal (windows of different samples may overlap, which
-  no per-image score can notice) at a tenth of the cost of fresh draws.
+  seed, so one image's noise is exactly i.i.d. normal (windows of different samples may overlap: that
+  changes no image's noise distribution) at a tenth of the cost of fresh draws.
 * **GB** (``gaussian_blur``): ``cv2.GaussianBlur(img, (k, k), k / 6)``: a separable Gaussian of side
   ``k`` (``exp(-x^2 / (2 sigma^2))``, ``x = -(k//2) .. k//2``, normalised), border reflect-101.
   albumentations' ``GaussianBlur`` with ``blur_limit=(k, k)`` and ``sigma_limit=(k/6, k/6)`` builds the

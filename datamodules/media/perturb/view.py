@@ -63,8 +63,9 @@ class CropView:
     def __post_init__(self) -> None:
         if not 1.0 <= self.zoom <= MAX_ZOOM:
             raise ValueError(
-                f"CropView.zoom must be in [1, {MAX_ZOOM}], got {self.zoom}: zooming out (a margin wider than "
-                "the stored crop's) needs pixels outside the stored crop; re-run preprocessing with a wider --margin"
+                f"CropView.zoom must be in [1, {MAX_ZOOM}], got {self.zoom}: zooming out (a margin wider "
+                "than the stored crop's) needs pixels outside the stored crop; re-run preprocessing with a "
+                "wider --margin"
             )
         if self.crop_size is not None and self.crop_size < 8:
             raise ValueError(f"CropView.crop_size must be >= 8 px, got {self.crop_size}")
