@@ -134,7 +134,7 @@ def saturation_matrix(factor: float) -> np.ndarray:
     return m.astype(np.float32)
 
 
-def color_saturation(rgb: np.ndarray, rng: np.random.Generator, factor: float) -> np.ndarray:
+def color_saturation(rgb: np.ndarray, rng: np.random.Generator | None, factor: float) -> np.ndarray:
     _check(rgb)
     out = cv2.transform(rgb.astype(np.float32), saturation_matrix(float(factor)))
     return _truncate(out)
@@ -147,7 +147,7 @@ def _multiply(factor: float):
     return A.MultiplicativeNoise(multiplier=(factor, factor), per_channel=False, elementwise=False, p=1.0)
 
 
-def color_contrast(rgb: np.ndarray, rng: np.random.Generator, factor: float) -> np.ndarray:
+def color_contrast(rgb: np.ndarray, rng: np.random.Generator | None, factor: float) -> np.ndarray:
     _check(rgb)
     return _multiply(float(factor))(image=rgb)["image"]
 
@@ -222,12 +222,12 @@ def _blur(kernel: int):
     return A.GaussianBlur(blur_limit=(kernel, kernel), sigma_limit=(s, s), p=1.0)
 
 
-def gaussian_blur(rgb: np.ndarray, rng: np.random.Generator, kernel: int) -> np.ndarray:
+def gaussian_blur(rgb: np.ndarray, rng: np.random.Generator | None, kernel: int) -> np.ndarray:
     _check(rgb)
     return _blur(int(kernel))(image=rgb)["image"]
 
 
-def jpeg_compression(rgb: np.ndarray, rng: np.random.Generator, factor: int) -> np.ndarray:
+def jpeg_compression(rgb: np.ndarray, rng: np.random.Generator | None, factor: int) -> np.ndarray:
     _check(rgb)
     h, w = rgb.shape[:2]
     f = int(factor)

@@ -52,7 +52,11 @@ KINDS = ("image", "clip")
 
 @dataclass(frozen=True)
 class Distortion:
-    """A named family of perturbations; ``levels[i]`` are the keyword parameters of level ``i + 1``."""
+    """A named family of perturbations; ``levels[i]`` are the keyword parameters of level ``i + 1``.
+
+    ``random=False`` declares that ``fn`` ignores its generator (it then gets ``None``: building a
+    per-sample generator costs tens of microseconds).
+    """
 
     name: str
     fn: Callable[..., Any]
@@ -60,6 +64,7 @@ class Distortion:
     kind: str = "image"
     code: str = ""
     source: str = ""
+    random: bool = True
 
 
 _REGISTRY: dict[str, Distortion] = {}
@@ -144,10 +149,11 @@ class Perturbation:
             self.apply(np.zeros((16, 16, 3), np.uint8), "prepare")
         return self
 
-    def _fn(self) -> Callable[..., Any]:
-        if "albumentations" in self.params:
-            return apply_albumentations
-        return get_distortion(self.name).fn
+    def _call(self, data: Any, key: str) -> Any:
+        if "albumentations" in self.params:  # rebuilt from its spec, registered here or not
+            return apply_albumentations(data, self.rng(key), **self.params)
+        d = get_distortion(self.name)
+        return d.fn(data, self.rng(key) if d.random else None, **self.params)
 
     def apply(self, rgb: np.ndarray, key: str) -> np.ndarray:
         """The perturbed copy of one RGB ``uint8`` crop (the input itself when the level is 0)."""
@@ -155,7 +161,7 @@ class Perturbation:
             return rgb
         if self.kind != "image":
             raise ValueError(f"{self.tag} acts on a whole video's frames: use apply_clip")
-        return self._fn()(rgb, self.rng(key), **self.params)
+        return self._call(rgb, key)
 
     def apply_clip(self, frames: Sequence[np.ndarray], key: str) -> list[np.ndarray]:
         """The perturbed frames of one video (``key`` = its video id), for a ``clip`` kind."""
@@ -163,7 +169,7 @@ class Perturbation:
             return list(frames)
         if self.kind != "clip":
             raise ValueError(f"{self.tag} acts on one crop at a time: use apply")
-        return list(self._fn()(frames, self.rng(key), **self.params))
+        return list(self._call(frames, key))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "level": self.level, "params": dict(self.params), "seed": self.seed}
@@ -260,26 +266,18 @@ def register_config(config: Mapping[str, Any], replace: bool = False) -> Distort
 _SOURCE = (
     "DeeperForensics-1.0 (Jiang et al., CVPR 2020), perturbation/{distortions,add_distortion_to_video}.py"
 )
-_PARAM = {
-    "color_saturation": ("factor", df.color_saturation, "image"),
-    "color_contrast": ("factor", df.color_contrast, "image"),
-    "block_wise": ("blocks", df.block_wise, "image"),
-    "gaussian_noise_color": ("variance", df.gaussian_noise_color, "image"),
-    "gaussian_blur": ("kernel", df.gaussian_blur, "image"),
-    "jpeg_compression": ("factor", df.jpeg_compression, "image"),
-    "video_compression": ("crf", video.video_compression, "clip"),
+_PARAM = {  # name: (parameter, function, kind, random)
+    "color_saturation": ("factor", df.color_saturation, "image", False),
+    "color_contrast": ("factor", df.color_contrast, "image", False),
+    "block_wise": ("blocks", df.block_wise, "image", True),
+    "gaussian_noise_color": ("variance", df.gaussian_noise_color, "image", True),
+    "gaussian_blur": ("kernel", df.gaussian_blur, "image", False),
+    "jpeg_compression": ("factor", df.jpeg_compression, "image", False),
+    "video_compression": ("crf", video.video_compression, "clip", False),
 }
 DEEPERFORENSICS = tuple(_PARAM)
-IMAGE_DISTORTIONS = tuple(n for n, (_, _, kind) in _PARAM.items() if kind == "image")
+IMAGE_DISTORTIONS = tuple(n for n, (_, _, kind, _) in _PARAM.items() if kind == "image")
 
-for _name, (_param, _fn, _kind) in _PARAM.items():
-    register(
-        Distortion(
-            _name,
-            _fn,
-            tuple({_param: v} for v in df.LEVELS[_name]),
-            _kind,
-            code=df.CODES[_name],
-            source=_SOURCE,
-        )
-    )
+for _name, (_param, _fn, _kind, _random) in _PARAM.items():
+    _levels = tuple({_param: v} for v in df.LEVELS[_name])
+    register(Distortion(_name, _fn, _levels, _kind, df.CODES[_name], _SOURCE, _random))

@@ -82,7 +82,9 @@ def h264_roundtrip(frames: Sequence[np.ndarray], crf: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(d[:h, :w]) for d in decoded]
 
 
-def video_compression(frames: Sequence[np.ndarray], rng: np.random.Generator, crf: int) -> list[np.ndarray]:
+def video_compression(
+    frames: Sequence[np.ndarray], rng: np.random.Generator | None, crf: int
+) -> list[np.ndarray]:
     """The clip-level distortion function (deterministic: ``rng`` is unused)."""
     return h264_roundtrip(frames, int(crf))
 
