@@ -7,8 +7,11 @@ cheapest test sample that still resizes, so the tightest budget for a perturbati
 one DataLoader worker's work, with ``test_perturbation`` set to one distortion level; the baseline is
 the same loader with no perturbation.
 
-The machine is shared, so runs are interleaved: each round times the clean loader and then every
-perturbed one, and a figure's ratio is the median over rounds of (perturbed / clean of the same round).
+The machine is shared (two cores, often a load of 6) and wall-clock rates of the same loader varied 3x
+within one run, so the figures are samples per CPU second of the process (``time.process_time``; one
+torch and one OpenCV thread, so that is one worker's rate on a core of its own). Every perturbed run is
+also paired with a clean run right next to it (clean first in even rounds, second in odd ones, so a
+drift cancels), and a figure's ratio is the median over rounds of (perturbed / its paired clean run).
 Levels: 1 and 5 of each image distortion (cost grows with the level for blur and block occlusion and
 falls with it for the down/up resize). Video compression is clip-level (each video's 8 crops encoded as
 one H.264 clip) and shown without a target: the issue's target covers the image distortions.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +30,7 @@ import pandas as pd
 import torch
 
 from benchmark.perf.loader import write_cache
-from benchmark.perf.timing import Figure, measure, throughput, with_ratio
+from benchmark.perf.timing import Figure, throughput, with_ratio
 
 TOPIC = "perturb"
 TARGET = ">= 0.8x baseline"
@@ -45,6 +49,12 @@ def write_test_cache(root: Path, n: int) -> Path:
     return path
 
 
+def cpu_seconds(fn: Callable[[], None]) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
 def run(quick: bool = False) -> list[Figure]:
     threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)  # one worker's share
@@ -61,7 +71,7 @@ def _run(quick: bool) -> list[Figure]:
     from datamodules.media.perturb import IMAGE_DISTORTIONS, get_perturbation
     from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
 
-    n, rounds = (64, 3) if quick else (256, 7)
+    n, rounds = (64, 3) if quick else (256, 9)
     spec = DataSpec(input_size=224, mean=CLIP_MEAN, std=CLIP_STD)
     cases = [(name, level) for name in IMAGE_DISTORTIONS for level in (1, 5)] + [("video_compression", 1)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,18 +95,25 @@ def _run(quick: bool) -> list[Figure]:
         for name, level in cases:
             p = get_perturbation(name, level)
             jobs.append((f"{p.tag} {dict(p.params)}", loader_job(p)))
+        (base_name, clean), *rest = jobs
         times: dict[str, list[float]] = {name: [] for name, _ in jobs}
+        paired: dict[str, list[float]] = {name: [] for name, _ in rest}  # the clean run next to each
         for _, fn in jobs:  # warm-up: file cache, lazy imports, albumentations transforms, noise bank
             fn()
-        for _ in range(rounds):
-            for name, fn in jobs:
-                times[name] += measure(fn, repeat=1)
-    (base_name, _), *rest = jobs
-    base = throughput(TOPIC, base_name, n, times[base_name], unit="samples/s")
+        for r in range(rounds):
+            for name, fn in rest:
+                first, second = (clean, fn) if r % 2 == 0 else (fn, clean)
+                t1, t2 = cpu_seconds(first), cpu_seconds(second)
+                t_clean, t_case = (t1, t2) if r % 2 == 0 else (t2, t1)
+                times[base_name].append(t_clean)
+                paired[name].append(t_clean)
+                times[name].append(t_case)
+    unit = "samples/CPU-s"
+    base = throughput(TOPIC, base_name, n, times[base_name], unit=unit)
     figs = [base]
     for (name, _), (dist, _) in zip(rest, cases, strict=True):
-        fig = with_ratio(throughput(TOPIC, name, n, times[name], unit="samples/s"), base)
-        per_round = [b / t for t, b in zip(times[name], times[base_name], strict=True)]
+        fig = with_ratio(throughput(TOPIC, name, n, times[name], unit=unit), base)
+        per_round = [b / t for t, b in zip(times[name], paired[name], strict=True)]
         fig.ratio = statistics.median(per_round)
         fig.note = (
             f"ratio: median of {rounds} per-round ratios (min {min(per_round):.2f}, max {max(per_round):.2f})"

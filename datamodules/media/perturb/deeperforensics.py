@@ -171,7 +171,7 @@ def block_corners(shape: tuple[int, ...], blocks: int, rng: np.random.Generator)
 def block_wise(rgb: np.ndarray, rng: np.random.Generator, blocks: int) -> np.ndarray:
     _check(rgb)
     out = rgb.copy()
-    for x, y in block_corners(rgb.shape, blocks, rng):
+    for x, y in block_corners(rgb.shape, blocks, rng).tolist():  # Python ints: slicing is 2x faster
         out[y : y + BLOCK, x : x + BLOCK] = BLOCK_VALUE
     return out
 
@@ -184,8 +184,11 @@ def noise_scales(variance: float) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def noise_matrix(variance: float) -> np.ndarray:
-    """``[3, 3]``: RGB noise from unit normals on (Y, Cr, Cb)."""
-    return (_INV * noise_scales(variance)).astype(np.float32)
+    """``[3, 4]``: RGB noise from unit normals on (Y, Cr, Cb), minus 0.5 (see gaussian_noise_color)."""
+    m = np.zeros((3, 4), np.float32)
+    m[:, :3] = _INV * noise_scales(variance)
+    m[:, 3] = -0.5
+    return m
 
 
 _BANK_SIZE = 1 << 22
@@ -208,9 +211,12 @@ def unit_normals(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray
 
 
 def gaussian_noise_color(rgb: np.ndarray, rng: np.random.Generator, variance: float) -> np.ndarray:
+    """The released ``uint8(clip(x + noise, 0, 255))`` (truncation) as OpenCV's rounding saturated add of
+    ``noise - 0.5``: ``round(v - 0.5) = floor(v)`` for every ``v`` that is not an integer, and a sum of a
+    continuous noise and an integer is one with probability ~0; one pass instead of three."""
     _check(rgb)
     noise = cv2.transform(unit_normals(rgb.shape, rng), noise_matrix(float(variance)))
-    return _truncate(cv2.add(rgb, noise, dtype=cv2.CV_32F))
+    return cv2.add(rgb, noise, dtype=cv2.CV_8U)
 
 
 def blur_sigma(kernel: int) -> float:
