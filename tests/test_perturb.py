@@ -165,6 +165,10 @@ def test_gaussian_noise_is_white_in_ycbcr_with_the_released_spread(face, level):
     for c in range(3):
         got = _cdf_sigma(out[..., c] - img[..., c])
         assert got == pytest.approx(expected[c], rel=0.03), (c, got, expected[c])
+    if level <= 3:  # (almost) no clipping: R and B share only the Y noise, cov = s_y^2 (SE of r ~ 0.004)
+        r = out - img.astype(int)
+        corr = np.corrcoef(r[..., 0].ravel(), r[..., 2].ravel())[0, 1]
+        assert corr == pytest.approx(s_y**2 / (expected[0] * expected[2]), abs=0.02)
 
 
 @pytest.mark.parametrize("level", LEVELS)

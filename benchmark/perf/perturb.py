@@ -71,7 +71,7 @@ def _run(quick: bool) -> list[Figure]:
     from datamodules.media.perturb import IMAGE_DISTORTIONS, get_perturbation
     from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
 
-    n, rounds = (64, 3) if quick else (256, 9)
+    n, rounds = (64, 5) if quick else (96, 25)
     spec = DataSpec(input_size=224, mean=CLIP_MEAN, std=CLIP_STD)
     cases = [(name, level) for name in IMAGE_DISTORTIONS for level in (1, 5)] + [("video_compression", 1)]
     with tempfile.TemporaryDirectory() as tmp:
