@@ -70,6 +70,13 @@ def test_levels_are_the_released_table_and_codes_resolve():
         P.get_perturbation("GB", 6)
 
 
+def test_records_round_trip():
+    for p in P.perturbation_grid(levels=(2,), seed=4):
+        assert P.Perturbation.from_dict(p.to_dict()) == p
+    with pytest.raises(ValueError, match=r"recorded gaussian_blur@2 has params \{'kernel': 11\}"):
+        P.Perturbation.from_dict({"name": "gaussian_blur", "level": 2, "params": {"kernel": 11}})
+
+
 def test_clean_and_level_zero_are_the_identity(face):
     for p in [P.get_perturbation("clean", 0)] + [P.get_perturbation(n, 0) for n in P.DEEPERFORENSICS]:
         assert p.is_identity and p.tag == "clean"

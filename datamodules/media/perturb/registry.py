@@ -172,7 +172,33 @@ class Perturbation:
         return list(self._call(frames, key))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "level": self.level, "params": dict(self.params), "seed": self.seed}
+        """A JSON-able record (e.g. for a cell's config); :meth:`from_dict` rebuilds it."""
+        return {
+            "name": self.name,
+            "level": self.level,
+            "params": dict(self.params),
+            "seed": self.seed,
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Perturbation:
+        """The record back; a registered distortion must still have the recorded parameters."""
+        p = cls(
+            str(d["name"]),
+            int(d["level"]),
+            dict(d.get("params", {})),
+            int(d.get("seed", 0)),
+            d.get("kind", "image"),
+        )
+        if p.name == CLEAN or "albumentations" in p.params:
+            return p
+        now = get_perturbation(p.name, p.level, p.seed)
+        if dict(now.params) != p.params or now.kind != p.kind:
+            raise ValueError(
+                f"recorded {p.tag} has params {p.params}, the registry now has {dict(now.params)}"
+            )
+        return now
 
 
 def get_perturbation(name: str, level: int, seed: int = 0) -> Perturbation:
