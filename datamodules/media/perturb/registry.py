@@ -145,8 +145,12 @@ class Perturbation:
     def prepare(self) -> Perturbation:
         """Build what the first call would (albumentations transforms, the noise bank) now, e.g. in the
         main process before DataLoader workers fork, so each worker does not redo it."""
-        if not self.is_identity and self.kind == "image":
-            self.apply(np.zeros((16, 16, 3), np.uint8), "prepare")
+        if self.is_identity or self.kind != "image":
+            return self
+        if "albumentations" in self.params:  # build only: a user transform may need a larger image
+            _albumentations_transform(json.dumps(self.params["albumentations"], sort_keys=True))
+        else:
+            self.apply(np.zeros((64, 64, 3), np.uint8), "prepare")
         return self
 
     def _call(self, data: Any, key: str) -> Any:
