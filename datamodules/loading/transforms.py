@@ -30,6 +30,11 @@ masks): the test loader (``datamodules.loading.dataset.ManifestDataset``) and si
 Randomness: each call may take a ``seed``; all draws of one sample come from
 ``numpy.random.default_rng(seed)``, so one sample's augmentation depends only on that seed, not on
 worker count or order.
+
+Test-time perturbations (:mod:`datamodules.media.perturb`, off by default): an image ``Perturbation``
+acts on the decoded stored crop first (seeded by the sample's key, ``sample_id``), then a ``CropView``
+re-crops it (zoom / crop size, with landmarks and mask) and sets the interpolation of the evaluation
+resize. Without them the path is unchanged bit for bit.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from datamodules.media.perturb import CropView, Perturbation
 from datamodules.media.regions import region_masks
 from datamodules.spec import DataSpec
 
@@ -150,11 +156,12 @@ def _warp(img: np.ndarray, geom: np.ndarray, side: int, interp: int = cv2.INTER_
     return cv2.resize(moved, (side, side), interpolation=cv2.INTER_AREA)
 
 
-def _resize(img: np.ndarray, side: int) -> np.ndarray:
+def _resize(img: np.ndarray, side: int, interp: int | None = None) -> np.ndarray:
     if img.shape[0] == side and img.shape[1] == side:
         return img
-    down = side < max(img.shape[:2])
-    return cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA if down else cv2.INTER_LINEAR)
+    if interp is None:
+        interp = cv2.INTER_AREA if side < max(img.shape[:2]) else cv2.INTER_LINEAR
+    return cv2.resize(img, (side, side), interpolation=interp)
 
 
 class FaceTransform:
@@ -163,10 +170,26 @@ class FaceTransform:
     Args:
         spec: the detector's input contract.
         augment: apply the training augmentation (see the module docstring).
+        perturbation: an ``image``-kind test-time perturbation of the decoded crop (``clip`` kinds act on
+            a whole video: :class:`~datamodules.media.perturb.ClipFrames` in the dataset).
+        view: a preprocessing variant (zoom, crop size, resize interpolation) of the decoded crop.
     """
 
-    def __init__(self, spec: DataSpec, augment: bool) -> None:
+    def __init__(
+        self,
+        spec: DataSpec,
+        augment: bool,
+        perturbation: Perturbation | None = None,
+        view: CropView | None = None,
+    ) -> None:
+        if perturbation is not None and perturbation.kind != "image" and not perturbation.is_identity:
+            raise ValueError(f"{perturbation.tag} acts on a video's frames together, not in FaceTransform")
         self.spec, self.augment = spec, augment
+        self.perturbation = (
+            None if perturbation is None or perturbation.is_identity else perturbation.prepare()
+        )
+        self.view = None if view is None or view.is_identity else view
+        self._interp = None if self.view is None else self.view.resize_flag
         mean = np.asarray(spec.mean, dtype=np.float32) * 255.0
         inv_std = 1.0 / (np.asarray(spec.std, dtype=np.float32) * 255.0)
         # uint8 -> normalised float32 in one table lookup per channel plane
@@ -190,16 +213,25 @@ class FaceTransform:
         mask: np.ndarray | None = None,
         seed: int | None = None,
         out: Tensor | None = None,
+        sample_key: str | None = None,
     ) -> Transformed:
         """Transform a ``uint8 [H, W, 3]`` RGB crop with its landmarks ``[68, 2]`` and mask ``[H, W]``.
 
         ``out``: a float32 ``[3, S, S]`` tensor (e.g. a row of a batch tensor) to write the image into.
+        ``sample_key``: the sample's id, which seeds the perturbation (required when there is one).
         """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a uint8 RGB image [H, W, 3], got {image.dtype} {image.shape}")
         if mask is not None and mask.shape[:2] != image.shape[:2]:
             raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape}")
         s, side = self.spec.input_size, self.spec.mask_side
+        pre = None  # stored-crop pixels -> view pixels
+        if self.perturbation is not None:
+            if sample_key is None:
+                raise ValueError(f"perturbation {self.perturbation.tag} needs the sample's key (sample_id)")
+            image = self.perturbation.apply(image, sample_key)
+        if self.view is not None:
+            image, mask, pre = self.view.apply(image, mask)
         hw = image.shape[:2]
         if self.augment:
             rng = np.random.default_rng(int(seed) % 2**32) if seed is not None else self._rng
@@ -209,11 +241,12 @@ class FaceTransform:
             m = None if mask is None else _warp(np.asarray(mask, np.float32), geom, side)
         else:
             geom = np.eye(3)
-            img = _resize(image, s)
+            img = _resize(image, s, self._interp)
             m = None if mask is None else _resize(np.asarray(mask, np.float32), side)
         lm = None
         if landmarks is not None:
             a = _resize_matrix(hw, (s, s)) @ geom
+            a = a if pre is None else a @ pre
             lm = (np.asarray(landmarks, np.float64) @ a[:2, :2].T + a[:2, 2]).astype(np.float32)
         t_mask = None if m is None else torch.from_numpy(np.clip(m, 0, 1, dtype=np.float32))[None]
         return Transformed(self._normalise(img, out), lm, t_mask)
@@ -229,11 +262,19 @@ class SampleTransform:
         spec: the detector's input contract.
         augment: apply the training augmentation.
         soft_regions: soft (blurred, summing to 1) or one-hot region masks.
+        perturbation, view: test-time perturbation and preprocessing view (:class:`FaceTransform`).
     """
 
-    def __init__(self, spec: DataSpec, augment: bool, soft_regions: bool = True) -> None:
+    def __init__(
+        self,
+        spec: DataSpec,
+        augment: bool,
+        soft_regions: bool = True,
+        perturbation: Perturbation | None = None,
+        view: CropView | None = None,
+    ) -> None:
         self.spec, self.soft_regions = spec, soft_regions
-        self.face = FaceTransform(spec, augment)
+        self.face = FaceTransform(spec, augment, perturbation, view)
 
     def __call__(
         self,
@@ -242,13 +283,15 @@ class SampleTransform:
         mask: np.ndarray | None = None,
         seed: int | None = None,
         out: dict[str, Tensor] | None = None,
+        sample_key: str | None = None,
     ) -> dict[str, Tensor]:
         """``{"image", ["region_masks"], ["forgery_mask"]}`` of a uint8 RGB crop.
 
-        ``out`` optionally holds ``image`` / ``region_masks`` tensors (rows of batch tensors) to write into.
+        ``out`` optionally holds ``image`` / ``region_masks`` tensors (rows of batch tensors) to write into;
+        ``sample_key`` (the sample id) seeds a test-time perturbation.
         """
         out = out or {}
-        tr = self.face(image, landmarks, mask, seed=seed, out=out.get("image"))
+        tr = self.face(image, landmarks, mask, seed=seed, out=out.get("image"), sample_key=sample_key)
         fields: dict[str, Tensor] = {"image": tr.image}
         if self.spec.region_masks:
             if tr.landmarks is None:
