@@ -173,9 +173,13 @@ def test_each_detector_declares_the_formats_it_reads():
     from detectors.convert import sources
 
     found = sources()
-    assert {"efficientnet_b4", "resnet34", "sbi_deepfakebench", "ucf", "xception"} <= set(found["deepfakebench"])
+    assert {"efficientnet_b4", "resnet34", "sbi_deepfakebench", "ucf", "xception"} <= set(
+        found["deepfakebench"]
+    )
     assert found["sbi"] == ["sbi"]
-    with pytest.raises(ValueError, match=r"no 'deepfakebench' converter for 'sbi'.*efficientnet_b4.*resnet34"):
+    with pytest.raises(
+        ValueError, match=r"no 'deepfakebench' converter for 'sbi'.*efficientnet_b4.*resnet34"
+    ):
         load_deepfakebench("sbi", {})
 
 
