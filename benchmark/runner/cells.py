@@ -9,7 +9,9 @@ the cell is executed (devices, launcher): those change nothing in the experiment
 
 ``cell_id`` = the first 16 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces) of
 :meth:`CellConfig.to_json`; that dict is exactly the config the planner wrote before cells were typed, so
-ids (store keys, cell folders) never changed. Spec files and store records carry the same JSON.
+ids (store keys, cell folders) never changed. Spec files and store records carry the same JSON. A cell that
+scores released weights has one key more, ``weights`` (source, file, SHA-256), so its id differs from the
+trained cell's; for trained cells the key is left out.
 """
 
 from __future__ import annotations
