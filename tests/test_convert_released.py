@@ -3,9 +3,10 @@ ResNet-34 (CNN-Aug, ``cnnaug_best.pth``) and SBI formats.
 
 The checkpoints are synthetic, with the exact key names and shapes the released code produces (derived in
 tests/deepfakebench_reference.py from the layer tables and the released modules' naming, not from ours).
-Forward references: for SBI, efficientnet_pytorch's EfficientNet-B4 forward written out from its equations
-(TensorFlow "same" padding, BN eps 1e-3, swish, squeeze-excitation, identity skips) reading the released
-names directly; for ResNet-34, the network DeepfakeBench builds (torchvision's resnet34 children in a
+Forward references: for SBI and DeepfakeBench's EfficientNet-B4 / SBI, efficientnet_pytorch's EfficientNet-B4
+forward written out from its equations (TensorFlow "same" padding, BN eps 1e-3, swish, squeeze-excitation,
+identity skips; DeepfakeBench's unpadded stem and static paddings) reading the released names directly; for
+ResNet-34, the network DeepfakeBench builds (torchvision's resnet34 children in a
 ``Sequential``, average pool, ``Linear(512, 2)``) with the checkpoint loaded strictly.
 """
 
@@ -45,8 +46,26 @@ def _same(x: Tensor, k: int, s: int) -> Tensor:
     return F.pad(x, pads)
 
 
-def _conv(x: Tensor, w: Tensor, stride: int = 1, groups: int = 1, bias: Tensor | None = None) -> Tensor:
-    return F.conv2d(_same(x, w.shape[-1], stride), w, bias, stride=stride, groups=groups)
+def _static_pad(n: int, k: int, s: int) -> tuple[int, int]:
+    """Conv2dStaticSamePadding's padding, computed once for a bookkept input side ``n``."""
+    total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def _conv(
+    x: Tensor,
+    w: Tensor,
+    stride: int = 1,
+    groups: int = 1,
+    bias: Tensor | None = None,
+    size: int | None = None,
+) -> Tensor:
+    """ "Same" convolution: for the actual input (``size=None``) or statically for a bookkept ``size``."""
+    if size is None:
+        x = _same(x, w.shape[-1], stride)
+    else:
+        x = F.pad(x, 2 * _static_pad(size, w.shape[-1], stride))
+    return F.conv2d(x, w, bias, stride=stride, groups=groups)
 
 
 def _bn(x: Tensor, sd: dict[str, Tensor], p: str) -> Tensor:
@@ -66,9 +85,20 @@ def _swish(x: Tensor) -> Tensor:
     return x * torch.sigmoid(x)
 
 
-def efficientnet_pytorch_b4(sd: dict[str, Tensor], x: Tensor, p: str = "net") -> tuple[Tensor, Tensor]:
-    """``EfficientNet.forward`` of efficientnet_pytorch B4 in eval mode: (pooled features, 2-way logits)."""
-    x = _swish(_bn(_conv(x, sd[f"{p}._conv_stem.weight"], 2), sd, f"{p}._bn0"))
+def efficientnet_pytorch_b4(
+    sd: dict[str, Tensor], x: Tensor, p: str = "net", head: str = "net._fc", deepfakebench: bool = False
+) -> tuple[Tensor, Tensor]:
+    """``EfficientNet.forward`` of efficientnet_pytorch B4 in eval mode: (pooled features, 2-way logits).
+
+    ``deepfakebench``: DeepfakeBench's build (training/networks/efficientnetb4.py): the stem replaced by
+    ``nn.Conv2d(3, 48, 3, stride=2)`` (no padding) and every other convolution padded statically for the
+    native 380 px, as efficientnet_pytorch bookkeeps it (``ceil(size / stride)`` after the stem and after
+    each strided block), whatever the input size.
+    """
+    stem = sd[f"{p}._conv_stem.weight"]
+    x = F.conv2d(x, stem, stride=2) if deepfakebench else _conv(x, stem, 2)
+    x = _swish(_bn(x, sd, f"{p}._bn0"))
+    size = math.ceil(380 / 2) if deepfakebench else None
     i = 0
     for _k, stride, e, cin, cout, reps in B0_STAGES:
         cin, cout = round_filters(cin), round_filters(cout)
@@ -77,9 +107,9 @@ def efficientnet_pytorch_b4(sd: dict[str, Tensor], x: Tensor, p: str = "net") ->
             h = x
             if e != 1:
                 h = _swish(_bn(_conv(h, sd[f"{b}._expand_conv.weight"]), sd, f"{b}._bn0"))
-            h = _swish(
-                _bn(_conv(h, sd[f"{b}._depthwise_conv.weight"], s, groups=h.shape[1]), sd, f"{b}._bn1")
-            )
+            h = _conv(h, sd[f"{b}._depthwise_conv.weight"], s, groups=h.shape[1], size=size)
+            h = _swish(_bn(h, sd, f"{b}._bn1"))
+            size = math.ceil(size / s) if size is not None else None
             z = F.adaptive_avg_pool2d(h, 1)
             z = _swish(F.conv2d(z, sd[f"{b}._se_reduce.weight"], sd[f"{b}._se_reduce.bias"]))
             h = torch.sigmoid(F.conv2d(z, sd[f"{b}._se_expand.weight"], sd[f"{b}._se_expand.bias"])) * h
@@ -88,7 +118,7 @@ def efficientnet_pytorch_b4(sd: dict[str, Tensor], x: Tensor, p: str = "net") ->
             i += 1
     x = _swish(_bn(_conv(x, sd[f"{p}._conv_head.weight"]), sd, f"{p}._bn1"))
     feats = x.mean(dim=(2, 3))
-    return feats, feats @ sd[f"{p}._fc.weight"].T + sd[f"{p}._fc.bias"]
+    return feats, feats @ sd[f"{head}.weight"].T + sd[f"{head}.bias"]
 
 
 # ------------------------------------------------------------------------------- SelfBlendedImages
@@ -131,8 +161,9 @@ def test_sbi_release_loads_strictly_and_scores_as_the_released_network(sbi_state
         feats, logits = bb(x), model.net(x).squeeze(-1)
     assert ref_feats.std() > 1e-2  # the comparison is not between vanishing activations
     torch.testing.assert_close(feats, ref_feats, rtol=1e-9, atol=1e-10)
+    # the head's w_fake - w_real is taken in the checkpoint's float32: relative error ~1e-8
     torch.testing.assert_close(
-        torch.sigmoid(logits), torch.softmax(ref_logits, 1)[:, 1], rtol=1e-9, atol=1e-12
+        torch.sigmoid(logits), torch.softmax(ref_logits, 1)[:, 1], rtol=1e-6, atol=1e-9
     )
 
 
@@ -209,6 +240,26 @@ def test_deepfakebench_sbi_converts_two_way_heads_and_refuses_sbi_yamls_three_wa
     }
     with pytest.raises(ConversionError, match="expected a 2-way head"):
         load_converted("deepfakebench", "sbi_deepfakebench", three)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b4", "sbi_deepfakebench"])
+def test_deepfakebench_efficientnet_scores_as_deepfakebenchs_network(name):
+    state = materialise(efficientnet_detector_shapes(), seed=7)
+    model = load_converted("deepfakebench", name, {f"module.{k}": v for k, v in state.items()}, input_size=64)
+    model = model.double().eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    sd = {k: v.double() if v.is_floating_point() else v for k, v in state.items()}
+    ref_feats, ref_logits = efficientnet_pytorch_b4(
+        sd, x, p="backbone.efficientnet", head="backbone.last_layer", deepfakebench=True
+    )
+    with torch.no_grad():
+        feats, logits = model.net.backbone(x), model.net(x).squeeze(-1)
+    assert ref_feats.std() > 1e-2
+    torch.testing.assert_close(feats, ref_feats, rtol=1e-9, atol=1e-10)
+    # the head's w_fake - w_real is taken in the checkpoint's float32: relative error ~1e-8
+    torch.testing.assert_close(
+        torch.sigmoid(logits), torch.softmax(ref_logits, 1)[:, 1], rtol=1e-6, atol=1e-9
+    )
 
 
 # ------------------------------------------------------------------------------- declarations
