@@ -92,9 +92,10 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
     per_set, per_seed = columns.PER_SET, columns.PER_SEED
     for g, a in items:
         rec0 = g.records[0]
-        base = f"{slug(detector)}-{slug(g.train_set)}"
+        base = f"{slug(detector)}-{slug(g.train_set)}" + ("-released" if g.released else "")
         lines += [
-            f"## Trained on `{g.train_set}`",
+            f"## Trained on `{g.train_set}`"
+            + (" (released weights, not trained here)" if g.released else ""),
             "",
             f"Data: **{g.origin}**. Seeds: {g.seeds}. Pretrained weights: {g.pretrained}. "
             f"Recipe: {rec0.get('recipe_source') or 'n/a'}.",

@@ -9,7 +9,9 @@ the cell is executed (devices, launcher): those change nothing in the experiment
 
 ``cell_id`` = the first 16 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces) of
 :meth:`CellConfig.to_json`; that dict is exactly the config the planner wrote before cells were typed, so
-ids (store keys, cell folders) never changed. Spec files and store records carry the same JSON.
+ids (store keys, cell folders) never changed. Spec files and store records carry the same JSON. A cell that
+scores released weights has one key more, ``weights`` (source, file, SHA-256), so its id differs from the
+trained cell's; for trained cells the key is left out.
 """
 
 from __future__ import annotations
@@ -60,6 +62,19 @@ class DatasetSpec:
     options: dict[str, Any] = field(default_factory=dict)  # preprocessing options (frames, compression, ...)
 
 
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Released weights a cell scores instead of training. Hashed: another file is another experiment."""
+
+    source: str  # the checkpoint's code base: the converter that reads it (deepfakebench, sbi)
+    file: str  # the file name as published
+    sha256: str  # SHA-256 of the file the cell was planned with
+
+    @property
+    def label(self) -> str:
+        return f"released weights ({self.source} {self.file}, sha256 {self.sha256[:12]})"
+
+
 @dataclass(frozen=True, kw_only=True)
 class CellConfig:
     """The experiment of one cell. Every field is hashed into the cell id (field name = JSON key)."""
@@ -78,6 +93,7 @@ class CellConfig:
     datasets: dict[str, DatasetSpec]  # every dataset the cell reads, by name
     origin: str  # "demo" (the embedded synthetic benchmark) or "real"
     datamodule: str = DEFAULT_DATAMODULE  # datamodule factory, "module:function"
+    weights: WeightsSpec | None = None  # released weights scored without training; None = trained here
 
     @property
     def test_datasets(self) -> list[str]:
@@ -85,8 +101,12 @@ class CellConfig:
         return list(dict.fromkeys(t.dataset for t in self.test_sets))
 
     def to_json(self) -> dict[str, Any]:
-        """The hashed dict: JSON types only, one key per field."""
-        return jsonable(asdict(self))
+        """The hashed dict: JSON types only, one key per field; ``weights`` only when released weights are
+        scored (so a trained cell's dict, and id, is what it was before the field existed)."""
+        d = jsonable(asdict(self))
+        if self.weights is None:
+            del d["weights"]
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellConfig:
@@ -103,6 +123,7 @@ class CellConfig:
                 "test_sets": tuple(_set(t) for t in d["test_sets"]),
                 "recipe": Recipe.from_dict(d["recipe"]),
                 "datasets": {n: DatasetSpec(**v) for n, v in d["datasets"].items()},
+                "weights": WeightsSpec(**d["weights"]) if d.get("weights") is not None else None,
             }
         )
 
@@ -124,12 +145,14 @@ class Runtime:
     accelerator: str = "auto"  # Lightning accelerator: auto, cpu, gpu
     wandb: bool = False  # also log to Weights & Biases
     progress_bar: bool = True  # rich progress bar while the cell runs
+    weights_path: Path | None = None  # the released weights file of a cell whose config has ``weights``
 
     def __post_init__(self) -> None:  # accept strings (JSON, callers) for paths
         for name in ("store_root", "work_root", "processed_root"):
             object.__setattr__(self, name, Path(getattr(self, name)))
-        if self.data_config is not None:
-            object.__setattr__(self, "data_config", Path(self.data_config))
+        for name in ("data_config", "weights_path"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "roots", {n: Path(p) for n, p in self.roots.items()})
 
     def cell_dir(self, cell_id: str) -> Path:
@@ -175,7 +198,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.detector} | {self.train_set} | seed {self.seed}"
+        released = " | released weights" if self.config.weights is not None else ""
+        return f"{self.detector} | {self.train_set} | seed {self.seed}{released}"
 
     @property
     def cell_dir(self) -> Path:

@@ -1,5 +1,6 @@
 """The registered timm CNN detectors: each is :class:`~detectors.timm_cnn.detector.TimmCNN` with a paper's
-architecture, input size, normalisation and recipe as its signature defaults (timm-style entry points)."""
+architecture, input size, normalisation and recipe as its signature defaults (timm-style entry points).
+SBI's variants, which add SAM and self-blended training data, are in :mod:`detectors.timm_cnn.sbi`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from typing import Any, ClassVar
 from datamodules.spec import HALF, IMAGENET_MEAN, IMAGENET_STD
 from detectors.recipe import DEEPFAKEBENCH_CNN, Recipe
 from detectors.registry import register_detector
-from detectors.timm_cnn.deepfakebench import DEEPFAKEBENCH_EFFICIENTNET_B4, DEEPFAKEBENCH_XCEPTION
+from detectors.timm_cnn.deepfakebench import (
+    DEEPFAKEBENCH_EFFICIENTNET_B4,
+    DEEPFAKEBENCH_RESNET34,
+    DEEPFAKEBENCH_XCEPTION,
+)
 from detectors.timm_cnn.detector import PRETRAINED_NORM, TimmCNN
 
 
@@ -19,8 +24,10 @@ class ResNet34(TimmCNN):
     binary cross-entropy.
 
     Recipe: DeepfakeBench's released config for this backbone (Adam 2e-4, weight decay 5e-4, batch 32,
-    10 epochs, 32 frames per video). Deviation: none beyond the one-logit head (BCE instead of 2-way CE,
-    which is the same model up to a reparametrisation).
+    10 epochs, 32 frames per video). Deviations: the one-logit head (BCE instead of 2-way CE, which is the
+    same model up to a reparametrisation) and the weights' own ImageNet normalisation (``resnet34.yaml``
+    feeds mean = std = 0.5). DeepfakeBench's trained checkpoint (``cnnaug_best.pth``, release v1.0.1) loads
+    with its 0.5 normalisation through ``converters["deepfakebench"]``.
     """
 
     __init__ = TimmCNN.variant(arch="resnet34", input_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD)
@@ -33,6 +40,7 @@ class ResNet34(TimmCNN):
         source="DeepfakeBench training/config/detector/resnet34.yaml (CNN-Aug)",
     )
     tiny_config: ClassVar[dict[str, Any]] = {"arch": "test_resnet", "pretrained": False, "input_size": 64}
+    converters = {"deepfakebench": DEEPFAKEBENCH_RESNET34}
 
 
 @register_detector("xception")
