@@ -82,10 +82,11 @@ def photo_path(package: str, relpath: str) -> Path:
     if spec is None or spec.origin is None:
         raise DemoSourceError(
             f"the demo's face photo {relpath!r} ships in the package {package!r}, which is not installed: "
+            + f"pip install {package}"
             + (
-                f"pip install 'forgery-bench[{EXTRAS[package][0]}]'"
+                f" (the extra: pip install 'forgery-bench[{EXTRAS[package][0]}]')"
                 if package in EXTRAS
-                else f"pip install {package}"
+                else ""
             )
         )
     path = Path(spec.origin).parent.parent / relpath
