@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+from benchmark.runner.score_writer import dedupe_rows
 from datamodules import Batch, DataSpec, collate
 from detectors import (
     DataSpecError,
@@ -18,7 +19,6 @@ from detectors import (
     list_detectors,
     register_detector,
 )
-from detectors.base import dedupe_rows
 from tests.helpers import make_batch, make_item
 
 
@@ -108,11 +108,11 @@ def test_wrong_input_size_is_refused():
         m.training_step(b, 0)
 
 
-def test_dedupe_rows_keeps_first_occurrence_per_dataset_and_sample():
+def test_dedupe_rows_keeps_first_occurrence_per_set_and_sample():
     rows = [
-        {"dataset": "a", "sample_id": "1", "score": 0.1},
-        {"dataset": "b", "sample_id": "1", "score": 0.2},
-        {"dataset": "a", "sample_id": "1", "score": 0.1},
+        {"test_set": "a", "split": "test", "sample_id": "1", "score": 0.1},
+        {"test_set": "b", "split": "test", "sample_id": "1", "score": 0.2},
+        {"test_set": "a", "split": "test", "sample_id": "1", "score": 0.1},
     ]
     assert dedupe_rows(rows) == rows[:2]
 

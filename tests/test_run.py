@@ -274,27 +274,44 @@ def test_two_process_cpu_ddp_gives_the_single_process_score_set(tiny: Path) -> N
     rec = _record(store, cell.cell_id)
     assert rec["devices"] == 2
 
-    # The same checkpoint scored by one process.
+    # The same checkpoint scored by one process: through the same path (one Trainer.test, ScoreWriter)
+    # and by the bare model on each evaluation set's loader (no Lightning, no writer).
     import lightning as L
+    import torch
 
+    from benchmark.runner.score_writer import ScoreWriter
     from detectors import load_detector
     from tests.runner_fixtures import synthetic_odd
 
     model = load_detector(rec["checkpoint"], expected="resnet34")
     dm = synthetic_odd(cell.config, model.data_spec, {})
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
-    single = []
-    for name, loader in [("train", dm.val_dataloader()), *zip(("a", "b"), dm.test_dataloader(), strict=True)]:
-        trainer.test(model, dataloaders=loader, verbose=False)
-        single += [{**r, "test_set": name} for r in model.test_records]
-    single = pd.DataFrame(single)
-    assert len(ddp) == len(single) == 3 * 11
+    writer = ScoreWriter()
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[writer]
+    )
+    trainer.test(model, datamodule=dm, verbose=False)
+    single = pd.DataFrame(writer.rows)
+    bare = []
+    with torch.no_grad():
+        for s, loader in zip(dm.eval_sets, dm.test_dataloader(), strict=True):
+            for batch in loader:
+                p = torch.sigmoid(model.eval()(batch).logits).tolist()
+                bare += [
+                    {"test_set": s.name, "sample_id": i, "score": v}
+                    for i, v in zip(batch.sample_id, p, strict=True)
+                ]
+    bare = pd.DataFrame(bare)
+    assert [s.name for s in dm.eval_sets] == ["train", "a", "b"]
+    assert len(ddp) == len(single) == len(bare) == 3 * 11
     assert not ddp.duplicated(["test_set", "sample_id"]).any()
     key = ["test_set", "sample_id"]
+    for one in (single, bare):
+        merged = ddp.merge(one, on=key, suffixes=("_ddp", "_one"), validate="one_to_one")
+        assert len(merged) == len(one)
+        assert (merged.score_ddp - merged.score_one).abs().max() < 1e-5
     merged = ddp.merge(single, on=key, suffixes=("_ddp", "_one"), validate="one_to_one")
-    assert len(merged) == len(single)
     assert (merged.label_ddp == merged.label_one).all()
-    assert (merged.score_ddp - merged.score_one).abs().max() < 1e-5
+    assert (merged.split_ddp == merged.split_one).all() and (merged.dataset_ddp == merged.dataset_one).all()
 
 
 def test_missing_manifests_are_preprocessed_first(tiny: Path, monkeypatch) -> None:
@@ -437,7 +454,7 @@ def test_build_datamodule_serves_the_real_forgery_datamodule(tmp_path: Path) -> 
     import skimage.data
     import yaml
 
-    from benchmark.runner.cell_data import build_datamodule, ensure_manifests, test_loaders
+    from benchmark.runner.cell_data import build_datamodule, ensure_manifests
     from detectors import create_detector, get_detector_class
 
     face = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
@@ -463,7 +480,8 @@ def test_build_datamodule_serves_the_real_forgery_datamodule(tmp_path: Path) -> 
     val = next(iter(dm.val_dataloader()))
     assert len(val) == 2 and sorted(val.label.tolist()) == [0, 1]
     assert all("/val_" in v for v in val.video_id), val.video_id
-    (loader,) = test_loaders(dm, cell.config).values()
+    dm.setup("test")
+    (loader,) = [ld for s, ld in zip(dm.eval_sets, dm.test_dataloader(), strict=True) if s.split == "test"]
     batch = next(iter(loader))
     assert batch.image.shape[-1] == model.data_spec.input_size
     assert all("/test_" in v for v in batch.video_id), batch.video_id
