@@ -106,3 +106,8 @@ class RaiseAtEpoch(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch:
             raise RuntimeError("simulated kill in the middle of fit")
+
+
+def test_sets_only(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
+    """A factory of the old kind: one loader per test dataset, no source val set (refused by the cell)."""
+    return SyntheticDataModule(spec, n=8, batch_size=4, test_sets=tuple(config.test_datasets))

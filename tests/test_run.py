@@ -235,6 +235,47 @@ def test_cell_killed_mid_fit_is_resumed_and_counted_once(tiny: Path) -> None:
     assert _record(store, cell.cell_id)["status"] == "done"
 
 
+def test_one_test_call_scores_every_set_and_method_subsets_keep_the_manifest_name(tiny: Path) -> None:
+    """Source val + test sets in one Trainer.test: ``dataset`` holds the manifest's name, ``test_set`` the
+    set's; a method subset (its reals shared) gets ``@<set>`` ids; the metrics' axis is the set."""
+    subset = {"name": "a/fake", "dataset": "a", "methods": ["fake"]}
+    write_grid(tiny, test_sets=["a", subset, "b"])
+    (cell,) = _cells(tiny)
+    import lightning as L
+
+    class CountTests(L.Callback):
+        calls: list[int] = []
+
+        def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            self.calls.append(len(trainer.num_test_batches))
+
+    rec = run_cell(cell, callbacks=[CountTests()])
+    assert CountTests.calls == [4]  # one Trainer.test, one loader per set
+    store = ScoreStore(tiny / "out" / "store")
+    stored = store.read_scores(axis="dataset")
+    assert rec["n_scores"] == len(stored) == 4 * N_PER_SET
+    sets = list(zip(stored.test_set, stored.split, stored.dataset, strict=True))
+    assert list(dict.fromkeys(sets)) == [("train", "val", "train"), ("a", "test", "a"), ("a/fake", "test", "a"),
+                                         ("b", "test", "b")]  # fmt: skip
+    a, sub = stored[stored.test_set == "a"], stored[stored.test_set == "a/fake"]
+    assert list(sub.sample_id) == [i + "@a/fake" for i in a.sample_id]
+    assert list(sub.video_id) == [i + "@a/fake" for i in a.video_id]
+    assert sub.score.to_numpy() == pytest.approx(a.score.to_numpy(), rel=1e-6)
+    axis = store.read_scores()
+    assert (axis.dataset == axis.test_set).all() and (axis.manifest_dataset == stored.dataset).all()
+
+
+def test_a_datamodule_without_the_cells_evaluation_sets_is_refused(tiny: Path) -> None:
+    from benchmark.runner.cell import CellFailed
+
+    (cell,) = _cells(tiny, factory="test_sets_only")
+    with pytest.raises(
+        CellFailed, match=r"factory 'tests.runner_fixtures:test_sets_only' serves evaluation sets"
+    ):
+        run_cell(cell)
+    assert not (cell.cell_dir / "checkpoints").exists()  # refused before any training
+
+
 @pytest.mark.slow
 def test_sigkilled_cell_process_is_recorded_then_redone_once(tiny: Path, monkeypatch) -> None:
     """The local launcher runs the cell in its own process; that process SIGKILLs itself in epoch 2."""
