@@ -57,10 +57,6 @@ class EvalSet:
         """``@<name>`` for a method subset (its reals are shared with other subsets), else ``""``."""
         return f"@{self.name}" if self.methods else ""
 
-    def keeps(self, label: int, method: str) -> bool:
-        """Whether a frame of this label and method belongs to the set."""
-        return label == 0 or not self.methods or method in self.methods
-
 
 def check_unique(sets: list[EvalSet]) -> None:
     """Refuse two evaluation sets of the same name and split (their scores would be stored as one set).
