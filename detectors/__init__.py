@@ -1,7 +1,7 @@
 """Face-forgery detectors behind one interface (``detectors.base.Detector``) and a registry by name."""
 
 from datamodules.spec import DataSpec
-from detectors.base import DataSpecError, Detector, DetectorOutput
+from detectors.base import DataSpecError, Detector, DetectorAux, DetectorOutput, ScoredBatch
 from detectors.recipe import Recipe
 from detectors.registry import (
     UnknownDetectorError,
@@ -17,9 +17,11 @@ __all__ = [
     "DataSpec",
     "DataSpecError",
     "Detector",
+    "DetectorAux",
     "DetectorOutput",
     "DetectorSettings",
     "Recipe",
+    "ScoredBatch",
     "UnknownDetectorError",
     "UnknownSettingError",
     "create_detector",

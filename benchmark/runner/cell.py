@@ -5,8 +5,11 @@ Lightning's DDP launcher re-runs this same command for the other ranks, so a cel
 runs DDP inside its own process group. Only global rank 0 writes to the store.
 
 Protocol: the checkpoint is selected on ``val/auc`` of the SOURCE validation split, never on a test set.
-The best checkpoint is then scored on the source validation split (``split="val"``, whose threshold the
-leaderboard transfers to the test sets) and on every test set (``split="test"``).
+The best checkpoint is then scored, in one ``Trainer.test`` call, on the evaluation sets of
+:func:`benchmark.runner.cell_data.eval_sets`: the source validation split (``split="val"``, whose
+threshold the leaderboard transfers to the test sets) and every test set (``split="test"``), one
+dataloader each; :class:`~benchmark.runner.score_writer.ScoreWriter` collects the rows (``dataset`` = the
+manifest's dataset, ``test_set`` = the set's name).
 
 Released weights (``CellConfig.weights``): the detector is built from the owners' published checkpoint
 (``Runtime.weights_path``, converted strictly by :func:`detectors.convert.load_converted`, its SHA-256
@@ -36,8 +39,8 @@ import pandas as pd
 from lightning.pytorch.callbacks import Callback
 
 from benchmark.runner.cells import Cell, jsonable
-from benchmark.runner.grid import SetSpec
 from benchmark.runner.hardware import hardware
+from benchmark.runner.score_writer import ROW_COLUMNS, ScoreWriter
 from benchmark.store import SCORE_COLUMNS as STORE_SCORE_COLUMNS
 from benchmark.store import VERSIONED, file_sha256, git_commit, package_versions
 from datamodules import atomic
@@ -91,30 +94,10 @@ def record_failure(cell: Cell, store: Any, exc: BaseException | str, started: fl
     return record
 
 
-def _view_rows(rows: list[dict[str, Any]], spec: SetSpec) -> list[dict[str, Any]]:
-    """The rows of a set: all reals plus the fakes of ``spec.methods`` (all fakes when empty).
-
-    A method subset is its own "dataset" on the Cross-AUC axes, and its reals are shared with the other
-    subsets of the same dataset; their ``video_id``/``sample_id`` get ``@<set name>`` appended so a video
-    still belongs to exactly one dataset in the store.
-    """
-    methods = set(spec.methods)
-    if not methods:
-        return rows
-    tag = f"@{spec.name}"
-    return [
-        {**r, "video_id": r["video_id"] + tag, "sample_id": r["sample_id"] + tag}
-        for r in rows
-        if r["label"] == 0 or r["method"] in methods
-    ]
-
-
-def make_frame(cell: Cell, set_name: str, split: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Store rows for one tested set. ``dataset`` is the set's name (the Cross-AUC axis)."""
-    df = pd.DataFrame(rows, columns=["sample_id", "video_id", "dataset", "method", "label", "score"])
-    df["dataset"] = set_name
-    df["test_set"] = set_name
-    df["split"] = split
+def make_frame(cell: Cell, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The store's rows from a :class:`ScoreWriter`'s: ``dataset`` is the manifest's dataset name,
+    ``test_set`` the evaluation set's name (the Cross-AUC axis, see ``ScoreStore.read_scores``)."""
+    df = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
     df["cell_id"] = cell.cell_id
     df["detector"] = cell.detector
     df["train_set"] = cell.train_set
@@ -227,6 +210,16 @@ def run_cell(cell: Cell, callbacks: list[Any] | None = None) -> dict[str, Any]:
         raise CellFailed(f"cell {cell.cell_id} ({cell.label}) failed: {type(e).__name__}: {e}") from e
 
 
+def score_sets(
+    cell: Cell, trainer: Any, model: Any, dm: Any, writer: ScoreWriter, ckpt_path: str | None
+) -> pd.DataFrame:
+    """Score ``ckpt_path`` (``None``: the model as it is) on every evaluation set of the datamodule in one
+    ``Trainer.test`` call; ``writer`` (one of the trainer's callbacks) gathers the rows across ranks and
+    drops DDP padding repeats. Returns the store's rows, sets in the order of the evaluation sets."""
+    trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
+    return make_frame(cell, writer.rows)
+
+
 def _readable_checkpoint(path: Path) -> bool:
     """False (and the file moved aside) when a kill left ``path`` truncated: the cell restarts from scratch."""
     import torch
@@ -262,7 +255,13 @@ def released_model(cell: Cell) -> Any:
 def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
     import lightning as L
 
-    from benchmark.runner.cell_data import ensure_manifests, load_factory, reads_manifests, test_loaders
+    from benchmark.runner.cell_data import (
+        check_eval_sets,
+        ensure_manifests,
+        eval_sets,
+        load_factory,
+        reads_manifests,
+    )
     from detectors import create_detector, get_detector_class
 
     work.mkdir(parents=True, exist_ok=True)
@@ -276,7 +275,9 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     L.seed_everything(cell.seed, workers=True, verbose=False)
     model = create_detector(c.detector, **c.overrides) if c.weights is None else released_model(cell)
     dm = load_factory(c.datamodule)(c, model.data_spec, manifests)
-    trainer, ckpt = _trainer(cell, work, callbacks)
+    check_eval_sets(dm, c)
+    writer = ScoreWriter(eval_sets(c))
+    trainer, ckpt = _trainer(cell, work, [*callbacks, writer])
     resumed, best = False, None
     if c.weights is None:
         last = work / "checkpoints" / "last.ckpt"
@@ -293,18 +294,8 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         if not best or not Path(best).is_file():
             raise RuntimeError(f"no checkpoint was written in {work / 'checkpoints'}")
 
-    # Score the best checkpoint on the source val split and every test set, one loader at a time so
-    # each row's split and set are known; Detector gathers across ranks and drops DDP padding repeats.
     t = time.time()
-    frames = []
-    trainer.test(model, dataloaders=dm.val_dataloader(), ckpt_path=best, verbose=False)
-    frames.append(make_frame(cell, c.train_set.name, "val", _view_rows(model.test_records, c.train_set)))
-    tested: dict[str, list[dict[str, Any]]] = {}
-    for name, loader in test_loaders(dm, c).items():
-        trainer.test(model, dataloaders=loader, ckpt_path=best, verbose=False)
-        tested[name] = list(model.test_records)
-    for spec in c.test_sets:
-        frames.append(make_frame(cell, spec.name, "test", _view_rows(tested[spec.dataset], spec)))
+    scores = score_sets(cell, trainer, model, dm, writer, best)
     timings["test_s"] = round(time.time() - t, 3)
     timings["total_s"] = round(time.time() - started, 3)
 
@@ -320,7 +311,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         "arch_overrides": c.arch_overrides,
         "arch_defaults": jsonable(settings.overridden_defaults()),
         "manifest_hash": {n: file_sha256(p) for n, p in manifests.items() if Path(p).is_file()},
-        "n_scores": int(sum(len(f) for f in frames)),
+        "n_scores": len(scores),
         "timings": timings,
     }
     if c.weights is not None:
@@ -331,7 +322,6 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
             "path": str(Path(cell.runtime.weights_path).resolve()),
         }
     if trainer.is_global_zero:
-        scores = pd.concat(frames, ignore_index=True)
         store.write_cell(cell.cell_id, scores, record)
         write_progress(work / "progress.json", stage="done")
     return record

@@ -7,7 +7,12 @@
   paired real (the SBI pairing).
 * Val: the SOURCE dataset's ``val`` split (same methods as train; all of its fakes when training on
   reals + SBI only), ``frames_val`` frames per video.
-* Test: one dataloader per test dataset, in the order given, each from its ``test`` split.
+* Evaluation: one dataloader per evaluation set (:class:`~datamodules.loading.eval_sets.EvalSet`), in
+  the order given: the set's ``split`` of its dataset, restricted to its fake ``methods`` (all reals
+  kept) in the dataset itself, ``frames_val`` / ``frames_test`` frames per video.
+  ``test_dataloader()`` returns them; ``eval_sets`` says which set each loader serves. A plain name in
+  ``tests`` is the ``test`` split of that dataset. The runner also lists the source's ``val`` split
+  here, so one ``Trainer.test`` scores it with the test sets.
 
 Batches follow the DataSpec: ``region_masks`` (painted from the landmarks after augmentation),
 ``forgery_mask`` (the manifest's mask, the blend mask for SBI fakes, zeros for reals), ``method_id``
@@ -39,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.batch import collate
 from datamodules.loading.dataset import SBI, ManifestDataset
+from datamodules.loading.eval_sets import EvalSet, check_unique
 from datamodules.loading.sampler import TrainBatchSampler, seed_worker
 from datamodules.manifest import DataError, is_empty, read_ok_rows, select_frames
 from datamodules.media.perturb import CropView, Perturbation
@@ -46,12 +52,13 @@ from datamodules.spec import DataSpec
 
 
 class ForgeryDataModule(L.LightningDataModule):
-    """Train on one dataset, validate on its ``val`` split, test on each of ``tests``.
+    """Train on one dataset, validate on its ``val`` split, evaluate on each of ``tests``.
 
     Args:
         spec: the detector's ``DataSpec``.
         train: source dataset name (a key of ``manifests``).
-        tests: test dataset names, one test dataloader each, in this order.
+        tests: evaluation sets (``EvalSet``, or a dataset name: its ``test`` split), one evaluation
+            dataloader each, in this order (``eval_sets``).
         manifests: dataset name -> ``manifest.parquet`` path (crop paths are relative to its folder).
         batch_size, eval_batch_size: training and evaluation batch sizes.
         frames_train, frames_test, frames_val: frames per video per stage (``frames_val`` defaults to
@@ -68,7 +75,7 @@ class ForgeryDataModule(L.LightningDataModule):
         self,
         spec: DataSpec,
         train: str,
-        tests: Sequence[str],
+        tests: Sequence[str | EvalSet],
         manifests: dict[str, Path | str],
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -87,14 +94,16 @@ class ForgeryDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         known = sorted(manifests)
-        for name in [train, *tests]:
+        self.eval_sets: list[EvalSet] = [EvalSet.of(t) for t in tests]
+        check_unique(self.eval_sets)
+        for name in [train, *(s.dataset for s in self.eval_sets)]:
             if name not in manifests:
                 raise DataError(f"unknown dataset {name!r}; known: {', '.join(known) or '(none)'}")
         if not 0.0 <= sbi_prob <= 1.0:
             raise DataError(f"sbi_prob must be in [0, 1], got {sbi_prob}")
         if batch_size <= 0:
             raise DataError(f"batch_size must be positive, got {batch_size}")
-        self.spec, self.train_name, self.test_names = spec, train, list(tests)
+        self.spec, self.train_name = spec, train
         self.manifests = {k: Path(v) for k, v in manifests.items()}
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.frames = {"train": frames_train, "val": frames_val or frames_test, "test": frames_test}
@@ -106,7 +115,7 @@ class ForgeryDataModule(L.LightningDataModule):
         self.methods: list[str] = []
         self.train_set: ManifestDataset | None = None
         self.val_set: ManifestDataset | None = None
-        self.test_sets: list[ManifestDataset] = []
+        self.test_sets: list[ManifestDataset] = []  # one per evaluation set, in the order of eval_sets
         self._frames_cache: dict[str, pd.DataFrame] = {}
 
     # ------------------------------------------------------------------ loading and validation
@@ -210,15 +219,18 @@ class ForgeryDataModule(L.LightningDataModule):
             self._check(self.train_name, val, masks)
             self.val_set = self._dataset(self.train_name, val, False, masks)
         if stage in (None, "test", "predict"):
-            self.test_sets = []
-            for name in self.test_names:
-                rows = self._split(name, "test", None)
-                masks = self._eval_masks(rows)
-                self._check(name, rows, masks)
-                ds = self._dataset(
-                    name, rows, False, masks, perturbation=self.test_perturbation, view=self.test_view
-                )
-                self.test_sets.append(ds)
+            self.test_sets = [self._eval_dataset(s) for s in self.eval_sets]
+
+    def _eval_dataset(self, s: EvalSet) -> ManifestDataset:
+        """The frames of evaluation set ``s``: its split, its fakes' methods (all reals), no augmentation."""
+        rows = self._split(s.dataset, s.split, s.methods or None)
+        masks = self._eval_masks(rows)
+        self._check(s.dataset, rows, masks)
+        if s.split != "test":  # test-time perturbations and views act on the test sets only
+            return self._dataset(s.dataset, rows, False, masks)
+        return self._dataset(
+            s.dataset, rows, False, masks, perturbation=self.test_perturbation, view=self.test_view
+        )
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds: Dataset, **kw: Any) -> DataLoader:
@@ -248,7 +260,8 @@ class ForgeryDataModule(L.LightningDataModule):
         return self._loader(self.val_set, batch_size=self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> list[DataLoader]:
-        if not self.test_sets:
+        """One loader per evaluation set, in the order of ``eval_sets``."""
+        if len(self.test_sets) != len(self.eval_sets):
             self.setup("test")
         return [self._loader(ds, batch_size=self.eval_batch_size, shuffle=False) for ds in self.test_sets]
 

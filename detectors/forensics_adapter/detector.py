@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 
 from datamodules.batch import Batch
 from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
-from detectors.base import DataSpecError, Detector, DetectorOutput
+from detectors.base import DataSpecError, Detector, DetectorAux, DetectorOutput
 from detectors.clip_backbone import TINY_CLIP_CFG, clip_geometry, create_clip
 from detectors.forensics_adapter.blocks import (
     BoundaryDecoder,
@@ -45,6 +46,16 @@ def _scale_layer(layer: int, depth: int) -> int:
     return max(1, min(depth, math.floor(layer * depth / _RELEASED_DEPTH + 0.5)))
 
 
+@dataclass
+class ForensicsAdapterAux(DetectorAux):
+    """Forensics Adapter's aux: the shared ``boundary`` map, the 2-way logits, and (training mode only) the
+    adapter's patch tokens of the contrast blocks and CLIP's bottleneck hidden states the loss reads."""
+
+    logits2: Tensor | None = None  # [B, 2] (real, fake)
+    adapter_patches: list[Tensor] | None = None
+    clip_hidden: Tensor | None = None
+
+
 @register_detector("forensics_adapter")
 class ForensicsAdapter(Detector):
     """Forensics Adapter: a small side network that learns forgery traces for a frozen CLIP.
@@ -65,8 +76,8 @@ class ForensicsAdapter(Detector):
        ``0.05 * delta`` to the patch tokens. Queries -> ``ln_post`` -> ``proj`` -> L2-normalise.
     5. Classifier over the query tokens -> 2-way logits; boundary decoder -> boundary map.
 
-    Returned: ``logits = l_fake - l_real`` (sigmoid = softmax fake probability); ``aux["boundary"]``
-    ``[B,1,S,S]``; ``aux["logits2"]``. Loss as released: ``10 CE + 200 MSE(boundary) + 20 adapter
+    Returned: ``logits = l_fake - l_real`` (sigmoid = softmax fake probability); ``aux``
+    (:class:`ForensicsAdapterAux`) with ``boundary`` ``[B,1,S,S]`` and ``logits2``. Loss as released: ``10 CE + 200 MSE(boundary) + 20 adapter
     contrast (blocks 4, 5, 6) + 10 CLIP contrast (intra + inter)``; see :mod:`detectors.forensics_adapter.losses`.
 
     Layer maps for other depths scale the released ViT-L values (``{1:1, 2:8, 3:15}``, bottleneck after
@@ -317,10 +328,9 @@ class ForensicsAdapter(Detector):
             fake = (batch.label != 0).view(-1, 1)
             flags = boundary_patches(patch_fractions(batch.forgery_mask, self.geometry.grid)) & fake
         boundary = self.boundary_decoder(boundary_feats, flags)
-        aux: dict[str, Any] = {"boundary": boundary, "logits2": logits2}
+        aux = ForensicsAdapterAux(boundary=boundary, logits2=logits2)
         if self.training:
-            aux["_adapter_patches"] = kept
-            aux["_clip_hidden"] = hidden
+            aux.adapter_patches, aux.clip_hidden = kept, hidden
         return DetectorOutput(logits=logits2[:, 1] - logits2[:, 0], aux=aux)
 
     def loss(self, batch: Batch, out: DetectorOutput) -> dict[str, Tensor]:
@@ -329,13 +339,14 @@ class ForensicsAdapter(Detector):
                 "forensics_adapter needs batch.forgery_mask for its loss (DataSpec.forgery_masks); "
                 "build the datamodule from this detector's data_spec"
             )
-        if "_adapter_patches" not in out.aux:
+        aux = out.aux
+        if not isinstance(aux, ForensicsAdapterAux) or aux.adapter_patches is None:
             raise RuntimeError("ForensicsAdapter.loss needs the output of forward() in training mode")
         label, mask = batch.label, batch.forgery_mask
         g = self.geometry
         mask = mask * (label != 0).view(-1, 1, 1, 1).to(mask.dtype)  # reals: zero mask, as released
-        ce = F.cross_entropy(out.aux["logits2"].float(), label)
-        pred = out.aux["boundary"].float()
+        ce = F.cross_entropy(aux.logits2.float(), label)
+        pred = aux.boundary.float()
         target = boundary_target(mask, label)
         if target.shape != pred.shape:
             raise DataSpecError(
@@ -345,11 +356,11 @@ class ForensicsAdapter(Detector):
         mse = F.mse_loss(pred, target)
         adapter_labels = patch_labels(patch_fractions(mask, g.grid))
         adapter_c = sum(
-            (intra_contrast(e, adapter_labels, label, self.temperature) for e in out.aux["_adapter_patches"]),
+            (intra_contrast(e, adapter_labels, label, self.temperature) for e in aux.adapter_patches),
             ce.new_zeros(()),
         )
         clip_labels = patch_labels(patch_fractions(mask, g.grid, size=g.image_size))
-        clip_c = clip_contrast(out.aux["_clip_hidden"], clip_labels, label, self.temperature)
+        clip_c = clip_contrast(aux.clip_hidden, clip_labels, label, self.temperature)
         w = self.loss_weights
         total = w[0] * ce + w[1] * mse + w[2] * adapter_c + w[3] * clip_c
         return {

@@ -6,6 +6,7 @@ Written from the paper and from our reading of the released implementation (Deep
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from datamodules.batch import Batch
 from datamodules.spec import HALF, DataSpec
-from detectors.base import DataSpecError, Detector, DetectorOutput
+from detectors.base import DataSpecError, Detector, DetectorAux, DetectorOutput
 from detectors.recipe import DEEPFAKEBENCH_CNN
 from detectors.registry import register_detector
 from detectors.timm_cnn.blocks import create_feature_backbone
@@ -31,6 +32,19 @@ from detectors.ucf.deepfakebench import DEEPFAKEBENCH_UCF
 
 
 # ---------------------------------------------------------------------------------------------- the detector
+@dataclass
+class UCFAux(DetectorAux):
+    """UCF's aux: the common-branch features (inference) and, in training, everything its loss reads."""
+
+    feat_common: Tensor | None = None  # [B, C] common (forgery-generic) features
+    cls_common: Tensor | None = None  # [B, 2] common head logits (real, fake)
+    cls_specific: Tensor | None = None  # [B, M+1] specific head logits (real, training methods)
+    feat_specific: Tensor | None = None  # [B, C] specific features
+    #: ``[2B, 3, H, W]``: self reconstructions (B) then cross reconstructions (B), each aligned with its
+    #: content image
+    reconstruction: Tensor | None = None
+
+
 @register_detector("ucf")
 class UCF(Detector):
     """UCF (Yan et al., ICCV 2023): disentangle common forgery features from method-specific ones.
@@ -155,7 +169,7 @@ class UCF(Detector):
         image = batch.image
         if not self.training:  # inference: common branch only
             cls_sha, feat_sha = self.head_sha(self.block_sha(self.encoder_f(image)))
-            return DetectorOutput(logits=cls_sha[:, 1] - cls_sha[:, 0], aux={"feat_common": feat_sha})
+            return DetectorOutput(logits=cls_sha[:, 1] - cls_sha[:, 0], aux=UCFAux(feat_common=feat_sha))
         self.check_training_batch(batch)
         forgery = self.encoder_f(image)
         n, half = image.shape[0], image.shape[0] // 2
@@ -175,27 +189,25 @@ class UCF(Detector):
         recon = self.decoder(torch.cat([code, swapped]), torch.cat([content, content]), image.shape[-2:])
         return DetectorOutput(
             logits=cls_sha[:, 1] - cls_sha[:, 0],
-            aux={
-                "cls_common": cls_sha,
-                "cls_specific": cls_spe,
-                "feat_common": feat_sha,
-                "feat_specific": feat_spe,
-                # [self reconstructions (n); cross reconstructions (n)], each aligned with its content image
-                "reconstruction": recon,
-            },
+            aux=UCFAux(
+                cls_common=cls_sha,
+                cls_specific=cls_spe,
+                feat_common=feat_sha,
+                feat_specific=feat_spe,
+                reconstruction=recon,
+            ),
         )
 
     def loss(self, batch: Batch, out: DetectorOutput) -> dict[str, Tensor]:
-        if "reconstruction" not in out.aux:  # an inference output: only the common head exists
+        aux = out.aux
+        if not isinstance(aux, UCFAux) or aux.reconstruction is None:  # inference: only the common head
             return {"loss": F.binary_cross_entropy_with_logits(out.logits, batch.label.float())}
-        common = F.cross_entropy(out.aux["cls_common"], batch.label)
-        specific = F.cross_entropy(out.aux["cls_specific"], batch.method_id)
+        common = F.cross_entropy(aux.cls_common, batch.label)
+        specific = F.cross_entropy(aux.cls_specific, batch.method_id)
         target = torch.cat([batch.image, batch.image])
         # the sum of the four per-pair mean L1 errors = 4 x the mean over the stacked reconstructions
-        reconstruction = 4.0 * F.l1_loss(out.aux["reconstruction"], target)
-        contrastive = contrastive_loss(
-            out.aux["feat_common"], out.aux["feat_specific"], batch.method_id, self.margin
-        )
+        reconstruction = 4.0 * F.l1_loss(aux.reconstruction, target)
+        contrastive = contrastive_loss(aux.feat_common, aux.feat_specific, batch.method_id, self.margin)
         total = (
             common
             + self.w_specific * specific
