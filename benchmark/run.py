@@ -7,11 +7,18 @@ Examples::
     python -m benchmark.run --grid cross --devices 2                  # DDP over 2 devices inside each cell
     python -m benchmark.run --grid cross --launcher slurm --slurm-partition gpu
     python -m benchmark.run --grid cross --weights released --weights-dir weights   # no training
+    python -m benchmark.run --grid cross --perturb deeperforensics   # finished cells under distortions
 
 ``--weights released`` scores each detector's published checkpoint (``<weights dir>/<published file
 name>``, listed by ``python -m detectors.convert --released``) under the whole protocol instead of
 training; its cells have their own ids. A detector without one, or a missing file, is an error (exit 2)
 before any cell runs.
+
+``--perturb SWEEP...`` trains nothing: it scores every finished cell's checkpoint under each condition of
+the sweeps (``deeperforensics``: seven distortions x five levels; ``sensitivity``: preprocessing views;
+``grid``: the grid's ``perturb`` section; or a YAML file), one derived cell per (cell, condition)
+(:mod:`benchmark.runner.perturbed`); unfinished cells are reported and skipped. Without it, a run ends
+with the grid's own ``perturb`` section (the demo grid's small subset) on the cells that finished.
 
 Finished cells (``status: done`` in the store) are skipped; an unfinished cell restarts from its last
 checkpoint (``--no-resume``: from scratch); ``--force`` redoes finished cells too. The exit code is 1 when
@@ -43,7 +50,10 @@ from benchmark.runner.data_config import (
 from benchmark.runner.grid import GridError
 from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
 from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
+from benchmark.runner.perturbed import conditions_by_detector, perturbed_jobs, plan_perturbed, print_perturbed
 from benchmark.runner.plan import DEFAULT_WEIGHTS_DIR, WEIGHTS_MODES, WeightsError, plan_cells, resolve_grid
+from benchmark.runner.sweeps import NAMED as SWEEPS
+from benchmark.runner.sweeps import SweepError
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -88,6 +98,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_WEIGHTS_DIR,
         help="where released checkpoints are, under their published file names (default weights/)",
+    )
+    p.add_argument(
+        "--perturb",
+        nargs="+",
+        metavar="SWEEP",
+        help=f"train nothing; score every finished cell under test-time conditions: {', '.join(SWEEPS)} "
+        "(the grid's perturb section) or a sweep YAML file",
     )
     p.add_argument("--datamodule", default=DEFAULT_DATAMODULE, help=argparse.SUPPRESS)
     p.add_argument("--slurm-cluster", default=None, help="submitit cluster: slurm (auto), local or debug")
@@ -167,7 +184,11 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             weights=args.weights,
             weights_dir=args.weights_dir,
         )
-    except (GridError, DataConfigError, WeightsError, KeyError) as e:
+        detectors = [c.detector for c in cells]
+        sweeps = conditions_by_detector(
+            args.perturb or ["grid"], grid, detectors, required=bool(args.perturb)
+        )
+    except (GridError, DataConfigError, WeightsError, SweepError, KeyError) as e:
         console.print(f"[bold red]error:[/] {e}")
         return 2
     for note in (data.note, grid_note):
@@ -188,11 +209,13 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     released = ", released weights, no training" if args.weights == "released" else ""
     title = f"grid {grid.name}: {len(cells)} cells ({data.origin} data, {data.path}{released})"
     if args.dry_run:
-        print_plan(cells, store, console, title)
+        if not args.perturb:
+            print_plan(cells, store, console, title)
+        print_perturbed(plan_perturbed(cells, sweeps, store), store, console, f"{title}: perturbed cells")
         return 0
 
     jobs = []
-    for cell in cells:
+    for cell in [] if args.perturb else cells:  # --perturb: score finished cells, train nothing
         job = Job(cell)
         work = cell.cell_dir
         if store.is_done(cell.cell_id) and not args.force:
@@ -233,21 +256,47 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
                     return 1
                 seen |= set(job.cell.config.datasets)
 
-    todo = sum(j.status == QUEUED for j in jobs)
-    console.print(f"{title}: {todo} to run, {len(jobs) - todo} already done ({launcher.name} launcher)")
-    try:
-        in_process = args.launcher == "inline" or (args.launcher == "slurm" and args.slurm_cluster == "debug")
-        monitor = Monitor(jobs, title, console, live=not in_process)
-        with monitor:
-            launcher.run(jobs, monitor)
-    except NoFreeDeviceError as e:
-        console.print(f"[bold red]error:[/] {e}")
+    def launch(batch: list[Job], what: str) -> int | None:
+        """Run ``batch``; an exit code when the sweep must stop (no device, interrupted), else None."""
+        todo = sum(j.status == QUEUED for j in batch)
+        console.print(f"{what}: {todo} to run, {len(batch) - todo} already done ({launcher.name} launcher)")
+        try:
+            in_process = args.launcher == "inline" or (
+                args.launcher == "slurm" and args.slurm_cluster == "debug"
+            )
+            monitor = Monitor(batch, what, console, live=not in_process)
+            with monitor:
+                launcher.run(batch, monitor)
+        except NoFreeDeviceError as e:
+            console.print(f"[bold red]error:[/] {e}")
+            return 2
+        except KeyboardInterrupt:
+            summary(batch, console)
+            console.print("[bold yellow]interrupted[/]: run the same command again to resume")
+            return 130
+        summary(batch, console, table=not (monitor.live and console.is_terminal))
+        return None
+
+    stop = None if args.perturb else launch(jobs, title)
+    if stop is not None:
+        return stop
+    # Test-time conditions on the cells that are finished now (--perturb, or the grid's perturb section).
+    plan = plan_perturbed(cells, sweeps, store)
+    for note in plan.notes():
+        console.print(f"[bold yellow]note:[/] {note}")
+    if args.perturb and not plan.parents:
+        states = ", ".join(sorted({s for _, s in plan.unfinished}))
+        console.print(
+            f"[bold red]error:[/] grid {grid.name!r} has no finished cell to score under {' '.join(args.perturb)} "
+            f"({states}); run `python -m benchmark.run --grid {grid.name}` first"
+        )
         return 2
-    except KeyboardInterrupt:
-        summary(jobs, console)
-        console.print("[bold yellow]interrupted[/]: run the same command again to resume")
-        return 130
-    summary(jobs, console, table=not (monitor.live and console.is_terminal))
+    pjobs = perturbed_jobs(plan, force=args.force)
+    stop = launch(pjobs, f"{title}: perturbed cells") if pjobs else None
+    if stop is not None:
+        return stop
+    jobs += pjobs
+    todo = sum(j.status != SKIPPED for j in jobs)
     if not args.no_leaderboard:
         try:
             from benchmark.report.leaderboard import render

@@ -14,6 +14,11 @@ shared with the other subsets); ``split`` is ``val`` or ``test``. The Cross-AUC 
 the stored dataset name in ``manifest_dataset`` unless asked for ``axis="dataset"`` (see :func:`on_axis`).
 Stores written before the two were separated hold the set's name in both; they read the same either way.
 
+A *derived* cell (its record has ``parent_cell_id``: another cell's checkpoint scored under a test-time
+perturbation or view, ``benchmark.runner.perturbed``) scores the same frames as its parent, so
+:meth:`ScoreStore.read_scores` leaves derived cells out unless asked (``derived=True``: only them,
+``derived=None``: every cell); their rows carry the condition in a ``perturbation`` column.
+
 A cell is one test of one trained model on one dataset. Every file is written by the project's atomic
 writer (``datamodules.atomic``: a unique temporary name in the same folder, fsync, ``os.replace``, fsync
 of the folder), so a reader sees the old file or the new one, never half of one. ``write_cell`` first marks the record ``running``, then replaces the scores,
@@ -26,6 +31,7 @@ Notebook use::
     store = ScoreStore("results")
     frames = store.read_scores(detector="sfam", test_set=["CDF-v2", "DFDC"])   # dataset = test_set
     store.read_scores(axis="dataset")    # the columns as stored (dataset = the manifest's name)
+    store.read_scores(derived=True, perturbation="gaussian_blur@3")   # one test-time condition
     store.read_records()          # one row per cell, nested keys flattened ("versions.torch", ...)
 """
 
@@ -85,6 +91,13 @@ VERSIONED = (
 _CELL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,199}$")
 SCORES_FILE = "scores.parquet"
 RECORD_FILE = "record.json"
+#: record key of a derived cell: the id of the cell whose checkpoint it scored under a test-time condition
+PARENT_KEY = "parent_cell_id"
+
+
+def is_derived(record: Mapping[str, object]) -> bool:
+    """Whether a cell record is a derived cell's (see the module docstring)."""
+    return record.get(PARENT_KEY) is not None
 
 
 class CellNotFoundError(KeyError):
@@ -346,7 +359,11 @@ class ScoreStore:
         return df[list(SCORE_COLUMNS) + rest].reset_index(drop=True)
 
     def read_scores(
-        self, columns: Iterable[str] | None = None, axis: str = "test_set", **filters: object
+        self,
+        columns: Iterable[str] | None = None,
+        axis: str = "test_set",
+        derived: bool | None = False,
+        **filters: object,
     ) -> pd.DataFrame:
         """All ``done`` cells' scores as one DataFrame, filtered on any column.
 
@@ -358,6 +375,8 @@ class ScoreStore:
             filters: ``column=value`` keeps rows equal to ``value``; ``column=[v1, v2]`` (list, tuple,
                 set) keeps rows whose value is in it. ``read_scores(detector="sfam", test_set=["DFDC"])``.
                 Filters and ``columns`` apply to the table as returned (after ``axis``).
+            derived: derived cells (test-time perturbations of another cell's checkpoint, which score the
+                same frames) are left out by default; ``True`` reads only them, ``None`` every cell.
 
         Raises ``ValueError`` naming a filter column no cell has, and for a done cell whose scores
         file is missing or does not match its record (``n_rows``).
@@ -368,6 +387,8 @@ class ScoreStore:
         known: set[str] = set()
         for cell in self.cell_ids("done"):
             rec = self.record(cell)
+            if derived is not None and is_derived(rec) != derived:
+                continue
             path = self.cells_dir / cell / SCORES_FILE
             if not path.is_file():
                 raise ValueError(f"cell {cell!r} is marked done but has no {SCORES_FILE} in {path.parent}")

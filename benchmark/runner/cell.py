@@ -16,6 +16,11 @@ Released weights (``CellConfig.weights``): the detector is built from the owners
 checked against the planned one), nothing is trained, and the source validation split and every test set
 are scored as above; the record carries ``weights`` (source, file, SHA-256, path) and no fit timing.
 
+Derived cells (``CellConfig.perturbation`` / ``view``, :mod:`benchmark.runner.perturbed`): nothing is
+trained; the parent's checkpoint (its best one, or its released weights) is scored on the test sets with
+the datamodule's test-time perturbation / view, through the same ``Trainer.test`` and ``ScoreWriter``;
+the rows carry the condition's tag in a ``perturbation`` column, the record its parent and checkpoint.
+
 Resume: ``ModelCheckpoint(save_last=True)`` keeps ``last.ckpt`` in the cell folder; a cell that was killed
 restarts from it (or from scratch when there is none). Scores and the record reach the store only at the
 very end, through one atomic ``write_cell`` whose status is written last, so a killed cell never leaves a
@@ -255,6 +260,7 @@ def released_model(cell: Cell) -> Any:
 def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
     import lightning as L
 
+    from benchmark.runner import perturbed
     from benchmark.runner.cell_data import (
         check_eval_sets,
         ensure_manifests,
@@ -266,6 +272,8 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
 
     work.mkdir(parents=True, exist_ok=True)
     c = cell.config
+    parent = perturbed.parent_record(cell, store) if c.perturbed else None
+    parent_ckpt = None if parent is None else perturbed.parent_checkpoint(cell, parent)
     settings = get_detector_class(c.detector).resolve_settings(**c.overrides)
     timings: dict[str, float] = {}
     t = time.time()
@@ -279,7 +287,9 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     writer = ScoreWriter(eval_sets(c))
     trainer, ckpt = _trainer(cell, work, [*callbacks, writer])
     resumed, best = False, None
-    if c.weights is None:
+    if parent is not None:  # a derived cell: the parent's checkpoint (None: released weights), no training
+        best = None if parent_ckpt is None else str(parent_ckpt)
+    elif c.weights is None:
         last = work / "checkpoints" / "last.ckpt"
         resumed = last.is_file() and _readable_checkpoint(last)
         if not resumed:  # a fresh start: an abandoned attempt's checkpoints must not linger (nor rename -v1)
@@ -296,6 +306,8 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
 
     t = time.time()
     scores = score_sets(cell, trainer, model, dm, writer, best)
+    if parent is not None:
+        scores[perturbed.TAG_COLUMN] = c.condition.tag
     timings["test_s"] = round(time.time() - t, 3)
     timings["total_s"] = round(time.time() - started, 3)
 
@@ -321,6 +333,8 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
             "label": c.weights.label,
             "path": str(Path(cell.runtime.weights_path).resolve()),
         }
+    if parent is not None:
+        record.update(perturbed.record_fields(cell, parent, Path(record["checkpoint"])))
     if trainer.is_global_zero:
         store.write_cell(cell.cell_id, scores, record)
         write_progress(work / "progress.json", stage="done")

@@ -76,12 +76,14 @@ def ensure_manifests(config: CellConfig, runtime: Runtime) -> dict[str, Path]:
 
 def eval_sets(config: CellConfig) -> list[EvalSet]:
     """What a cell scores, in order: the training set's source ``val`` split (named after the training
-    set, restricted to its methods like validation), then each test set's ``test`` split."""
+    set, restricted to its methods like validation), then each test set's ``test`` split. A derived cell
+    (a test-time condition, which acts on the test sets only) scores the test sets alone."""
 
     def to_eval(s: SetSpec, split: str) -> EvalSet:
         return EvalSet(name=s.name, dataset=s.dataset, split=split, methods=tuple(s.methods))
 
-    return [to_eval(config.train_set, "val"), *(to_eval(t, "test") for t in config.test_sets)]
+    val = [] if config.perturbed else [to_eval(config.train_set, "val")]
+    return [*val, *(to_eval(t, "test") for t in config.test_sets)]
 
 
 def check_eval_sets(dm: L.LightningDataModule, config: CellConfig) -> None:
@@ -98,7 +100,7 @@ def check_eval_sets(dm: L.LightningDataModule, config: CellConfig) -> None:
 
 def build_datamodule(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """The suite's ``ForgeryDataModule`` for one cell (val = the source's val split; evaluation sets =
-    :func:`eval_sets`)."""
+    :func:`eval_sets`; a derived cell's test-time perturbation and view on the test sets)."""
     from datamodules.loading.datamodule import ForgeryDataModule
 
     recipe, train = config.recipe, config.train_set
@@ -114,5 +116,11 @@ def build_datamodule(config: CellConfig, spec: DataSpec, manifests: dict[str, Pa
     if train.methods:
         kwargs["train_methods"] = list(train.methods)
     return ForgeryDataModule(
-        spec, train=train.dataset, tests=eval_sets(config), manifests=manifests, **kwargs
+        spec,
+        train=train.dataset,
+        tests=eval_sets(config),
+        manifests=manifests,
+        test_perturbation=config.perturbation,
+        test_view=config.view,
+        **kwargs,
     )

@@ -11,7 +11,10 @@ the cell is executed (devices, launcher): those change nothing in the experiment
 :meth:`CellConfig.to_json`; that dict is exactly the config the planner wrote before cells were typed, so
 ids (store keys, cell folders) never changed. Spec files and store records carry the same JSON. A cell that
 scores released weights has one key more, ``weights`` (source, file, SHA-256), so its id differs from the
-trained cell's; for trained cells the key is left out.
+trained cell's; for trained cells the key is left out. A *derived* cell scores a finished cell's
+checkpoint under a test-time condition (:mod:`benchmark.runner.perturbed`): its config is the parent's
+plus ``perturbation`` (``Perturbation.to_dict()``) and/or ``view`` (``CropView`` fields), keys left out
+when unset, so the parent's id is the hash of the config without them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.runner.grid import SetSpec
+from benchmark.runner.sweeps import Condition, view_dict, view_from_dict
+from datamodules.media.perturb import CropView, Perturbation
 from detectors.recipe import Recipe
 
 #: the default datamodule factory. The name is hashed into every cell id, so it stays the one the first
@@ -94,6 +99,21 @@ class CellConfig:
     origin: str  # "demo" (the embedded synthetic benchmark) or "real"
     datamodule: str = DEFAULT_DATAMODULE  # datamodule factory, "module:function"
     weights: WeightsSpec | None = None  # released weights scored without training; None = trained here
+    perturbation: Perturbation | None = None  # derived cell: test-time distortion of the test sets
+    view: CropView | None = None  # derived cell: test-time preprocessing view of the test sets
+
+    @property
+    def perturbed(self) -> bool:
+        """A derived cell: the parent's checkpoint scored under a test-time condition, no training."""
+        return self.perturbation is not None or self.view is not None
+
+    @property
+    def condition(self) -> Condition:
+        return Condition(self.perturbation, self.view)
+
+    def parent(self) -> CellConfig:
+        """The config of the cell whose checkpoint a derived cell scores (itself for other cells)."""
+        return replace(self, perturbation=None, view=None)
 
     @property
     def test_datasets(self) -> list[str]:
@@ -104,8 +124,13 @@ class CellConfig:
         """The hashed dict: JSON types only, one key per field; ``weights`` only when released weights are
         scored (so a trained cell's dict, and id, is what it was before the field existed)."""
         d = jsonable(asdict(self))
-        if self.weights is None:
-            del d["weights"]
+        for key in ("weights", "perturbation", "view"):  # unset: absent, so older ids stay what they were
+            if getattr(self, key) is None:
+                del d[key]
+        if self.perturbation is not None:
+            d["perturbation"] = jsonable(self.perturbation.to_dict())
+        if self.view is not None:
+            d["view"] = view_dict(self.view)
         return d
 
     @classmethod
@@ -124,8 +149,19 @@ class CellConfig:
                 "recipe": Recipe.from_dict(d["recipe"]),
                 "datasets": {n: DatasetSpec(**v) for n, v in d["datasets"].items()},
                 "weights": WeightsSpec(**d["weights"]) if d.get("weights") is not None else None,
+                "perturbation": _perturbation(d.get("perturbation")),
+                "view": view_from_dict(d["view"], "cell config: view") if d.get("view") is not None else None,
             }
         )
+
+
+def _perturbation(d: Any) -> Perturbation | None:
+    if d is None:
+        return None
+    try:
+        return Perturbation.from_dict(d)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"cell config: perturbation {d!r}: {e}") from None
 
 
 def _set(d: dict[str, Any]) -> SetSpec:
@@ -199,7 +235,13 @@ class Cell:
     @property
     def label(self) -> str:
         released = " | released weights" if self.config.weights is not None else ""
-        return f"{self.detector} | {self.train_set} | seed {self.seed}{released}"
+        tested = f" | {self.config.condition.tag}" if self.config.perturbed else ""
+        return f"{self.detector} | {self.train_set} | seed {self.seed}{released}{tested}"
+
+    @property
+    def parent_id(self) -> str | None:
+        """The id of the cell whose checkpoint a derived cell scores (None for other cells)."""
+        return config_hash(self.config.parent().to_json()) if self.config.perturbed else None
 
     @property
     def cell_dir(self) -> Path:

@@ -12,7 +12,8 @@ A grid file::
       detector: {}                   # recipe / constructor overrides (Detector.resolve_settings checks them)
       trainer: {}                    # Lightning Trainer settings (see TRAINER_KEYS)
       data: {}                       # datamodule settings (see DATA_KEYS)
-    per_detector:                    # same three sections, per detector name
+      perturb: {}                    # test-time conditions scored after training (runner.sweeps)
+    per_detector:                    # same sections, per detector name
       sfam: {detector: {lr: 1e-4}}
     demo_fallback: demo              # grid to run instead when only the demo data is configured
 
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from benchmark.runner.sweeps import SweepError, parse_section
 
 if TYPE_CHECKING:
     from detectors import DetectorSettings
@@ -43,7 +46,7 @@ GRID_KEYS = {
     "per_detector",
     "demo_fallback",
 }
-SECTION_KEYS = {"detector", "trainer", "data"}
+SECTION_KEYS = {"detector", "trainer", "data", "perturb"}
 SET_KEYS = {"name", "dataset", "methods"}
 TRAINER_KEYS = {
     "limit_train_batches",
@@ -169,6 +172,10 @@ def _sections(d: Any, where: str) -> dict[str, dict[str, Any]]:
     out = {k: dict(d.get(k) or {}) for k in SECTION_KEYS}
     _no_unknown(out["trainer"], TRAINER_KEYS, f"{where}.trainer")
     _no_unknown(out["data"], DATA_KEYS, f"{where}.data")
+    try:  # validated here; a detector's conditions are resolved by benchmark.runner.sweeps
+        parse_section(out["perturb"], f"{where}.perturb")
+    except SweepError as e:
+        raise GridError(str(e)) from None
     return out
 
 

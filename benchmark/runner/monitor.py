@@ -52,7 +52,9 @@ class Job:
 
 def jobs_table(jobs: list[Job], title: str = "") -> Table:
     t = Table(title=title or None)
-    for col in ("#", "detector", "train set", "seed", "cell", "status", "progress", "time"):
+    derived = any(j.cell.config.perturbed for j in jobs)  # test-time conditions: one more column
+    cols = ("#", "detector", "train set", "seed", *(("condition",) if derived else ()), "cell", "status")
+    for col in (*cols, "progress", "time"):
         t.add_column(col, no_wrap=col in {"cell", "status"}, min_width=16 if col == "cell" else None)
     for i, j in enumerate(jobs, 1):
         style = _STYLE.get(j.status, "")
@@ -61,6 +63,7 @@ def jobs_table(jobs: list[Job], title: str = "") -> Table:
             j.cell.detector,
             j.cell.train_set,
             str(j.cell.seed),
+            *((j.cell.config.condition.tag,) if derived else ()),
             j.cell.cell_id,
             f"[{style}]{j.status}[/]" if style else j.status,
             j.progress(),
