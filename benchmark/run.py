@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     if args.dry_run:
         if not args.perturb:
             print_plan(cells, store, console, title)
-        print_perturbed(plan_perturbed(cells, sweeps, store), store, console, f"{title}: perturbed cells")
+        planned = plan_perturbed(cells, sweeps, store)  # what the finished cells add now
+        print_perturbed(planned, store, console, f"{title}: perturbed cells", notes=bool(args.perturb))
         return 0
 
     jobs = []

@@ -111,3 +111,46 @@ class RaiseAtEpoch(L.Callback):
 def test_sets_only(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """A factory of the old kind: one loader per test dataset, no source val set (refused by the cell)."""
     return SyntheticDataModule(spec, n=8, batch_size=4, test_sets=tuple(config.test_datasets))
+
+
+def write_face_manifests(
+    processed_root: Path, names: tuple[str, ...] = ("train", *TEST_SETS), side: int = 64, frames: int = 2
+) -> dict[str, Path]:
+    """Preprocessed datasets as preprocessing lays them out (``<root>/<name>/manifest.parquet`` + PNG
+    crops), so the runner's own ``ForgeryDataModule`` serves them: two real faces, per split 2 real and 2
+    fake videos of ``frames`` frames (a fake: the face with a brightened centre square), every split in
+    every dataset. The real datamodule is what applies test-time perturbations and views."""
+    import cv2
+    import numpy as np
+
+    from datamodules.manifest import manifest_path, write_manifest
+    from tests.real_faces import aligned_face
+
+    faces = [cv2.resize(aligned_face(n)[0], (side, side), interpolation=cv2.INTER_AREA) for n in
+             ("astronaut", "grace_hopper")]  # fmt: skip
+    out = {}
+    for d, name in enumerate(names):
+        path = manifest_path(processed_root, name)
+        (path.parent / "crops").mkdir(parents=True, exist_ok=True)
+        rows = []
+        for split in ("train", "val", "test"):
+            for v in range(4):
+                label = v % 2
+                method = "fake" if label else "real"
+                video = f"{name}/{method}/{split}{v}"
+                for f in range(frames):
+                    img = np.clip(faces[(v // 2 + d) % 2].astype(int) + 9 * f - 5 * d, 0, 255).astype(
+                        np.uint8
+                    )
+                    if label:
+                        img[side // 4 : 3 * side // 4, side // 4 : 3 * side // 4] //= 2
+                        img[side // 4 : 3 * side // 4, side // 4 : 3 * side // 4] += 100
+                    crop = f"crops/{split}{v}_{f}.png"
+                    cv2.imwrite(str(path.parent / crop), img[:, :, ::-1])
+                    rows.append(
+                        dict(dataset=name, split=split, label=label, method=method, compression="raw",
+                             video_id=video, frame_index=f, crop_path=crop, landmarks_path="", mask_path="",
+                             status="ok", reason="", source_label=method)
+                    )  # fmt: skip
+        out[name] = write_manifest(rows, path)
+    return out

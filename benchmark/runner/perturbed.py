@@ -151,11 +151,13 @@ def perturbed_jobs(plan: PerturbPlan, force: bool = False) -> list[Job]:
     return jobs
 
 
-def print_perturbed(plan: PerturbPlan, store: ScoreStore, console: Console, title: str) -> None:
-    """The ``--dry-run`` table of derived cells, and a line per skipped parent."""
+def print_perturbed(
+    plan: PerturbPlan, store: ScoreStore, console: Console, title: str, notes: bool = True
+) -> None:
+    """The ``--dry-run`` table of derived cells, and (``notes``) a line per skipped parent."""
     from rich.table import Table
 
-    for note in plan.notes():
+    for note in plan.notes() if notes else []:
         console.print(f"note: {note}")
     if not plan.cells:
         return
