@@ -29,6 +29,25 @@ from tests.exact_reference import exact_eer, exact_eer_threshold, exact_video_sc
 
 SETS = ["dom-A", "dom-B", "dom-C"]
 SHIFT = {"dom-A": 0.0, "dom-B": 0.25, "dom-C": -0.2}
+#: derived cells of every seed's cell (test-time conditions): tag -> (config keys, how far scores move to 0.5)
+CONDITIONS = {
+    "gaussian_blur@1": (
+        {"perturbation": {"name": "gaussian_blur", "level": 1, "params": {"kernel": 7}}},
+        0.8,
+    ),
+    "gaussian_blur@3": (
+        {"perturbation": {"name": "gaussian_blur", "level": 3, "params": {"kernel": 13}}},
+        0.4,
+    ),
+    "jpeg_compression@3": (
+        {"perturbation": {"name": "jpeg_compression", "level": 3, "params": {"factor": 4}}},
+        0.6,
+    ),
+    "zoom1.2": ({"view": {"zoom": 1.2, "crop_size": None, "interpolation": None}}, 0.9),
+}
+#: the seven DeeperForensics-1.0 distortions (the released perturbation code's types), 5 levels each
+DEEPERFORENSICS = ("color_saturation", "color_contrast", "block_wise", "gaussian_noise_color", "gaussian_blur",
+                   "jpeg_compression", "video_compression")  # fmt: skip
 
 
 def _frames(cell_id: str, seed: int, rng: np.random.Generator, decimals: int | None = None) -> pd.DataFrame:
@@ -59,9 +78,24 @@ def _frames(cell_id: str, seed: int, rng: np.random.Generator, decimals: int | N
     return pd.DataFrame(rows)
 
 
+def child_frames(frames: pd.DataFrame, cid: str, seed: int, k: int, shrink: float, decimals: int | None):
+    """A derived cell's test rows: the parent's, scores pulled towards 0.5 and noisier the more they are."""
+    test = frames[frames.split == "test"].copy()
+    noise = np.random.default_rng([seed, k]).normal(0, 0.02 + 0.4 * (1 - shrink), len(test))
+    s = np.clip(0.5 + shrink * (test.score.to_numpy() - 0.5) + noise, 0, 1)
+    test["score"] = s if decimals is None else np.round(s, decimals)
+    test["cell_id"] = cid
+    return test
+
+
 def fill_store(
-    root: Path, seeds: tuple[int, ...] = (0, 1), origin: str = "demo", decimals: int | None = None
+    root: Path,
+    seeds: tuple[int, ...] = (0, 1),
+    origin: str = "demo",
+    decimals: int | None = None,
+    conditions: dict[str, tuple[dict, float]] = CONDITIONS,
 ) -> ScoreStore:
+    """Two seeds' cells (as the runner records them) and, for each, one derived cell per condition."""
     store = ScoreStore(root)
     for seed in seeds:
         cid = f"cell{seed:04d}"
@@ -88,7 +122,26 @@ def fill_store(
             "versions": {"torch": "2.x"},
             "timings": {"fit_s": 1.0, "test_s": 0.5},
         }
-        store.write_cell(cid, _frames(cid, seed, np.random.default_rng(seed), decimals), record)
+        frames = _frames(cid, seed, np.random.default_rng(seed), decimals)
+        store.write_cell(cid, frames, record)
+        parent = store.record(cid)
+        for k, (tag, (keys, shrink)) in enumerate(conditions.items()):
+            kid = f"{cid}-c{k}"
+            cond = {
+                n: ({**v, "seed": 0, "kind": "image"} if n == "perturbation" else v) for n, v in keys.items()
+            }
+            child = {
+                **record,
+                "config": {**config, **cond},
+                "parent_cell_id": cid,
+                "perturbation": {
+                    "tag": tag,
+                    "distortion": cond.get("perturbation"),
+                    "view": cond.get("view"),
+                },
+                "parent": {"finished_at": parent["finished_at"]},
+            }
+            store.write_cell(kid, child_frames(frames, kid, seed, k, shrink, decimals), child)
     store.write_record("crashed0", {"config": {}}, "failed")  # failed cells never reach a leaderboard
     return store
 
@@ -121,10 +174,17 @@ class Reference:
     """One cell's numbers computed without benchmark.metrics: video scores from exact Fractions, AUCs by
     brute force or scikit-learn, EER and its threshold from exact ROC vertices, summaries by hand."""
 
-    def __init__(self, test: pd.DataFrame, val: pd.DataFrame | None = None, record: dict | None = None):
+    def __init__(
+        self,
+        test: pd.DataFrame,
+        val: pd.DataFrame | None = None,
+        record: dict | None = None,
+        perturbed: dict[str, pd.DataFrame] | None = None,
+    ):
         self.units = {"frame": test, "video": exact_video_scores(test)}
         self.val = val
         self.record = record or {}
+        self.perturbed = perturbed or {}  # test frames of the derived cells, by condition tag
         self._scores = {
             (level, d, y): g.score.to_numpy()
             for level, u in self.units.items()
@@ -157,6 +217,17 @@ class Reference:
         out["shift_gap"] = out["diag_mean"] - out["offdiag_mean"]
         return out
 
+    def robust(self) -> tuple[float, float]:
+        """Mean video AUC under each DeeperForensics distortion, mean over its levels, then over distortions
+        (LipForensics' summary); views are not distortions. With the number of (distortion, level) pairs."""
+        by: dict[str, list[float]] = {}
+        for tag, frames in self.perturbed.items():
+            name, at, _level = tag.partition("@")
+            if at and name in DEEPERFORENSICS:
+                by.setdefault(name, []).append(Reference(frames).summary("video")["diag_mean"])
+        n = sum(len(v) for v in by.values())
+        return (sum(sum(v) / len(v) for v in by.values()) / len(by), float(n)) if n else (np.nan, 0.0)
+
     def videos(self, d: str) -> pd.DataFrame:
         v = self.units["video"]
         return v[v.dataset == d]
@@ -177,6 +248,7 @@ REFERENCES: dict[tuple[str, str], Ref] = {
     ("group", "worst"): lambda r, d: r.summary("video")["worst"],
     ("group", "shift_gap"): lambda r, d: r.summary("video")["shift_gap"],
     ("group", "offdiag_mean"): lambda r, d: r.summary("video")["offdiag_mean"],
+    ("group", "robust_auc"): lambda r, d: r.robust(),
     ("per_set", "videos"): lambda r, d: ((r.videos(d).label == 0).sum(), (r.videos(d).label == 1).sum()),
     ("per_set", "frame_auc"): lambda r, d: roc_auc_score(
         r.units["frame"].label[r.units["frame"].dataset == d],
@@ -198,6 +270,18 @@ REFERENCES: dict[tuple[str, str], Ref] = {
     ("per_seed", "shift_gap"): lambda r, d: r.summary("video")["shift_gap"],
     ("per_seed", "val_auc"): lambda r, d: r.record["best_val_auc"],
 }
+
+
+def stored_children(root: Path, parent: str) -> dict[str, pd.DataFrame]:
+    """The derived cells' test frames of cell ``parent``, by condition tag, read from the store's files."""
+    store = ScoreStore(root)
+    rows = store.read_scores(derived=True)
+    out = {}
+    for cid, g in rows.groupby("cell_id"):
+        rec = store.record(cid)
+        if rec["parent_cell_id"] == parent:
+            out[rec["perturbation"]["tag"]] = g.reset_index(drop=True)
+    return out
 
 
 def _declared() -> list[tuple[str, Column]]:
@@ -229,7 +313,12 @@ def test_analysis_values_match_independent_references(tmp_path: Path, seeds, dec
     group, a = _analysed(tmp_path / "store", n_boot)
     frames = [group.scores[r["cell_id"]] for r in group.records]
     refs = [
-        Reference(f[f.split == "test"].reset_index(drop=True), f[f.split == "val"], r)
+        Reference(
+            f[f.split == "test"].reset_index(drop=True),
+            f[f.split == "val"],
+            r,
+            stored_children(tmp_path / "store", r["cell_id"]),
+        )
         for f, r in zip(frames, group.records, strict=True)
     ]
 

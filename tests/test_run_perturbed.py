@@ -149,6 +149,15 @@ def test_each_finished_cell_is_scored_once_per_condition_on_its_test_sets(traine
     assert "perturbed cells: 0 to run, 3 already done" in con.export_text()
     assert _stamps(trained) == stamps
 
+    # the leaderboard: one row (derived cells are not seeds), its robustness column and page tables
+    from benchmark.report.leaderboard import render
+
+    render(trained / "out" / "store", trained / "lb", n_boot=20)
+    readme = (trained / "lb" / "README.md").read_text()
+    page = (trained / "lb" / "tiny" / "resnet34.md").read_text()
+    assert readme.count("[resnet34](tiny/resnet34.md)") == 1 and " (2/35) |" in readme
+    assert "| gaussian_blur | 5 |" in page and "| block_wise | 5 |" in page and "| zoom1.3 |" in page
+
 
 def test_the_same_checkpoint_under_the_same_perturbation_scores_identically(trained: Path) -> None:
     """Scored twice (a forced re-run) the scores are bitwise equal, and they are the bare model's on the

@@ -8,12 +8,17 @@ threshold is applied to the test sets (:class:`CellAnalysis`). A column's functi
 seeds: a value is the mean over seeds, and an interval comes from the same resamples applied to every seed
 (the seeds score the same videos and the draws depend only on the bootstrap seed and the videos),
 averaged resample by resample.
+
+Test-time conditions (derived cells, ``Group.perturbed``): each seed's cell also carries the point
+estimates of its derived cells (:class:`PerturbedCell`: the video-level Cross-AUC matrix and its
+summaries, no bootstrap), for the conditions every seed has; a :class:`View` bound to a condition
+(``View.under(tag)``) reads them with the same column functions.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +29,7 @@ from benchmark.metrics import (
     BootstrapResult,
     Scores,
     bootstrap,
+    cross_auc_matrix,
     cross_auc_summary,
     dataset_metrics,
     pair_name,
@@ -32,9 +38,27 @@ from benchmark.metrics import (
 from benchmark.report import columns
 from benchmark.report.columns import Column, Estimate
 from benchmark.report.groups import Group
+from benchmark.runner.sweeps import Condition, condition_of, sort_key
 
 N_BOOT = 1000
 BOOT_SEED = 0
+
+
+@dataclass(frozen=True)
+class PerturbedCell:
+    """A derived cell's test scores under one condition: the video-level Cross-AUC matrix (test sets in
+    the grid's order) and its :func:`~benchmark.metrics.cross_auc_summary` (point estimates)."""
+
+    record: dict[str, Any]
+    condition: Condition
+    matrix: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def analyse_perturbed(record: dict[str, Any], frames: pd.DataFrame, order: list[str]) -> PerturbedCell:
+    test = Scores.from_frames(frames.reset_index(drop=True), datasets=order, need_video=True)
+    matrix = cross_auc_matrix(test, level="video", datasets=order)
+    return PerturbedCell(record, condition_of(record["config"]), matrix, cross_auc_summary(matrix))
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,7 @@ class CellAnalysis:
         sets: per level, :func:`~benchmark.metrics.dataset_metrics` of each test set.
         transfer: :func:`~benchmark.metrics.threshold_transfer` from the source validation split (video
             level); None when that split cannot give an EER threshold (one class, no rows).
+        perturbed: the cell's derived cells by condition tag (test-time perturbations and views).
     """
 
     record: dict[str, Any]
@@ -55,9 +80,16 @@ class CellAnalysis:
     boot: dict[str, BootstrapResult]
     sets: dict[str, pd.DataFrame]
     transfer: pd.DataFrame | None
+    perturbed: dict[str, PerturbedCell] = field(default_factory=dict)
 
 
-def analyse_cell(record: dict[str, Any], frames: pd.DataFrame, order: list[str], n_boot: int) -> CellAnalysis:
+def analyse_cell(
+    record: dict[str, Any],
+    frames: pd.DataFrame,
+    order: list[str],
+    n_boot: int,
+    perturbed: dict[str, PerturbedCell] | None = None,
+) -> CellAnalysis:
     test = Scores.from_frames(
         frames[frames["split"] == "test"].reset_index(drop=True), datasets=order, need_video=True
     )
@@ -68,7 +100,7 @@ def analyse_cell(record: dict[str, Any], frames: pd.DataFrame, order: list[str],
         transfer = threshold_transfer(val, test, level="video")
     except ValueError:  # a source val split with one class (or none) has no EER threshold
         transfer = None
-    return CellAnalysis(record, test, boot, sets, transfer)
+    return CellAnalysis(record, test, boot, sets, transfer, dict(perturbed or {}))
 
 
 @dataclass(frozen=True)
@@ -76,13 +108,24 @@ class View:
     """What a column's function reads: one cell at one level (and one test set, for per-set columns).
 
     With ``resampled`` (only for ``ci`` columns), :meth:`stat` returns the statistic on every bootstrap
-    resample instead of its estimate; the other readers have no resamples and refuse.
+    resample instead of its estimate; the other readers have no resamples and refuse. With ``condition``
+    (a derived cell's tag), :meth:`stat` reads that condition's scores (video level, point estimates).
     """
 
     cell: CellAnalysis
     level: str | None
     dataset: str | None = None
     resampled: bool = False
+    condition: str | None = None
+
+    def under(self, condition: str | None) -> View:
+        """This view on the scores of one test-time condition (None: the clean test)."""
+        return replace(self, condition=condition)
+
+    @property
+    def conditions(self) -> dict[str, PerturbedCell]:
+        """The cell's derived cells by condition tag (those every seed of the group has)."""
+        return self.cell.perturbed
 
     @property
     def record(self) -> dict[str, Any]:
@@ -90,10 +133,25 @@ class View:
 
     def stat(self, name: str) -> Any:
         """A bootstrap statistic at this level: a Cross-AUC entry (``pair_name``) or a summary key."""
+        if self.condition is not None:
+            return self._perturbed_stat(name)
         boot = self.cell.boot[self._level()]
         if self.resampled:
             return boot.samples[name].to_numpy(dtype=float)
         return float(boot.table.loc[name, "estimate"])
+
+    def _perturbed_stat(self, name: str) -> float:
+        if self.resampled:
+            raise ValueError(f"condition {self.condition}: test-time conditions have point estimates only")
+        if self._level() != "video":
+            raise ValueError(f"condition {self.condition}: only video-level statistics are computed")
+        pc = self.cell.perturbed[self.condition]
+        if name in pc.summary:
+            return float(pc.summary[name])
+        pairs = {pair_name(i, j): (i, j) for i in pc.matrix.index for j in pc.matrix.columns}
+        if name not in pairs:
+            raise KeyError(f"condition {self.condition}: no statistic {name!r}")
+        return float(pc.matrix.loc[pairs[name]])
 
     def metric(self, name: str) -> float:
         """``n_real, n_fake, auc, eer, ap, acc`` of this view's test set at this level."""
@@ -128,6 +186,8 @@ class Analysis:
         matrix, matrix_lo, matrix_hi: the video-level Cross-AUC matrix (seed mean) and its interval.
         worst_pair: ``(real, fake)`` of the lowest off-diagonal entry of ``matrix`` (None if none).
         cells: the analysed cells, seed order (the figures read the first one's video scores).
+        conditions: the test-time conditions every seed was scored under, in table order.
+        incomplete: conditions only some seeds were scored under (left out of every number).
     """
 
     datasets: list[str]
@@ -139,6 +199,8 @@ class Analysis:
     matrix_hi: pd.DataFrame
     worst_pair: tuple[str, str] | None
     cells: list[CellAnalysis]
+    conditions: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
 
 
 def _seed_mean(values: list[Any]) -> np.ndarray:
@@ -172,7 +234,11 @@ def _column(c: Column, cells: list[CellAnalysis], coverage: float, dataset: str 
 def analyse(group: Group, n_boot: int = N_BOOT) -> Analysis:
     """Every declared column of ``group`` (see the module docstring for how seeds combine)."""
     order = group.test_order
-    cells = [analyse_cell(r, group.scores[r["cell_id"]], order, n_boot) for r in group.records]
+    conditions, incomplete = _common_conditions(group)
+    cells = [
+        analyse_cell(r, group.scores[r["cell_id"]], order, n_boot, _perturbed(group, r, conditions, order))
+        for r in group.records
+    ]
     coverage = cells[0].boot["video"].ci
     summary = {key: _column(c, cells, coverage) for key, c in columns.group_columns().items()}
     per_set = {d: {c.key: _column(c, cells, coverage, d) for c in columns.PER_SET.columns} for d in order}
@@ -198,4 +264,29 @@ def analyse(group: Group, n_boot: int = N_BOOT) -> Analysis:
         matrix_hi=mat("hi"),
         worst_pair=cross_auc_summary(matrix)["worst_pair"],
         cells=cells,
+        conditions=conditions,
+        incomplete=incomplete,
     )
+
+
+def _common_conditions(group: Group) -> tuple[list[str], list[str]]:
+    """The condition tags every seed's cell has (table order), and those only some have."""
+    per_seed = [group.perturbed.get(r["cell_id"], {}) for r in group.records]
+    every = set.intersection(*(set(p) for p in per_seed)) if per_seed else set()
+    some = set().union(*(set(p) for p in per_seed)) - every
+    tags = {tag: rec for p in per_seed for tag, rec in p.items()}
+
+    def order(names: set[str]) -> list[str]:
+        return sorted(names, key=lambda t: (sort_key(condition_of(tags[t]["config"])), t))
+
+    return order(every), order(some)
+
+
+def _perturbed(
+    group: Group, record: dict[str, Any], conditions: list[str], order: list[str]
+) -> dict[str, PerturbedCell]:
+    kids = group.perturbed.get(record["cell_id"], {})
+    return {
+        tag: analyse_perturbed(kids[tag], group.perturbed_scores[kids[tag]["cell_id"]], order)
+        for tag in conditions
+    }

@@ -11,7 +11,10 @@ Tables:
 * ``SUMMARY``: the README row of one (grid, detector, training set); with ``MATRIX_SENTENCE`` (the line
   under a page's Cross-AUC matrix) its values are seed means with bootstrap intervals;
 * ``PER_SET``: one row per test set on a detector's page (seed means; ``ci`` columns with intervals);
-* ``PER_SEED``: one row per seed, no intervals.
+* ``PER_SEED``: one row per seed, no intervals;
+* ``ROBUSTNESS``, ``ROBUSTNESS_MEAN``, ``SENSITIVITY``: one row per test-time condition (a distortion at a
+  level, the mean over distortions at a level, a preprocessing view), the summary's video-level numbers
+  under it (point estimates of the derived cells, seed means; ``benchmark.report.robustness``).
 The explanations of ``SUMMARY``'s columns complete the Cross-AUC note at the top of every page; those of
 ``PER_SET`` are printed under its table.
 """
@@ -23,8 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from benchmark.metrics import pair_name
 from benchmark.report.groups import page_path
+from datamodules.media.perturb import DEEPERFORENSICS
+from datamodules.media.perturb.deeperforensics import LEVELS as DF_LEVELS
 
 if TYPE_CHECKING:
     from benchmark.report.analysis import Analysis, View
@@ -211,6 +218,45 @@ def best_val_auc(v: View) -> Any:
     return v.record.get("best_val_auc")
 
 
+#: (distortion, level) pairs of DeeperForensics-1.0: 7 x 5
+N_DEEPERFORENSICS = sum(len(DF_LEVELS[n]) for n in DEEPERFORENSICS)
+
+
+def robust_auc(v: View) -> tuple[float, float]:
+    """``(mean, n)``: the mean video AUC under each DeeperForensics-1.0 distortion, averaged over the levels
+    scored, then over the distortions (LipForensics' robustness summary); ``n`` (distortion, level) pairs.
+
+    Views, user perturbations and combined conditions are not part of it. ``(nan, 0)`` when none was scored.
+    """
+    by_name: dict[str, list[float]] = {}
+    for tag, pc in v.conditions.items():
+        p = pc.condition.perturbation
+        if pc.condition.view is None and p is not None and p.name in DEEPERFORENSICS:
+            by_name.setdefault(p.name, []).append(v.under(tag).stat("diag_mean"))
+    n = sum(len(x) for x in by_name.values())
+    if not n:
+        return math.nan, 0.0
+    return float(np.mean([np.mean(x) for x in by_name.values()])), float(n)
+
+
+def robust_value(v: Estimate, analysis: Analysis) -> str:
+    """``0.712 (4/35)``: the value and how many of the 35 (distortion, level) pairs it averages."""
+    mean, n = v.value
+    if not n or not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.3f} ({int(round(n))}/{N_DEEPERFORENSICS})"
+
+
+def auc_change(v: View) -> Any:
+    """The mean video AUC under the view's condition minus the clean one (0 on the clean row)."""
+    return v.stat("diag_mean") - v.under(None).stat("diag_mean")
+
+
+def signed(v: Any, analysis: Any) -> str:
+    x = _value(v)
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:+.3f}"
+
+
 # --------------------------------------------------------------------------- declarations
 
 VIDEO_AUC = Column("video_auc", "mean video AUC", mean_auc, "video", ci=True)
@@ -249,6 +295,17 @@ EER_EXPLANATION = (
     "the lower score)."
 )
 
+ROBUST_AUC = Column(
+    "robust_auc",
+    "robust AUC (DeeperForensics)",
+    robust_auc,
+    fmt=robust_value,
+    explanation="*robust AUC* is the mean video AUC with the test crops distorted by the DeeperForensics-1.0 "
+    "perturbations (Jiang et al., CVPR 2020), averaged over the levels of each distortion, then over the "
+    "distortions, as LipForensics summarises robustness (Haliassos et al., CVPR 2021); in brackets, how many "
+    "of the 7 x 5 (distortion, level) pairs were scored",
+)
+
 SUMMARY = Table(
     labels=(
         Label("detector", lambda g: f"[{g.detector}]({page_path(g.grid, g.detector).as_posix()})"),
@@ -257,7 +314,7 @@ SUMMARY = Table(
         Label("seeds", lambda g: g.seeds),
         Label("pretrained", lambda g: g.pretrained),
     ),
-    columns=(VIDEO_AUC, FRAME_AUC, PAIR_MEAN, WORST, SHIFT_GAP),
+    columns=(VIDEO_AUC, FRAME_AUC, PAIR_MEAN, WORST, SHIFT_GAP, ROBUST_AUC),
 )
 
 #: the line under a page's Cross-AUC matrix: "<header> <value>" joined by "; "
@@ -295,6 +352,28 @@ PER_SEED = Table(
     ),
 )
 
+#: the summary's video-level numbers under one test-time condition (a row is a ``robustness.Row``: the
+#: worst column prints that row's own worst pair)
+CONDITION_COLUMNS = (
+    Column("video_auc", "mean video AUC", mean_auc),
+    Column("auc_change", "change from clean", auc_change, fmt=signed),
+    Column("pair_mean", "Cross-AUC pair mean", pair_mean),
+    Column("worst", "worst ordered pair (real -> fake)", worst, fmt=worst_arrow),
+)
+
+ROBUSTNESS = Table(
+    labels=(Label("distortion", lambda r: r.labels[0]), Label("level", lambda r: r.labels[1])),
+    columns=CONDITION_COLUMNS,
+)
+
+#: per level, the mean of the ``ROBUSTNESS`` rows of the DeeperForensics distortions scored at that level
+ROBUSTNESS_MEAN = Table(
+    labels=(Label("level", lambda r: r.labels[0]), Label("distortions", lambda r: r.labels[1])),
+    columns=(*CONDITION_COLUMNS[:3], replace(CONDITION_COLUMNS[3], header="worst ordered pair", fmt=plain)),
+)
+
+SENSITIVITY = Table(labels=(Label("view", lambda r: r.labels[0]),), columns=CONDITION_COLUMNS)
+
 CROSS_AUC_DEFINITION = (
     "**Cross-AUC (real_i vs fake_j)** is the AUC of dataset i's REAL samples against dataset j's FAKE "
     "samples, all scored by the same model, for every ordered pair of test sets. The diagonal is the usual "
@@ -331,7 +410,14 @@ def _check_table(table: Table, name: str) -> None:
         raise ValueError(f"table {name} declares a column key twice: {keys}")
 
 
-for _t, _n in ((SUMMARY, "SUMMARY"), (PER_SET, "PER_SET"), (PER_SEED, "PER_SEED")):
+for _t, _n in (
+    (SUMMARY, "SUMMARY"),
+    (PER_SET, "PER_SET"),
+    (PER_SEED, "PER_SEED"),
+    (ROBUSTNESS, "ROBUSTNESS"),
+    (ROBUSTNESS_MEAN, "ROBUSTNESS_MEAN"),
+    (SENSITIVITY, "SENSITIVITY"),
+):
     _check_table(_t, _n)
 group_columns()
 
@@ -340,6 +426,9 @@ __all__ = [
     "MATRIX_SENTENCE",
     "PER_SEED",
     "PER_SET",
+    "ROBUSTNESS",
+    "ROBUSTNESS_MEAN",
+    "SENSITIVITY",
     "SUMMARY",
     "Column",
     "Estimate",

@@ -65,3 +65,34 @@ def score_distributions(frames: pd.DataFrame, order: list[str], path: Path, titl
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def robustness_curves(
+    curves: dict[str, list[tuple[int, dict[str, float]]]],
+    mean_curve: list[tuple[int, dict[str, float]]],
+    panels: list[tuple[str, str]],
+    path: Path,
+    title: str,
+) -> Path:
+    """One panel per statistic (``panels``: ``(key, axis label)``) against the distortion level: a line per
+    distortion (level 0 = the clean test) and, thick and dashed, the mean over distortions."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, (key, label) in zip(axes[0], panels, strict=True):
+        for k, (name, pts) in enumerate(curves.items()):
+            x = [lv for lv, _ in pts]
+            ax.plot(x, [v[key] for _, v in pts], marker="o", ms=3, lw=1.2, color=colors(k % 10), label=name)
+        if mean_curve:
+            x = [lv for lv, _ in mean_curve]
+            y = [v[key] for _, v in mean_curve]
+            ax.plot(x, y, color="black", lw=2.2, ls="--", marker="s", ms=4, label="mean over distortions")
+        ax.set_xlabel("level (0 = clean)")
+        ax.set_ylabel(label)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xticks(range(0, 6))
+        ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

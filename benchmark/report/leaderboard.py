@@ -24,6 +24,7 @@ from benchmark.report import columns, figures
 from benchmark.report.analysis import BOOT_SEED, N_BOOT, Analysis, analyse
 from benchmark.report.columns import fmt, fmt_ci
 from benchmark.report.groups import Group, collect, page_path, slug
+from benchmark.report.robustness import robustness
 from benchmark.store import ScoreStore
 from datamodules import atomic
 
@@ -140,6 +141,7 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
             f"![score distributions](figures/{dist.name})",
             "",
         ]
+        lines += _robustness(detector, g, a, fig_dir / f"{base}-robustness.png")
 
         lines += ["### Per seed", ""]
         srows = [per_seed.row(r, v, a) for r, v in zip(g.records, a.per_seed, strict=True)]
@@ -181,6 +183,59 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
         if g.superseded:
             lines += _superseded(g), ""
     return "\n".join(lines)
+
+
+ROBUSTNESS_NOTE = (
+    "Each finished cell's checkpoint scored again on the test sets with every test crop changed (derived "
+    "cells, `python -m benchmark.run --perturb ...`; the source validation split is not changed): the "
+    "DeeperForensics-1.0 distortions at their published levels (Jiang et al., CVPR 2020; definitions in "
+    "`datamodules/media/perturb/`, applied to the stored crop before the detector's resize) and "
+    "preprocessing views (zoom = a tighter crop margin, the resize interpolation, a smaller emulated crop). "
+    "Video level, point estimates (no bootstrap), mean over seeds; *change from clean* = mean video AUC "
+    "under the condition minus the clean one."
+)
+
+
+def _robustness(detector: str, g: Group, a: Analysis, figure: Path) -> list[str]:
+    """The page's robustness and sensitivity sections (nothing when the group has no derived cell)."""
+    rob = robustness(a)
+    if rob is None:
+        return []
+    lines = ["### Robustness: test-time distortions and preprocessing views", "", ROBUSTNESS_NOTE, ""]
+    if rob.distortions:
+        t = columns.ROBUSTNESS
+        lines += [md_table(t.headers, [t.row(r, r.values, r) for r in rob.distortions]), ""]
+        panels = [(c.key, c.header) for c in columns.CONDITION_COLUMNS if c.key != "auc_change"]
+        values = {
+            n: [(lv, {k: r.values[k].value for k, _ in panels}) for lv, r in pts]
+            for n, pts in rob.curves.items()
+        }
+        mean = [(lv, {k: r.values[k].value for k, _ in panels}) for lv, r in rob.mean_curve]
+        fig = figures.robustness_curves(values, mean, panels, figure, f"{detector} trained on {g.train_set}: "
+                                        "video level against the distortion level")  # fmt: skip
+        lines += [f"![robustness curves](figures/{fig.name})", ""]
+    if rob.means:
+        t = columns.ROBUSTNESS_MEAN
+        lines += [
+            "Mean over the DeeperForensics-1.0 distortions scored at each level (their codes listed):",
+            "",
+            md_table(t.headers, [t.row(r, r.values, r) for r in rob.means]),
+            "",
+        ]
+    if rob.views:
+        t = columns.SENSITIVITY
+        lines += [
+            "Sensitivity to preprocessing (views of the stored crops):",
+            "",
+            md_table(t.headers, [t.row(r, r.values, r) for r in rob.views]),
+            "",
+        ]
+    if rob.incomplete:
+        lines += [
+            f"Scored for some seeds only, left out above: {', '.join(rob.incomplete)}.",
+            "",
+        ]
+    return lines
 
 
 def _hardware(hw: dict[str, Any] | None) -> str:

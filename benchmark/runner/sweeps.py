@@ -41,6 +41,7 @@ from datamodules.media.perturb import (
     Perturbation,
     get_distortion,
     get_perturbation,
+    list_perturbations,
     register_config,
 )
 
@@ -82,6 +83,37 @@ class Condition:
         parts = [] if self.perturbation is None else [self.perturbation.tag]
         parts += [] if self.view is None else [self.view.tag]
         return "+".join(parts) or "clean"
+
+
+def sort_key(c: Condition) -> tuple:
+    """Distortions first (registry order, then level), then views: zooms, interpolations (in
+    ``INTERPOLATIONS`` order), crop sizes (the ``sensitivity`` sweep's order)."""
+    names, interps = list_perturbations(), list(INTERPOLATIONS)
+    p, v = c.perturbation, c.view
+    pk = (0, "", 0, 0)
+    if p is not None:
+        pk = (names.index(p.name) if p.name in names else len(names), p.name, p.level, p.seed)
+    vk: tuple = ()
+    if v is not None:
+        interp = interps.index(v.interpolation) if v.interpolation in interps else len(interps)
+        vk = (v.zoom == 1.0, v.zoom, interp, v.crop_size or 0)
+    return (p is None, pk, v is not None, vk)
+
+
+def condition_of(config: Mapping[str, Any]) -> Condition:
+    """The condition of a derived cell's config, as recorded (read back without the registry's check, so
+    a store renders after the registry changed)."""
+    p, v = config.get("perturbation"), config.get("view")
+    perturbation = None
+    if p is not None:
+        perturbation = Perturbation(
+            str(p["name"]),
+            int(p["level"]),
+            dict(p.get("params", {})),
+            int(p.get("seed", 0)),
+            p.get("kind", "image"),
+        )
+    return Condition(perturbation, None if v is None else view_from_dict(v))
 
 
 def view_dict(view: CropView) -> dict[str, Any]:
