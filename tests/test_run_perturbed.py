@@ -290,6 +290,25 @@ def test_released_weights_are_scored_under_a_condition_from_the_published_file(f
 
 
 # --------------------------------------------------------------------------- bad input
+def test_a_datamodule_that_ignores_the_condition_is_refused(tmp_path: Path) -> None:
+    """The synthetic datamodule cannot distort images: its scores would be clean ones under the
+    condition's name, so the derived cell fails, naming the factory."""
+    from benchmark.runner.cell import CellFailed, run_cell
+
+    write_data_config(tmp_path)
+    write_grid(tmp_path)
+    rt = Runtime(store_root=tmp_path / "out/store", work_root=tmp_path / "out/cells", progress_bar=False)
+    (parent,) = plan_cells(load_grid(tmp_path / "tiny.yaml"), parse_data_config(tmp_path / "datasets.yaml"),
+                           datamodule="tests.runner_fixtures:synthetic", runtime=rt)  # fmt: skip
+    run_cell(parent)
+    derived = derive(parent, Condition(get_perturbation("GB", 2)))
+    with pytest.raises(
+        CellFailed, match=r"'tests.runner_fixtures:synthetic' does not apply .* 'gaussian_blur@2'"
+    ):
+        run_cell(derived)
+    assert ScoreStore(tmp_path / "out" / "store").record(derived.cell_id)["status"] == "failed"
+
+
 def test_bad_sweeps_name_the_culprit(faces: Path) -> None:
     con = _console()
     assert main(_args(faces, "--perturb", "nope"), console=con) == 2

@@ -262,6 +262,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
 
     from benchmark.runner import perturbed
     from benchmark.runner.cell_data import (
+        check_conditions,
         check_eval_sets,
         ensure_manifests,
         eval_sets,
@@ -284,6 +285,8 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     model = create_detector(c.detector, **c.overrides) if c.weights is None else released_model(cell)
     dm = load_factory(c.datamodule)(c, model.data_spec, manifests)
     check_eval_sets(dm, c)
+    if parent is not None:
+        check_conditions(dm, c)
     writer = ScoreWriter(eval_sets(c))
     trainer, ckpt = _trainer(cell, work, [*callbacks, writer])
     resumed, best = False, None

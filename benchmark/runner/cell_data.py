@@ -98,6 +98,18 @@ def check_eval_sets(dm: L.LightningDataModule, config: CellConfig) -> None:
         )
 
 
+def check_conditions(dm: L.LightningDataModule, config: CellConfig) -> None:
+    """Refuse, for a derived cell, a datamodule that does not apply the cell's test-time perturbation and
+    view (its scores would be the clean ones under the condition's name)."""
+    got = getattr(dm, "test_perturbation", None), getattr(dm, "test_view", None)
+    if got != (config.perturbation, config.view):
+        raise ValueError(
+            f"datamodule factory {config.datamodule!r} does not apply the cell's test-time condition "
+            f"{config.condition.tag!r} (its test_perturbation / test_view are {got[0]!r} / {got[1]!r}); "
+            "derived cells need a datamodule that does, e.g. the default ForgeryDataModule"
+        )
+
+
 def build_datamodule(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """The suite's ``ForgeryDataModule`` for one cell (val = the source's val split; evaluation sets =
     :func:`eval_sets`; a derived cell's test-time perturbation and view on the test sets)."""

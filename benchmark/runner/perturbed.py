@@ -163,7 +163,7 @@ def print_perturbed(
         return
     t = Table(title=title)
     for col in ("#", "cell", "detector", "train set", "seed", "condition", "parent", "state"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in {"condition", "state"})
     for i, c in enumerate(plan.cells, 1):
         t.add_row(
             str(i), c.cell_id, c.detector, c.train_set, str(c.seed), c.config.condition.tag, str(c.parent_id),
