@@ -382,3 +382,17 @@ def test_the_store_keeps_derived_cells_out_of_plain_reads(tmp_path: Path) -> Non
     assert list(store.read_scores(derived=True).score) == [0.4, 0.5]
     assert sorted(store.read_scores(derived=None).cell_id.unique()) == ["child00", "parent0"]
     assert store.read_scores(derived=None).set_index("cell_id").loc["parent0", "perturbation"].isna().all()
+
+
+def test_the_live_table_names_each_cells_condition(faces: Path) -> None:
+    from benchmark.runner.monitor import Job, jobs_table
+
+    (parent,) = _cells(faces)
+    jobs = [Job(parent), Job(derive(parent, Condition(view=CropView(crop_size=160))))]
+    con = _console()
+    con.print(jobs_table(jobs))
+    text = con.export_text()
+    assert "condition" in text and "crop160" in text and "clean" in text
+    con = _console()
+    con.print(jobs_table(jobs[:1]))  # a sweep without derived cells: the table as before
+    assert "condition" not in con.export_text()
