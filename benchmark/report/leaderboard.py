@@ -231,6 +231,12 @@ def _pretrained(group: Group) -> str:
     return "yes" if vals == {True} else "no (random init)" if vals == {False} else "mixed"
 
 
+def _reference(group: Group) -> str:
+    """``paper`` or ``released`` (see ``detectors.settings``); records written before references existed
+    trained as the paper describes."""
+    return "/".join(sorted({str(r.get("reference", "paper")) for r in group.records}))
+
+
 def _seeds(group: Group) -> str:
     return ", ".join(str(r["config"]["seed"]) for r in group.records)
 
@@ -328,7 +334,7 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
             f"## Trained on `{g.train_set}`",
             "",
             f"Data: **{_origin(g)}**. Seeds: {_seeds(g)}. Pretrained weights: {_pretrained(g)}. "
-            f"Recipe: {rec0.get('recipe_source') or 'n/a'}.",
+            f"Reference: {_reference(g)}. Recipe: {rec0.get('recipe_source') or 'n/a'}.",
             "",
             "### Per test set (video level unless stated; mean over seeds)",
             "",
@@ -420,10 +426,12 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
         ]
         lines += [md_table(sh, srows), ""]
 
-        lines += ["### Overrides from the paper's recipe", ""]
+        lines += ["### Overrides from the reference's recipe", ""]
         ov = _overrides(rec0)
         lines += [
-            md_table(["setting", "paper", "used"], ov) if ov else "None: the paper's recipe as published.",
+            md_table(["setting", "reference", "used"], ov)
+            if ov
+            else "None: the reference's recipe as published.",
             "",
         ]
         if any(_overrides(r) != ov for r in g.records[1:]):

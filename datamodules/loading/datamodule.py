@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.augmentation import Augmentation
 from datamodules.batch import collate
 from datamodules.loading.dataset import SBI, ManifestDataset
 from datamodules.loading.sampler import TrainBatchSampler, seed_worker
@@ -55,7 +56,9 @@ class ForgeryDataModule(L.LightningDataModule):
         batch_size, eval_batch_size: training and evaluation batch sizes.
         frames_train, frames_test, frames_val: frames per video per stage (``frames_val`` defaults to
             ``frames_test``), evenly spread over each video's ok frames.
-        augment: training augmentation (:mod:`datamodules.loading.transforms`).
+        augment: the training augmentation: an :class:`~datamodules.augmentation.Augmentation` (the
+            detector's ``Recipe.augmentation``; the runner passes it), ``True`` for its defaults, ``False``
+            for none (:mod:`datamodules.loading.transforms`).
         seed: drives every random draw of the data side.
         train_methods: fake methods used for training and validation (default: all of the train split).
         sbi_prob: probability of turning a training real into a self-blended fake.
@@ -73,7 +76,7 @@ class ForgeryDataModule(L.LightningDataModule):
         frames_train: int = 8,
         frames_test: int = 32,
         frames_val: int | None = None,
-        augment: bool = True,
+        augment: bool | Augmentation = True,
         seed: int = 0,
         num_workers: int = 0,
         train_methods: Sequence[str] | None = None,
@@ -170,7 +173,7 @@ class ForgeryDataModule(L.LightningDataModule):
         return methods + ([SBI] if self.sbi_prob > 0 and SBI not in methods else [])
 
     def _dataset(
-        self, name: str, rows: pd.DataFrame, augment: bool, masks: bool, blend: bool = False
+        self, name: str, rows: pd.DataFrame, augment: bool | Augmentation, masks: bool, blend: bool = False
     ) -> ManifestDataset:
         root = self.manifests[name].parent
         return ManifestDataset(rows, root, self.spec, augment, self.methods, masks, self.soft_regions, blend)
