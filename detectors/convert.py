@@ -5,8 +5,10 @@
 
 Each detector declares the formats it reads in its class attribute ``converters`` (source name ->
 :class:`Conversion`), written beside the detector: DeepfakeBench's Xception and EfficientNet-B4 in
-:mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`; their docstrings
-hold the key mapping tables. This module only dispatches and holds the helpers converters share.
+:mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`, Forensics
+Adapter's released checkpoint (source ``forensics_adapter``) in :mod:`detectors.forensics_adapter.released`;
+their docstrings hold the key mapping tables. This module only dispatches and holds the helpers
+converters share.
 
 The rules every converter follows: ``module.`` prefixes (DataParallel / DDP) are removed; keys dropped on
 purpose are listed in the converter's docstring, never silent; everything else maps one-to-one, and any
@@ -45,11 +47,18 @@ class Conversion:
         convert: their state dict -> ours (:class:`ConversionError` for a layout it does not know).
         build: constructor arguments that rebuild their network with our detector.
         infer: constructor arguments read from their state dict (e.g. a head's size); they win over ``build``.
+        fresh: prefixes of OUR keys their checkpoints cannot hold (parts their code never saves, e.g.
+            modules it re-creates at every call); they keep the detector's initialisation, every other
+            key loads strictly. Listed in the converter's docstring.
+        seed: torch seed of the detector's construction (so ``fresh`` parts are the same draw on every
+            conversion); ``None`` = the current RNG state.
     """
 
     convert: Callable[[Mapping[str, Tensor]], StateDict]
     build: dict[str, Any] = field(default_factory=dict)
     infer: Callable[[Mapping[str, Tensor]], dict[str, Any]] | None = None
+    fresh: tuple[str, ...] = ()
+    seed: int | None = None
 
 
 def sources() -> dict[str, list[str]]:
@@ -80,8 +89,19 @@ def load_converted(
     state = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
     converted = conversion.convert(state)
     kwargs = {**conversion.build, **(conversion.infer(state) if conversion.infer else {}), **overrides}
-    model = create_detector(name, **kwargs)
-    load_into(model, converted, what=f"{source} {name} checkpoint", convert=lambda s: s)
+    if conversion.seed is None:
+        model = create_detector(name, **kwargs)
+    else:
+        with torch.random.fork_rng(devices=[]):  # a fixed draw for ``fresh`` parts; the caller's RNG untouched
+            torch.manual_seed(conversion.seed)
+            model = create_detector(name, **kwargs)
+    load_into(
+        model,
+        converted,
+        what=f"{source} {name} checkpoint",
+        convert=lambda s: s,
+        ignore_missing=conversion.fresh,
+    )
     model.pretrained_loaded = True
     return model
 
@@ -166,9 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         "(detectors.load_detector).",
     )
     p.add_argument(
-        "--source", default="deepfakebench", help="the checkpoint's code base (default deepfakebench)"
+        "--source",
+        default="deepfakebench",
+        help="the checkpoint's code base: deepfakebench (default) or forensics_adapter (the authors' release)",
     )
-    p.add_argument("detector", help="our detector name (e.g. xception, efficientnet_b4, ucf)")
+    p.add_argument(
+        "detector", help="our detector name (e.g. xception, efficientnet_b4, ucf, forensics_adapter)"
+    )
     p.add_argument("checkpoint", type=Path, help="the released checkpoint (.pth or .safetensors)")
     p.add_argument("output", type=Path, help="where to write the converted .ckpt")
     args = p.parse_args(argv)

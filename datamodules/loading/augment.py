@@ -105,12 +105,17 @@ def draw(aug: Augmentation, rng: np.random.Generator) -> AugmentDraw:
     )
 
 
+def flip_matrix(width: int) -> np.ndarray:
+    """3x3 matrix of the horizontal flip ``x -> w - 1 - x`` (``cv2.flip(img, 1)``)."""
+    return np.array([[-1.0, 0, width - 1], [0, 1, 0], [0, 0, 1]])
+
+
 def geometry(hw: tuple[int, int], d: AugmentDraw, semantics: str) -> np.ndarray:
     """3x3 matrix of the flip then the rotation/scale about the centre, in the pixels of an ``hw`` image."""
     h, w = hw
     m = np.eye(3)
     if d.flip:
-        m = np.array([[-1.0, 0, w - 1], [0, 1, 0], [0, 0, 1]]) @ m
+        m = flip_matrix(w) @ m
     if d.angle is not None:
         centre = (w / 2, h / 2) if semantics == ALBU else ((w - 1) / 2, (h - 1) / 2)
         r = np.vstack([cv2.getRotationMatrix2D(centre, d.angle, d.scale), [0, 0, 1]])

@@ -19,7 +19,8 @@ Deliberate differences from albumentations that apply under both ``Augmentation.
 warped bilinearly (soft masks stay soft; albumentations warps masks with nearest-neighbour
 interpolation), and flip + rotation + resize are one resampling (albumentations: the flip is a pixel
 copy, the rotation one bilinear resampling; the same sampling positions, so equal up to OpenCV's
-fixed-point rounding). With ``"albumentations-1.1.0"`` semantics a crop whose side is not the input
+fixed-point rounding; with ``"albumentations-1.1.0"`` semantics the flip is a pixel copy too, so the
+image is bit-identical to albumentations'). With ``"albumentations-1.1.0"`` semantics a crop whose side is not the input
 side is first resized with ``INTER_CUBIC`` (DeepfakeBench's ``load_rgb``; masks bilinear, as its
 ``load_mask``) and augmented at the input side, as there; with ``"suite"`` semantics it is resampled
 once. Evaluation never depends on the recipe.
@@ -43,7 +44,7 @@ worker count or order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -162,6 +163,11 @@ class FaceTransform:
         if aug is not None:
             rng = np.random.default_rng(int(seed) % 2**32) if seed is not None else self._rng
             d = ops.draw(aug, rng)
+            if aug.semantics == ops.ALBU and d.flip:  # albumentations copies the flipped pixels, then rotates
+                image = cv2.flip(image, 1)
+                mask = None if mask is None else cv2.flip(np.asarray(mask, np.float32), 1)
+                pre = ops.flip_matrix(hw[1]) @ pre
+                d = replace(d, flip=False)
             geom = ops.geometry(hw, d, aug.semantics)
             border = _BORDERS[aug.border]
             img = ops.photometric(_warp(image, geom, s, border), d, aug.semantics)

@@ -31,6 +31,7 @@ from detectors.forensics_adapter.losses import (
     patch_fractions,
     patch_labels,
 )
+from detectors.forensics_adapter.released import FORENSICS_ADAPTER_RELEASED
 from detectors.recipe import Recipe, deepfakebench_augmentation, released_variant
 from detectors.registry import register_detector
 from detectors.settings import RELEASED
@@ -183,6 +184,7 @@ class ForensicsAdapter(Detector):
     released_recipe = released_variant(
         default_recipe, 60, "Forensics Adapter config/train.yaml run by train.py: nEpochs 60 -> 61 epochs"
     )
+    converters = {"forensics_adapter": FORENSICS_ADAPTER_RELEASED}
     tiny_config: ClassVar[dict[str, Any]] = {
         "tiny_clip": True,
         "clip_pretrained": None,
