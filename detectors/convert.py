@@ -92,7 +92,9 @@ def load_converted(
     if conversion.seed is None:
         model = create_detector(name, **kwargs)
     else:
-        with torch.random.fork_rng(devices=[]):  # a fixed draw for ``fresh`` parts; the caller's RNG untouched
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # a fixed draw for ``fresh`` parts; the caller's RNG untouched
             torch.manual_seed(conversion.seed)
             model = create_detector(name, **kwargs)
     load_into(

@@ -172,7 +172,12 @@ def test_ucf_loads_strictly_and_infers_its_heads(num_methods):
 def test_each_detector_declares_the_formats_it_reads():
     from detectors.convert import sources
 
-    assert sources() == {"deepfakebench": ["efficientnet_b4", "ucf", "xception"]}
+    assert sources() == {
+        "deepfakebench": ["efficientnet_b4", "ucf", "xception"],
+        "forensics_adapter": [
+            "forensics_adapter"
+        ],  # the authors' release (detectors.forensics_adapter.released)
+    }
     with pytest.raises(
         ValueError, match=r"no 'deepfakebench' converter for 'resnet34'.*efficientnet_b4, ucf"
     ):

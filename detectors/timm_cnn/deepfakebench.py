@@ -30,9 +30,10 @@ effnet ``backbone.last_layer``                ``net.head.fc`` (``w_fake - w_real
 
 Dropped on purpose (listed, never silent): the unused ``adjust_channel`` of both detectors.
 
-The EfficientNet checkpoint is loaded into ``tf_efficientnet_b4`` with ``deepfakebench_compat=True``
-(DeepfakeBench's unpadded stem, ``efficientnet_pytorch``'s static paddings, BN eps 1e-3) and mean = std =
-0.5, so scores match DeepfakeBench's own.
+The EfficientNet checkpoint is loaded into the ``reference="released"`` build of ``efficientnet_b4``
+(``tf_efficientnet_b4`` with ``deepfakebench_compat=True``: DeepfakeBench's unpadded stem,
+``efficientnet_pytorch``'s static paddings, BN eps 1e-3 / momentum 0.01; mean = std = 0.5), so scores match
+DeepfakeBench's own.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-from datamodules.spec import HALF
 from detectors.convert import Conversion, ConversionError, StateDict, drop, pop_head, rehome, strip_module
 
 #: blocks per stage of EfficientNet-B4 (efficientnet_pytorch's flat ``_blocks`` index -> timm stage, index)
@@ -127,12 +127,6 @@ def convert_efficientnet_b4(
 DEEPFAKEBENCH_XCEPTION = Conversion(convert_xception, build={"pretrained": False, "input_size": 256})
 DEEPFAKEBENCH_EFFICIENTNET_B4 = Conversion(
     convert_efficientnet_b4,
-    build={
-        "pretrained": False,
-        "arch": "tf_efficientnet_b4",
-        "deepfakebench_compat": True,
-        "mean": HALF,
-        "std": HALF,
-        "input_size": 256,
-    },
+    # reference="released" builds DeepfakeBench's network (EfficientNetB4.reference_arguments)
+    build={"pretrained": False, "reference": "released", "input_size": 256},
 )
