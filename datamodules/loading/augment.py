@@ -140,15 +140,22 @@ def brightness_contrast_lut(alpha: float, beta: float, semantics: str) -> np.nda
 
 
 def fancy_pca(img: np.ndarray, alpha: float, semantics: str) -> np.ndarray:
-    """FancyPCA (Krizhevsky et al., NeurIPS 2012) with one scale ``alpha`` for the three components."""
-    orig = img.astype(np.float64)
-    flat = (img / 255.0).reshape(-1, 3)
-    cov = np.cov(flat - flat.mean(axis=0), rowvar=False)
+    """FancyPCA (Krizhevsky et al., NeurIPS 2012) with one scale ``alpha`` for the three components.
+
+    The offset ``o`` is one constant per channel, so ``x -> clip(x + o)`` is a per-channel lookup table
+    (computed in float64 as albumentations computes the image). The RGB covariance comes from exact
+    integer sums (deterministic on any BLAS); albumentations' ``np.cov`` equals it up to float rounding.
+    """
+    x = img.reshape(-1, 3).T.astype(np.float64)  # [3, N], contiguous
+    n = x.shape[1]
+    s = np.array(cv2.sumElems(img)[:3])
+    cov = (x @ x.T - np.outer(s, s) / n) / (n - 1) / 255.0**2
     vals, vecs = np.linalg.eigh(cov)
     vals, vecs = vals[::-1], vecs[:, ::-1]  # descending, pairs kept
     basis = vecs.T if semantics == ALBU else vecs
     offset = basis @ (alpha * vals)
-    return _to_uint8(orig + offset * 255, semantics)
+    lut = np.arange(256, dtype=np.float64)[:, None] + offset[None, :] * 255
+    return cv2.LUT(img, _to_uint8(lut, semantics)[None])
 
 
 def hsv_shift(img: np.ndarray, shifts: tuple[float, float, float], semantics: str) -> np.ndarray:
