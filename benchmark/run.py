@@ -6,6 +6,12 @@ Examples::
     python -m benchmark.run --grid demo --dry-run                     # list the cells and what is done
     python -m benchmark.run --grid cross --devices 2                  # DDP over 2 devices inside each cell
     python -m benchmark.run --grid cross --launcher slurm --slurm-partition gpu
+    python -m benchmark.run --grid cross --weights released --weights-dir weights   # no training
+
+``--weights released`` scores each detector's published checkpoint (``<weights dir>/<published file
+name>``, listed by ``python -m detectors.convert --released``) under the whole protocol instead of
+training; its cells have their own ids. A detector without one, or a missing file, is an error (exit 2)
+before any cell runs.
 
 Finished cells (``status: done`` in the store) are skipped; an unfinished cell restarts from its last
 checkpoint (``--no-resume``: from scratch); ``--force`` redoes finished cells too. The exit code is 1 when
@@ -37,7 +43,7 @@ from benchmark.runner.data_config import (
 from benchmark.runner.grid import GridError
 from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
 from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
-from benchmark.runner.plan import plan_cells, resolve_grid
+from benchmark.runner.plan import DEFAULT_WEIGHTS_DIR, WEIGHTS_MODES, WeightsError, plan_cells, resolve_grid
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -70,6 +76,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-leaderboard", action="store_true", help="do not render leaderboards at the end")
     p.add_argument(
         "--wandb", action="store_true", help="also log to Weights & Biases (WANDB_MODE=offline works)"
+    )
+    p.add_argument(
+        "--weights",
+        default="trained",
+        choices=WEIGHTS_MODES,
+        help="train each cell (default) or score the detectors' released checkpoints without training",
+    )
+    p.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=DEFAULT_WEIGHTS_DIR,
+        help="where released checkpoints are, under their published file names (default weights/)",
     )
     p.add_argument("--datamodule", default=DEFAULT_DATAMODULE, help=argparse.SUPPRESS)
     p.add_argument("--slurm-cluster", default=None, help="submitit cluster: slurm (auto), local or debug")
@@ -146,8 +164,10 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             seeds=args.seeds,
             datamodule=args.datamodule,
             runtime=runtime,
+            weights=args.weights,
+            weights_dir=args.weights_dir,
         )
-    except (GridError, DataConfigError, KeyError) as e:
+    except (GridError, DataConfigError, WeightsError, KeyError) as e:
         console.print(f"[bold red]error:[/] {e}")
         return 2
     for note in (data.note, grid_note):
@@ -165,7 +185,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             console.print(f"[bold red]error:[/] output folder {args.out} is not writable ({problem})")
             return 2
     store = ScoreStore(args.out / "store")
-    title = f"grid {grid.name}: {len(cells)} cells ({data.origin} data, {data.path})"
+    released = ", released weights, no training" if args.weights == "released" else ""
+    title = f"grid {grid.name}: {len(cells)} cells ({data.origin} data, {data.path}{released})"
     if args.dry_run:
         print_plan(cells, store, console, title)
         return 0

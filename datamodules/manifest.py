@@ -76,8 +76,10 @@ def write_manifest(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> P
     path = Path(path)
     df = pd.DataFrame(list(rows), columns=list(COLUMNS))
     for col, dtype in DTYPES.items():
-        if dtype != "str":  # strings stay as pandas infers them
+        if dtype != "str":
             df[col] = df[col].astype(dtype)
+        elif df[col].isna().all():  # a column no row carries (e.g. rows built before it existed)
+            df[col] = pd.Series([""] * len(df), dtype="str")
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
     return path

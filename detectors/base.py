@@ -74,6 +74,8 @@ class Detector(L.LightningModule):
     tiny_config: ClassVar[dict[str, Any]] = {}
     #: checkpoint formats of other code bases this detector loads, by source name (``deepfakebench``)
     converters: ClassVar[dict[str, Conversion]] = {}
+    #: datamodule settings the method itself needs (SBI: reals + self-blends only); a grid's data section wins
+    data_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, reference: str = PAPER, **recipe_overrides: Any) -> None:
         super().__init__()

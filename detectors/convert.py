@@ -4,11 +4,15 @@
     # then detectors.load_detector("xception.ckpt")
 
 Each detector declares the formats it reads in its class attribute ``converters`` (source name ->
-:class:`Conversion`), written beside the detector: DeepfakeBench's Xception and EfficientNet-B4 in
-:mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`, Forensics
-Adapter's released checkpoint (source ``forensics_adapter``) in :mod:`detectors.forensics_adapter.released`;
-their docstrings hold the key mapping tables. This module only dispatches and holds the helpers
-converters share.
+:class:`Conversion`), written beside the detector: DeepfakeBench's Xception, EfficientNet-B4, ResNet-34
+(CNN-Aug) and SBI in :mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`,
+SelfBlendedImages' own checkpoints in :mod:`detectors.timm_cnn.sbi_release`, Forensics Adapter's released
+checkpoint (source ``forensics_adapter``) in :mod:`detectors.forensics_adapter.released`; their docstrings
+hold the key mapping tables. This module only dispatches and holds the helpers converters share.
+
+A conversion may name the checkpoint its owners publish (:class:`ReleasedWeights`): file name, address and
+training data. ``python -m benchmark.run --weights released`` scores those files without training
+(:func:`released_conversion` finds a detector's; ``python -m detectors.convert --released`` lists them all).
 
 The rules every converter follows: ``module.`` prefixes (DataParallel / DDP) are removed; keys dropped on
 purpose are listed in the converter's docstring, never silent; everything else maps one-to-one, and any
@@ -40,6 +44,21 @@ class ConversionError(ValueError):
 
 
 @dataclass(frozen=True)
+class ReleasedWeights:
+    """A trained checkpoint its owners publish for a detector (read by the conversion that names it).
+
+    Attributes:
+        file: the file name as published; ``--weights released`` looks for ``<weights dir>/<file>``.
+        url: where it is published (a download needs the owners' terms: several are non-commercial).
+        trained_on: the training data and protocol, as the owners state it.
+    """
+
+    file: str
+    url: str
+    trained_on: str
+
+
+@dataclass(frozen=True)
 class Conversion:
     """How checkpoints of one external code base become checkpoints of one detector.
 
@@ -47,6 +66,7 @@ class Conversion:
         convert: their state dict -> ours (:class:`ConversionError` for a layout it does not know).
         build: constructor arguments that rebuild their network with our detector.
         infer: constructor arguments read from their state dict (e.g. a head's size); they win over ``build``.
+        released: the trained checkpoint of this format the owners publish for the detector, if any.
         fresh: prefixes of OUR keys their checkpoints cannot hold (parts their code never saves, e.g.
             modules it re-creates at every call); they keep the detector's initialisation, every other
             key loads strictly. Listed in the converter's docstring.
@@ -57,6 +77,7 @@ class Conversion:
     convert: Callable[[Mapping[str, Tensor]], StateDict]
     build: dict[str, Any] = field(default_factory=dict)
     infer: Callable[[Mapping[str, Tensor]], dict[str, Any]] | None = None
+    released: ReleasedWeights | None = None
     fresh: tuple[str, ...] = ()
     seed: int | None = None
 
@@ -67,6 +88,32 @@ def sources() -> dict[str, list[str]]:
     for name in list_detectors():
         for source in get_detector_class(name).converters:
             out.setdefault(source, []).append(name)
+    return out
+
+
+def released_conversion(name: str) -> tuple[str, Conversion]:
+    """``(source, conversion)`` of the checkpoint published for detector ``name``.
+
+    Raises ``ValueError`` naming the detectors that have one when ``name`` has none.
+    """
+    found = [(s, c) for s, c in get_detector_class(name).converters.items() if c.released is not None]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ValueError(f"{name}: several released checkpoints declared ({[s for s, _ in found]})")
+    have = ", ".join(sorted(released_detectors()))
+    raise ValueError(
+        f"detector {name!r} has no released checkpoint declared; detectors that have one: {have}"
+    )
+
+
+def released_detectors() -> dict[str, ReleasedWeights]:
+    """Every detector with a published checkpoint, and that checkpoint (imports every detector module)."""
+    out = {}
+    for name in list_detectors():
+        for conversion in get_detector_class(name).converters.values():
+            if conversion.released is not None:
+                out[name] = conversion.released
     return out
 
 
@@ -92,9 +139,8 @@ def load_converted(
     if conversion.seed is None:
         model = create_detector(name, **kwargs)
     else:
-        with torch.random.fork_rng(
-            devices=[]
-        ):  # a fixed draw for ``fresh`` parts; the caller's RNG untouched
+        # a fixed draw for the ``fresh`` parts; the caller's RNG stays untouched
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(conversion.seed)
             model = create_detector(name, **kwargs)
     load_into(
@@ -193,11 +239,25 @@ def main(argv: list[str] | None = None) -> int:
         help="the checkpoint's code base: deepfakebench (default) or forensics_adapter (the authors' release)",
     )
     p.add_argument(
-        "detector", help="our detector name (e.g. xception, efficientnet_b4, ucf, forensics_adapter)"
+        "--released", action="store_true", help="list the published checkpoints each detector reads and exit"
     )
-    p.add_argument("checkpoint", type=Path, help="the released checkpoint (.pth or .safetensors)")
-    p.add_argument("output", type=Path, help="where to write the converted .ckpt")
+    p.add_argument(
+        "detector",
+        nargs="?",
+        help="our detector name (e.g. xception, efficientnet_b4, ucf, sbi, forensics_adapter)",
+    )
+    p.add_argument(
+        "checkpoint", type=Path, nargs="?", help="the released checkpoint (.pth, .tar, .safetensors)"
+    )
+    p.add_argument("output", type=Path, nargs="?", help="where to write the converted .ckpt")
     args = p.parse_args(argv)
+    if args.released:
+        for name, rel in sorted(released_detectors().items()):
+            source, _ = released_conversion(name)
+            print(f"{name}\t{source}\t{rel.file}\t{rel.url}\t{rel.trained_on}")
+        return 0
+    if args.output is None:
+        p.error("give DETECTOR CHECKPOINT OUTPUT (or --released)")
     try:
         model = load_converted(args.source, args.detector, args.checkpoint)
     except (ValueError, KeyError, FileNotFoundError) as e:

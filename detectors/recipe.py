@@ -164,6 +164,31 @@ DEEPFAKEBENCH_DATA_AUG: dict[str, Any] = {
     "quality_upper": 100,
 }
 
+#: the suite's own pipeline (the parameters it used before recipes carried their augmentation), for detectors
+#: whose authors publish none: flip; rotation +-10 degrees with a scale jitter 0.9-1.1 and a zero border; a
+#: light blur (p 0.1, kernel 3/5/7, sigma 0.5-3); brightness/contrast +-0.1 or an HSV shift (10/15/10);
+#: JPEG 40-100
+SUITE_AUGMENTATION = Augmentation(
+    flip_prob=0.5,
+    rotate_prob=0.5,
+    rotate_limit=(-10.0, 10.0),
+    scale_limit=(0.9, 1.1),
+    border="constant",
+    blur_prob=0.1,
+    blur_limit=(3, 7),
+    blur_sigma=(0.5, 3.0),
+    colour_prob=0.5,
+    colour_ops=("brightness_contrast", "hsv"),
+    brightness_limit=(-0.1, 0.1),
+    contrast_limit=(-0.1, 0.1),
+    hue_shift_limit=(-10.0, 10.0),
+    sat_shift_limit=(-15.0, 15.0),
+    val_shift_limit=(-10.0, 10.0),
+    jpeg_prob=0.5,
+    quality_lower=40,
+    quality_upper=100,
+)
+
 #: what the released code bases' pinned albumentations (1.1.0, ``install.sh``) computes
 RELEASED_SEMANTICS = "albumentations-1.1.0"
 

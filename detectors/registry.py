@@ -21,6 +21,8 @@ _MODULES: dict[str, str] = {
     "resnet34": "detectors.timm_cnn.variants",
     "xception": "detectors.timm_cnn.variants",
     "efficientnet_b4": "detectors.timm_cnn.variants",
+    "sbi": "detectors.timm_cnn.sbi",
+    "sbi_deepfakebench": "detectors.timm_cnn.sbi",
     "ucf": "detectors.ucf.detector",
     "forensics_adapter": "detectors.forensics_adapter.detector",
     "sfam": "sfam.detector",

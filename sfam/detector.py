@@ -9,12 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from datamodules.augmentation import Augmentation
 from datamodules.batch import Batch
 from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
 from detectors.base import DataSpecError, Detector, DetectorOutput
 from detectors.clip_backbone import create_clip
-from detectors.recipe import Recipe
+from detectors.recipe import SUITE_AUGMENTATION, Recipe
 from detectors.registry import register_detector
 from sfam.alignment import patch_alignment_loss, patch_labels
 from sfam.losses import LossWeights, contrastive_loss, region_labels
@@ -32,28 +31,7 @@ _RECIPE = Recipe(
     frames_train=8,
     frames_test=32,
     augment=True,
-    # the suite's own pipeline (SFAM publishes none): flip; rotation +-10 deg with scale 0.9-1.1 and a zero
-    # border; a light blur; brightness/contrast or HSV; JPEG 40-100
-    augmentation=Augmentation(
-        flip_prob=0.5,
-        rotate_prob=0.5,
-        rotate_limit=(-10.0, 10.0),
-        scale_limit=(0.9, 1.1),
-        border="constant",
-        blur_prob=0.1,
-        blur_limit=(3, 7),
-        blur_sigma=(0.5, 3.0),
-        colour_prob=0.5,
-        colour_ops=("brightness_contrast", "hsv"),
-        brightness_limit=(-0.1, 0.1),
-        contrast_limit=(-0.1, 0.1),
-        hue_shift_limit=(-10.0, 10.0),
-        sat_shift_limit=(-15.0, 15.0),
-        val_shift_limit=(-10.0, 10.0),
-        jpeg_prob=0.5,
-        quality_lower=40,
-        quality_upper=100,
-    ),
+    augmentation=SUITE_AUGMENTATION,  # SFAM publishes no augmentation (sfam/README.md, "Recipe")
     source=(
         "SFAM (Luo, Chen, Liu, arXiv 2604.21478) publishes no recipe; ours (sfam/README.md, 'Recipe'): AdamW "
         "1e-4, wd 1e-4, batch 32, cosine, 10 epochs, Effort's 8 frames/video, the suite's augmentation"

@@ -1,23 +1,37 @@
-"""Leaderboards: rendered from the store alone, deterministic, with the numbers of benchmark.metrics."""
+"""Leaderboards: rendered from the store alone, deterministic, with the numbers of benchmark.metrics.
+
+The numbers are checked on the typed analysis (``benchmark.report.analysis.Analysis``) against independent
+references (scikit-learn, exact Fractions, brute-force pairs, the bootstrap's generic path); one test
+checks that the markdown is what the column declarations print from it.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
-from benchmark.metrics import auc, cross_auc_matrix
-from benchmark.report.leaderboard import main, render
+from benchmark.metrics import auc, bootstrap, cross_auc_matrix
+from benchmark.report import columns
+from benchmark.report.analysis import Analysis, View, analyse, analyse_cell, combine
+from benchmark.report.columns import Column, Table, fmt_ci
+from benchmark.report.groups import Group, collect
+from benchmark.report.leaderboard import main, md_table, render
 from benchmark.store import ScoreStore
+from tests.exact_reference import exact_eer, exact_eer_threshold, exact_video_scores
 
 SETS = ["dom-A", "dom-B", "dom-C"]
 SHIFT = {"dom-A": 0.0, "dom-B": 0.25, "dom-C": -0.2}
 
 
-def _frames(cell_id: str, seed: int, rng: np.random.Generator) -> pd.DataFrame:
+def _frames(cell_id: str, seed: int, rng: np.random.Generator, decimals: int | None = None) -> pd.DataFrame:
     rows = []
     for split, sets in (("val", ["dom-A"]), ("test", SETS)):
         for ds in sets:
@@ -25,6 +39,7 @@ def _frames(cell_id: str, seed: int, rng: np.random.Generator) -> pd.DataFrame:
                 label = v % 2
                 for f in range(3):
                     base = 0.3 + 0.4 * label + (SHIFT[ds] if split == "test" else 0.0)
+                    score = float(np.clip(base + rng.normal(0, 0.15), 0, 1))
                     rows.append(
                         {
                             "cell_id": cell_id,
@@ -37,14 +52,16 @@ def _frames(cell_id: str, seed: int, rng: np.random.Generator) -> pd.DataFrame:
                             "sample_id": f"{ds}/{split}/{label}/v{v}/{f}",
                             "label": label,
                             "method": "fake" if label else "real",
-                            "score": float(np.clip(base + rng.normal(0, 0.15), 0, 1)),
+                            "score": score if decimals is None else round(score, decimals),
                             "seed": seed,
                         }
                     )
     return pd.DataFrame(rows)
 
 
-def fill_store(root: Path, seeds: tuple[int, ...] = (0, 1), origin: str = "demo") -> ScoreStore:
+def fill_store(
+    root: Path, seeds: tuple[int, ...] = (0, 1), origin: str = "demo", decimals: int | None = None
+) -> ScoreStore:
     store = ScoreStore(root)
     for seed in seeds:
         cid = f"cell{seed:04d}"
@@ -71,7 +88,7 @@ def fill_store(root: Path, seeds: tuple[int, ...] = (0, 1), origin: str = "demo"
             "versions": {"torch": "2.x"},
             "timings": {"fit_s": 1.0, "test_s": 0.5},
         }
-        store.write_cell(cid, _frames(cid, seed, np.random.default_rng(seed)), record)
+        store.write_cell(cid, _frames(cid, seed, np.random.default_rng(seed), decimals), record)
     store.write_record("crashed0", {"config": {}}, "failed")  # failed cells never reach a leaderboard
     return store
 
@@ -82,6 +99,186 @@ def _digest(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+def _analysed(root: Path, n_boot: int) -> tuple[Group, Analysis]:
+    (group,) = collect(ScoreStore(root))
+    return group, analyse(group, n_boot=n_boot)
+
+
+# --------------------------------------------------------------------------- independent references
+
+
+def brute_auc(reals: np.ndarray, fakes: np.ndarray) -> float:
+    """P(f > r) + 1/2 P(f = r) over every (real, fake) pair, by broadcasting; NaN when a side is empty."""
+    if len(reals) == 0 or len(fakes) == 0:
+        return float("nan")
+    f, r = np.asarray(fakes)[:, None], np.asarray(reals)[None, :]
+    return float(((f > r) + 0.5 * (f == r)).mean())
+
+
+class Reference:
+    """One cell's numbers computed without benchmark.metrics: video scores from exact Fractions, AUCs by
+    brute force or scikit-learn, EER and its threshold from exact ROC vertices, summaries by hand."""
+
+    def __init__(self, test: pd.DataFrame, val: pd.DataFrame | None = None, record: dict | None = None):
+        self.units = {"frame": test, "video": exact_video_scores(test)}
+        self.val = val
+        self.record = record or {}
+        self._scores = {
+            (level, d, y): g.score.to_numpy()
+            for level, u in self.units.items()
+            for (d, y), g in u.groupby(["dataset", "label"])
+        }
+        self._summary: dict[str, dict[str, float]] = {}
+
+    def entry(self, level: str, i: str, j: str) -> float:
+        none = np.array([])
+        return brute_auc(self._scores.get((level, i, 0), none), self._scores.get((level, j, 1), none))
+
+    def summary(self, level: str) -> dict[str, float]:
+        if level not in self._summary:
+            self._summary[level] = self._by_hand(level)
+        return self._summary[level]
+
+    def _by_hand(self, level: str) -> dict[str, float]:
+        """By hand; an undefined entry (a resample with one class) is left out, as documented."""
+        diag = [x for x in (self.entry(level, d, d) for d in SETS) if not np.isnan(x)]
+        off = {(i, j): self.entry(level, i, j) for i in SETS for j in SETS if i != j}
+        pairs = [(off[i, j] + off[j, i]) / 2 for a, i in enumerate(SETS) for j in SETS[a + 1 :]]
+        offv = [x for x in off.values() if not np.isnan(x)]
+        pairs = [x for x in pairs if not np.isnan(x)]
+        out = {
+            "diag_mean": sum(diag) / len(diag) if diag else np.nan,
+            "offdiag_mean": sum(offv) / len(offv) if offv else np.nan,
+            "pair_mean": sum(pairs) / len(pairs) if pairs else np.nan,
+            "worst": min(offv) if offv else np.nan,
+        }
+        out["shift_gap"] = out["diag_mean"] - out["offdiag_mean"]
+        return out
+
+    def videos(self, d: str) -> pd.DataFrame:
+        v = self.units["video"]
+        return v[v.dataset == d]
+
+    def transfer(self, d: str) -> tuple[float, float]:
+        vv = exact_video_scores(self.val)
+        t = exact_eer_threshold(vv.label.to_numpy(), vv.score.to_numpy())
+        u = self.videos(d)
+        return accuracy_score(u.label, (u.score >= t).astype(int)), t
+
+
+# one reference per declared column, keyed (table, column key): a new column needs one here
+Ref = Callable[[Reference, Any], Any]
+REFERENCES: dict[tuple[str, str], Ref] = {
+    ("group", "video_auc"): lambda r, d: r.summary("video")["diag_mean"],
+    ("group", "frame_auc"): lambda r, d: r.summary("frame")["diag_mean"],
+    ("group", "pair_mean"): lambda r, d: r.summary("video")["pair_mean"],
+    ("group", "worst"): lambda r, d: r.summary("video")["worst"],
+    ("group", "shift_gap"): lambda r, d: r.summary("video")["shift_gap"],
+    ("group", "offdiag_mean"): lambda r, d: r.summary("video")["offdiag_mean"],
+    ("per_set", "videos"): lambda r, d: ((r.videos(d).label == 0).sum(), (r.videos(d).label == 1).sum()),
+    ("per_set", "frame_auc"): lambda r, d: roc_auc_score(
+        r.units["frame"].label[r.units["frame"].dataset == d],
+        r.units["frame"].score[r.units["frame"].dataset == d],
+    ),
+    ("per_set", "video_auc"): lambda r, d: r.entry("video", d, d),
+    ("per_set", "eer"): lambda r, d: float(
+        exact_eer(r.videos(d).label.to_numpy(), r.videos(d).score.to_numpy())
+    ),
+    ("per_set", "ap"): lambda r, d: average_precision_score(r.videos(d).label, r.videos(d).score),
+    ("per_set", "acc"): lambda r, d: accuracy_score(
+        r.videos(d).label, (r.videos(d).score >= 0.5).astype(int)
+    ),
+    ("per_set", "acc_val_thr"): lambda r, d: r.transfer(d),
+    ("per_seed", "video_auc"): lambda r, d: r.summary("video")["diag_mean"],
+    ("per_seed", "frame_auc"): lambda r, d: r.summary("frame")["diag_mean"],
+    ("per_seed", "pair_mean"): lambda r, d: r.summary("video")["pair_mean"],
+    ("per_seed", "worst"): lambda r, d: r.summary("video")["worst"],
+    ("per_seed", "shift_gap"): lambda r, d: r.summary("video")["shift_gap"],
+    ("per_seed", "val_auc"): lambda r, d: r.record["best_val_auc"],
+}
+
+
+def _declared() -> list[tuple[str, Column]]:
+    return (
+        [("group", c) for c in columns.group_columns().values()]
+        + [("per_set", c) for c in columns.PER_SET.columns]
+        + [("per_seed", c) for c in columns.PER_SEED.columns]
+    )
+
+
+def test_every_declared_column_has_a_reference() -> None:
+    missing = [(t, c.key) for t, c in _declared() if (t, c.key) not in REFERENCES]
+    assert not missing, f"declare a reference in REFERENCES for {missing}"
+
+
+def _interval(per_seed_resamples: list[pd.Series], coverage: float = 0.95) -> tuple[float, float]:
+    mean = np.mean(np.stack([s.to_numpy(dtype=float) for s in per_seed_resamples]), axis=0)
+    mean = mean[np.isfinite(mean)]
+    alpha = (1 - coverage) / 2
+    return tuple(np.percentile(mean, [100 * alpha, 100 * (1 - alpha)]))
+
+
+@pytest.mark.parametrize(("seeds", "decimals"), [((0,), None), ((0, 1), None), ((0, 1), 1)])
+def test_analysis_values_match_independent_references(tmp_path: Path, seeds, decimals) -> None:
+    """Every declared column (and the matrix), value and interval, against REFERENCES; intervals from the
+    bootstrap's generic path (a brute-force statistic of each resampled frames table, same draws)."""
+    n_boot = 40
+    fill_store(tmp_path / "store", seeds=seeds, decimals=decimals)
+    group, a = _analysed(tmp_path / "store", n_boot)
+    frames = [group.scores[r["cell_id"]] for r in group.records]
+    refs = [
+        Reference(f[f.split == "test"].reset_index(drop=True), f[f.split == "val"], r)
+        for f, r in zip(frames, group.records, strict=True)
+    ]
+
+    def expect(table: str, key: str, d: Any = None) -> Any:
+        vals = [REFERENCES[table, key](r, d) for r in refs]
+        return (
+            tuple(np.mean(np.array(vals, dtype=float), axis=0))
+            if isinstance(vals[0], tuple)
+            else np.mean(vals)
+        )
+
+    # intervals: each seed's resamples through the generic path, every ci statistic by brute force
+    ci_cols = [(t, c) for t, c in _declared() if c.ci]
+
+    def resample_stats(sub: pd.DataFrame) -> dict[str, float]:
+        r = Reference(sub)
+        out = {
+            f"{t}|{c.key}|{d}": REFERENCES[t, c.key](r, d)
+            for t, c in ci_cols
+            for d in (SETS if t == "per_set" else [None])
+        }
+        out.update({f"entry|{i}|{j}": r.entry("video", i, j) for i in SETS for j in SETS})
+        return out
+
+    boots = [bootstrap(ref.units["frame"], resample_stats, n=n_boot, seed=0).samples for ref in refs]
+
+    for table, c in _declared():
+        for d in SETS if table == "per_set" else [None]:
+            if table == "per_seed":
+                for r, got in zip(refs, a.per_seed, strict=True):
+                    assert got[c.key] == pytest.approx(REFERENCES[table, c.key](r, d), abs=1e-12), c.key
+                continue
+            got = a.summary[c.key] if table == "group" else a.per_set[d][c.key]
+            assert got.value == pytest.approx(expect(table, c.key, d), abs=1e-12), (table, c.key, d)
+            if c.ci:
+                lo, hi = _interval([b[f"{table}|{c.key}|{d}"] for b in boots])
+                assert (got.lo, got.hi) == pytest.approx((lo, hi), abs=1e-12), (table, c.key, d)
+            else:
+                assert np.isnan(got.lo) and np.isnan(got.hi)
+    for i in SETS:
+        for j in SETS:
+            assert a.matrix.loc[i, j] == pytest.approx(
+                np.mean([r.entry("video", i, j) for r in refs]), abs=1e-12
+            )
+            lo, hi = _interval([b[f"entry|{i}|{j}"] for b in boots])
+            assert (a.matrix_lo.loc[i, j], a.matrix_hi.loc[i, j]) == pytest.approx((lo, hi), abs=1e-12)
+    off = {(i, j): a.matrix.loc[i, j] for i in SETS for j in SETS if i != j}
+    assert a.worst_pair == min(off, key=off.get)
+    assert [s["val_auc"] for s in a.per_seed] == [0.9] * len(seeds)
 
 
 def test_leaderboard_is_byte_identical_on_re_render(tmp_path: Path) -> None:
@@ -97,37 +294,79 @@ def test_leaderboard_is_byte_identical_on_re_render(tmp_path: Path) -> None:
 
 def test_leaderboard_content_matches_the_metrics(tmp_path: Path) -> None:
     store = fill_store(tmp_path / "store", seeds=(0,))
-    render(tmp_path / "store", tmp_path / "lb", n_boot=100)
-    readme = (tmp_path / "lb" / "README.md").read_text()
-    page = (tmp_path / "lb" / "g1" / "resnet34.md").read_text()
-    assert "Cross-AUC (real_i vs fake_j)" in readme and "demo" in readme
-    assert "[resnet34](g1/resnet34.md)" in readme and "no (random init)" in readme
+    group, a = _analysed(tmp_path / "store", 100)
+    assert [r["cell_id"] for r in group.records] == ["cell0000"]  # the failed cell is not a group member
     test = store.read_scores(split="test")
     m = cross_auc_matrix(test, datasets=SETS)
-    # every Cross-AUC cell of the page is the metric's number
-    for i in SETS:
-        row = next(line for line in page.splitlines() if line.startswith(f"| **{i}** |"))
-        cells = [c.strip() for c in row.strip("|").split("|")][1:]
-        assert [c.split(" ")[0] for c in cells] == [f"{m.loc[i, j]:.3f}" for j in SETS]
-    # per-test-set frame AUC, independently from the frames
-    for ds in SETS:
+    pd.testing.assert_frame_equal(a.matrix, m, check_exact=True)  # every Cross-AUC entry is the metric's
+    for ds in SETS:  # per-test-set frame AUC, independently from the frames
         d = test[test.dataset == ds]
-        assert f"| {ds} | 6/6 | {auc(d.label, d.score):.3f} |" in page
+        assert a.per_set[ds]["frame_auc"].value == pytest.approx(auc(d.label, d.score), abs=1e-12)
+        assert a.per_set[ds]["videos"].value == (6, 6)
     worst = min((m.loc[i, j], i, j) for i in SETS for j in SETS if i != j)
-    assert f"({worst[1]} -> {worst[2]})" in readme
-    assert "| epochs | 10 | 2 |" in page and "| input_size | (default) | 32 |" in page
-    assert "crashed0" not in readme + page
+    assert a.worst_pair == (worst[1], worst[2])
+    assert (group.origin, group.pretrained, group.seeds) == ("demo", "no (random init)", "0")
 
 
 def test_two_seeds_are_averaged(tmp_path: Path) -> None:
     store = fill_store(tmp_path / "store", seeds=(0, 1))
-    render(tmp_path / "store", tmp_path / "lb", n_boot=100)
-    page = (tmp_path / "lb" / "g1" / "resnet34.md").read_text()
+    group, a = _analysed(tmp_path / "store", 100)
     test = store.read_scores(split="test")
     per_seed = [cross_auc_matrix(test[test.seed == s], datasets=SETS).loc["dom-B", "dom-C"] for s in (0, 1)]
-    row = next(line for line in page.splitlines() if line.startswith("| **dom-B** |"))
-    assert row.split("|")[4].strip().startswith(f"{np.mean(per_seed):.3f}")
-    assert "| 0 | `cell0000` |" in page and "| 1 | `cell0001` |" in page
+    assert a.matrix.loc["dom-B", "dom-C"] == pytest.approx(np.mean(per_seed), abs=1e-12)
+    assert [(r["config"]["seed"], r["cell_id"]) for r in group.records] == [(0, "cell0000"), (1, "cell0001")]
+    assert len(a.per_seed) == 2 and group.seeds == "0, 1"
+
+
+def test_markdown_is_printed_from_the_declarations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every declared table appears as its declarations print the analysis; a column added to a
+    declaration (here a per-set pooled count) appears with its value and explanation, nothing else edited."""
+    extra = Column(
+        "n_frames",
+        "frames",
+        lambda v: v.metric("n_real") + v.metric("n_fake"),
+        "frame",
+        fmt=lambda v, a: str(int(v.value)),
+        explanation="*frames*: scored frames of the test set.",
+    )
+    per_set = Table(columns.PER_SET.labels, (*columns.PER_SET.columns, extra))
+    monkeypatch.setattr(columns, "PER_SET", per_set)
+    fill_store(tmp_path / "store", seeds=(0, 1))
+    render(tmp_path / "store", tmp_path / "lb", n_boot=60)
+    readme = (tmp_path / "lb" / "README.md").read_text()
+    page = (tmp_path / "lb" / "g1" / "resnet34.md").read_text()
+    group, a = _analysed(tmp_path / "store", 60)
+
+    assert "> " + columns.cross_auc_note() in readme and columns.cross_auc_note() in page
+    assert columns.cross_auc_note().endswith("; ".join(columns.SUMMARY.explanations()) + ".")
+    assert md_table(columns.SUMMARY.headers, [columns.SUMMARY.row(group, a.summary, a)]) in readme
+    set_rows = [per_set.row(d, a.per_set[d], a) for d in SETS]
+    notes = "\n\n".join(per_set.explanations())
+    assert md_table(per_set.headers, set_rows) + "\n\n" + notes + "\n" in page
+    assert columns.EER_EXPLANATION in notes and "*frames*" in notes
+    assert [r[-1] for r in set_rows] == ["36"] * 3  # 12 videos x 3 frames in each test set
+    seed_rows = [columns.PER_SEED.row(r, v, a) for r, v in zip(group.records, a.per_seed, strict=True)]
+    assert md_table(columns.PER_SEED.headers, seed_rows) in page
+    sentence = "; ".join(f"{c.header} {c.fmt(a.summary[c.key], a)}" for c in columns.MATRIX_SENTENCE) + "."
+    assert sentence in page
+    for i in SETS:  # the Cross-AUC matrix table
+        cells = [fmt_ci(a.matrix.loc[i, j], a.matrix_lo.loc[i, j], a.matrix_hi.loc[i, j]) for j in SETS]
+        assert f"| **{i}** | " + " | ".join(cells) + " |" in page
+    # what the declarations print
+    assert "[resnet34](g1/resnet34.md)" in readme and "no (random init)" in readme and "demo" in readme
+    wp = a.worst_pair
+    assert f"({wp[0]} -> {wp[1]})" in readme and f"({wp[0]} reals vs {wp[1]} fakes)" in page
+    assert "| epochs | 10 | 2 |" in page and "| input_size | (default) | 32 |" in page  # overrides table
+    assert "crashed0" not in readme + page
+
+
+def test_a_ci_column_must_read_bootstrap_statistics_only(tmp_path: Path) -> None:
+    fill_store(tmp_path / "store", seeds=(0,))
+    (group,) = collect(ScoreStore(tmp_path / "store"))
+    bad = replace(next(c for c in columns.PER_SET.columns if c.key == "eer"), ci=True)  # no resamples
+    cell = analyse_cell(group.records[0], group.scores["cell0000"], SETS, 10)
+    with pytest.raises(ValueError, match="ci=True can only read bootstrap statistics"):
+        combine(bad.fn, [View(cell, bad.level, "dom-A")], True, 0.95)
 
 
 def test_leaderboard_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -147,13 +386,15 @@ def test_cells_of_other_settings_are_listed_not_averaged(tmp_path: Path) -> None
     frames = _frames("cellnew0", 0, np.random.default_rng(7))
     store.write_cell("cellnew0", frames, new)
     store.write_record("cell0000", {**old, "finished_at": "2026-01-01T00:00:00+00:00"}, "done")
+    group, a = _analysed(tmp_path / "store", 50)
+    assert [r["cell_id"] for r in group.records] == ["cellnew0"] and group.seeds == "0"
+    assert [r["cell_id"] for r in group.superseded] == ["cell0000"]
+    m = cross_auc_matrix(frames[frames.split == "test"], datasets=SETS)
+    assert a.matrix.loc["dom-B", "dom-C"] == pytest.approx(m.loc["dom-B", "dom-C"], abs=1e-12)
     render(tmp_path / "store", tmp_path / "lb", n_boot=50)
     page = (tmp_path / "lb" / "g1" / "resnet34.md").read_text()
     readme = (tmp_path / "lb" / "README.md").read_text()
     assert "Seeds: 0." in page and "Seeds: 0, 0" not in page
-    m = cross_auc_matrix(frames[frames.split == "test"], datasets=SETS)
-    row = next(line for line in page.splitlines() if line.startswith("| **dom-B** |"))
-    assert row.split("|")[4].strip().startswith(f"{m.loc['dom-B', 'dom-C']:.3f}")
     assert "### Superseded cells" in page
     assert "| 0 | `cell0000` | 2026-01-01T00:00:00+00:00 | overrides.epochs = null |" in page
     assert "| demo | 0 |" in readme  # one seed in the README row too

@@ -18,12 +18,12 @@ from benchmark.metrics import (
     auc,
     average_precision,
     bootstrap,
-    cell_name,
     cross_auc_matrix,
     cross_auc_summary,
     dataset_metrics,
     eer,
     eer_threshold,
+    pair_name,
     pooled_auc,
     score_shift,
     threshold_transfer,
@@ -407,7 +407,7 @@ def test_bootstrap_fast_path_equals_per_cell_sklearn_on_resampled_frames():
     for i in ds:
         for j in ds:
             np.testing.assert_allclose(
-                fast.samples[cell_name(i, j)].to_numpy(), slow.samples[f"{i}|{j}"].to_numpy(), atol=1e-12
+                fast.samples[pair_name(i, j)].to_numpy(), slow.samples[f"{i}|{j}"].to_numpy(), atol=1e-12
             )
     m = cross_auc_matrix(fr)
     np.testing.assert_allclose(fast.matrix("estimate").to_numpy(), m.to_numpy())
@@ -420,7 +420,7 @@ def test_bootstrap_summaries_recomputed_from_same_resample():
     ds = list("ABCD")
     for r in range(0, 25, 6):
         a = pd.DataFrame(
-            [[res.samples.loc[r, cell_name(i, j)] for j in ds] for i in ds],
+            [[res.samples.loc[r, pair_name(i, j)] for j in ds] for i in ds],
             index=pd.Index(ds, name="real"),
             columns=pd.Index(ds, name="fake"),
         )

@@ -5,7 +5,7 @@ Conventions (used by every table in the suite):
 * A sample is predicted fake when ``score >= threshold``.
 * AUC is the Mann-Whitney statistic ``P(s_fake > s_real) + 1/2 P(s_fake = s_real)``: ties count one
   half, so constant scores give exactly 0.5. With only one class present AUC is undefined and returned
-  as NaN (scikit-learn raises instead; a Cross-AUC cell with no reals or no fakes must not crash a table).
+  as NaN (scikit-learn raises instead; a Cross-AUC entry with no reals or no fakes must not crash a table).
 
 Everything is O(n log n): one sort or rank, never a loop over pairs.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from benchmark.metrics.scores import check_labels, check_scores
+from benchmark.metrics.validation import check_labels, check_scores
 
 
 def as_arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:

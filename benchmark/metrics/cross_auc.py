@@ -5,8 +5,10 @@ and ``f`` a fake sample of dataset ``j``, all scored by one model (Luo et al., "
 definitions in docs/reference clip_detectors.md section 4). The diagonal is the usual per-dataset AUC.
 Not the "Cross-dataset AUC" of Nguyen et al. (arXiv 2606.19184), which is another metric.
 
-Every cell comes from per-dataset sorted real scores and two ``searchsorted`` calls over the fakes, so
-the K x K matrix costs O(n log n) in total, never a loop over pairs of samples.
+Every entry comes from per-dataset sorted real scores and two ``searchsorted`` calls over the fakes, so
+the K x K matrix costs O(n log n) in total, never a loop over pairs of samples. The counts are exact
+integers, so an entry is its pairwise definition on the units' scores, ties included (video scores: see
+``benchmark.metrics.scores``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics.scores import Units, units
+from benchmark.metrics.scores import Scores, Units, units
 
 SUMMARY_KEYS = ("diag_mean", "offdiag_mean", "pair_mean", "worst", "offdiag_std", "shift_gap")
 
@@ -64,7 +66,7 @@ def matrix_from_units(u: Units) -> np.ndarray:
 
 
 def cross_auc_matrix(
-    frames: pd.DataFrame,
+    frames: pd.DataFrame | Scores,
     level: str = "video",
     agg: str = "mean",
     datasets: Iterable[str] | None = None,
@@ -72,7 +74,8 @@ def cross_auc_matrix(
     """The Cross-AUC matrix: ``A[i, j] = AUC(real samples of dataset i, fake samples of dataset j)``.
 
     Args:
-        frames: per-frame scores (``dataset, label, score``; ``video_id`` for ``level="video"``).
+        frames: per-frame scores (``dataset, label, score``; ``video_id`` for ``level="video"``), or
+            :class:`~benchmark.metrics.scores.Scores` built from them.
         level: ``video`` (frame probabilities aggregated per video with ``agg``; the protocol's primary
             level) or ``frame``.
         agg: ``mean`` | ``median`` | ``max``, used at video level.
@@ -83,13 +86,17 @@ def cross_auc_matrix(
         (the dataset whose FAKE samples are used). The diagonal is the per-dataset AUC. A dataset without
         reals (fake-only sets such as DF40 subsets) has a NaN row; one without fakes a NaN column.
     """
-    u = units(frames, level=level, agg=agg, datasets=datasets)
+    return matrix_frame(units(frames, level=level, agg=agg, datasets=datasets))
+
+
+def matrix_frame(u: Units) -> pd.DataFrame:
+    """:func:`matrix_from_units` as a DataFrame: index ``real``, columns ``fake``."""
     idx = pd.Index(u.datasets, name="real")
     return pd.DataFrame(matrix_from_units(u), index=idx, columns=pd.Index(u.datasets, name="fake"))
 
 
 def summarize_arrays(a: np.ndarray) -> dict[str, np.ndarray]:
-    """Summaries of a stack of matrices ``a`` of shape ``[B, K, K]`` (NaN cells are skipped).
+    """Summaries of a stack of matrices ``a`` of shape ``[B, K, K]`` (NaN entries are skipped).
 
     Returns arrays of shape ``[B]`` for each key of ``SUMMARY_KEYS``.
     """
@@ -113,7 +120,7 @@ def summarize_arrays(a: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def cross_auc_summary(matrix: pd.DataFrame, exclude: Iterable[str] = ()) -> dict:
-    """Summaries of a Cross-AUC matrix (NaN cells are skipped).
+    """Summaries of a Cross-AUC matrix (NaN entries are skipped).
 
     Args:
         matrix: from :func:`cross_auc_matrix`.
@@ -123,7 +130,7 @@ def cross_auc_summary(matrix: pd.DataFrame, exclude: Iterable[str] = ()) -> dict
         ``diag_mean`` (mean per-dataset AUC), ``offdiag_mean`` (mean of ``A[i, j]`` over ordered pairs
         ``i != j``), ``pair_mean`` (mean over unordered pairs of ``C = (A[i, j] + A[j, i]) / 2``),
         ``worst`` (min of ``A[i, j]`` over ``i != j``) and ``worst_pair`` (its ``(real, fake)`` datasets,
-        None if there is none), ``offdiag_std`` (population std of the ordered off-diagonal cells),
+        None if there is none), ``offdiag_std`` (population std of the ordered off-diagonal entries),
         ``shift_gap`` (``diag_mean - offdiag_mean``), ``n_datasets``.
     """
     if list(matrix.index) != list(matrix.columns):
@@ -147,14 +154,18 @@ def cross_auc_summary(matrix: pd.DataFrame, exclude: Iterable[str] = ()) -> dict
     return {**s, "worst_pair": worst_pair, "n_datasets": len(keep)}
 
 
-def pooled_auc(frames: pd.DataFrame, level: str = "video", agg: str = "mean") -> float:
+def pooled_auc(frames: pd.DataFrame | Scores, level: str = "video", agg: str = "mean") -> float:
     """AUC of ALL reals against ALL fakes, every dataset mixed.
 
     It equals the size-weighted mean of the whole Cross-AUC matrix,
     ``sum_ij |R_i| |F_j| A[i, j] / (|R| |F|)``, so it depends on the mixing proportions and hides failing
     pairs: report it beside the matrix, never rank by it.
     """
-    u = units(frames, level=level, agg=agg)
+    return pooled_from_units(units(frames, level=level, agg=agg))
+
+
+def pooled_from_units(u: Units) -> float:
+    """:func:`pooled_auc` of already built units."""
     reals = np.sort(u.score[u.label == 0])
     fakes = u.score[u.label == 1]
     if len(reals) == 0 or len(fakes) == 0:

@@ -3,11 +3,11 @@
 One resample draws, for every dataset independently, as many videos as it has, with replacement (reals
 and fakes together: the dataset's real/fake mix varies as it would in another draw of the dataset).
 Every statistic is recomputed from that one resample, so the interval of a summary is consistent with
-the intervals of the cells it summarises.
+the intervals of the matrix entries it summarises.
 
 Two paths give identical numbers for the same seed:
-* ``statistic="cross_auc"`` (fast): every matrix cell, the summaries and the pooled AUC. The units'
-  scores never change between resamples, only how often each video is drawn, so each cell is a
+* ``statistic="cross_auc"`` (fast): every matrix entry, the summaries and the pooled AUC. The units'
+  scores never change between resamples, only how often each video is drawn, so each entry is a
   weighted count over per-dataset sorted arrays whose ``searchsorted`` positions are computed once;
   the resamples are processed as a ``[B, n]`` weight array (no DataFrame per resample).
 * ``statistic=<callable>``: any function of a frames table returning a number, a dict / Series of
@@ -26,14 +26,14 @@ import pandas as pd
 
 from benchmark.metrics.cross_auc import (
     SUMMARY_KEYS,
-    cross_auc_matrix,
     cross_auc_summary,
+    matrix_frame,
     pair_counts,
-    pooled_auc,
+    pooled_from_units,
     split_by_dataset,
     summarize_arrays,
 )
-from benchmark.metrics.scores import Units, units
+from benchmark.metrics.scores import Scores, Units, _check_level_agg, as_scores
 
 _MAX_CELLS = 4_000_000  # resamples x units processed at once (bounds memory, ~10 int64 arrays of it)
 
@@ -58,14 +58,18 @@ class BootstrapResult:
     seed: int
 
     def matrix(self, column: str = "estimate") -> pd.DataFrame:
-        """The Cross-AUC cells of ``column`` (``estimate``, ``lo``, ``hi``, ``std``) as a K x K DataFrame."""
+        """The Cross-AUC entries of ``column`` (``estimate``, ``lo``, ``hi``, ``std``) as a K x K DataFrame."""
         k = self.datasets
-        vals = [[self.table.loc[cell_name(i, j), column] for j in k] for i in k]
+        vals = [[self.table.loc[pair_name(i, j), column] for j in k] for i in k]
         return pd.DataFrame(vals, index=pd.Index(k, name="real"), columns=pd.Index(k, name="fake"))
 
 
-def cell_name(real: str, fake: str) -> str:
-    """The statistic name of one Cross-AUC cell in a bootstrap table: ``A[real|fake]``."""
+def pair_name(real: str, fake: str) -> str:
+    """The statistic name of one Cross-AUC entry (an ordered pair of datasets) in a bootstrap table.
+
+    ``A[real|fake]``: the labels of the bootstrap's ``table`` rows and ``samples`` columns (in memory only;
+    nothing stores them).
+    """
     return f"A[{real}|{fake}]"
 
 
@@ -84,7 +88,7 @@ def _counts(draws: np.ndarray, nv: int) -> np.ndarray:
 
 
 def bootstrap(
-    frames: pd.DataFrame,
+    frames: pd.DataFrame | Scores,
     statistic: str | Callable[[pd.DataFrame], object] = "cross_auc",
     n: int = 1000,
     seed: int = 0,
@@ -97,40 +101,41 @@ def bootstrap(
     """Percentile bootstrap intervals, resampling videos within each dataset.
 
     Args:
-        frames: per-frame scores with ``video_id`` (validated: see ``benchmark.metrics.scores``).
-        statistic: ``"cross_auc"`` for every Cross-AUC cell (named ``A[real|fake]``), the summaries of
+        frames: per-frame scores with ``video_id`` (validated: see ``benchmark.metrics.scores``), or
+            :class:`~benchmark.metrics.scores.Scores` built from them (validated once, reused).
+        statistic: ``"cross_auc"`` for every Cross-AUC entry (named ``A[real|fake]``), the summaries of
             :func:`cross_auc_summary` (``worst_pair`` excluded: not a number) and ``pooled_auc``; or a
             callable of a frames table (see the module docstring).
         n: number of resamples. seed: the random seed (same seed, same resamples, on both paths).
         level, agg: as :func:`cross_auc_matrix` (fast path only; a callable aggregates as it likes).
         datasets: the datasets to use (both paths; default all), in matrix order for the fast path.
         ci: the interval's coverage, e.g. 0.95 -> 2.5th and 97.5th percentiles.
-        exclude: datasets left out of the summaries (not of the cells), as in :func:`cross_auc_summary`.
+        exclude: datasets left out of the summaries (not of the entries), as in :func:`cross_auc_summary`.
     """
     if not 0 < ci < 1:
         raise ValueError(f"ci={ci} must be in (0, 1)")
     if n < 1:
         raise ValueError(f"n={n} must be >= 1")
     if statistic == "cross_auc":
-        u = units(frames, level=level, agg=agg, datasets=datasets, need_video=True)
-        m = cross_auc_matrix(frames, level=level, agg=agg, datasets=u.datasets)
+        _check_level_agg(level, agg)
+        u = as_scores(frames, datasets=datasets, need_video=True).units(level, agg)
+        m = matrix_frame(u)
         summ = cross_auc_summary(m, exclude=exclude)  # first: it refuses unknown names in `exclude`
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(u.datasets))]
         samples = _cross_auc_samples(u, rngs, n, list(exclude))
-        est = {cell_name(i, j): m.loc[i, j] for i in u.datasets for j in u.datasets}
+        est = {pair_name(i, j): m.loc[i, j] for i in u.datasets for j in u.datasets}
         est.update({k: summ[k] for k in SUMMARY_KEYS})
-        est["pooled_auc"] = _pooled_estimate(frames, level, agg, u.datasets)
+        est["pooled_auc"] = pooled_from_units(u)
         names = list(est)
         dsets = u.datasets
     elif callable(statistic):
-        if datasets is not None:
-            u = units(frames, level="frame", datasets=datasets, need_video=True)  # refuses empty names
-            frames = frames[frames["dataset"].isin(u.datasets).to_numpy()]
-        u = units(frames, level="frame", need_video=True)
-        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(u.datasets))]
-        est = _flatten(statistic(frames))
+        s = as_scores(frames, datasets=datasets, need_video=True)  # refuses empty names
+        s = s.select(sorted(s.datasets, key=str))  # the draws follow the sorted datasets on this path
+        u = s.units("frame")
+        rngs = [np.random.default_rng(q) for q in np.random.SeedSequence(seed).spawn(len(u.datasets))]
+        est = _flatten(statistic(s.frames))
         names = list(est)
-        samples = _generic_samples(frames, u, statistic, rngs, n, names)
+        samples = _generic_samples(s.frames, u, statistic, rngs, n, names)
         dsets = []
     else:
         raise ValueError(f"statistic={statistic!r} must be 'cross_auc' or a callable of a frames table")
@@ -152,11 +157,6 @@ def bootstrap(
         index=pd.Index(names, name="statistic"),
     )
     return BootstrapResult(table=table, samples=samples, datasets=dsets, ci=ci, n=n, seed=seed)
-
-
-def _pooled_estimate(frames: pd.DataFrame, level: str, agg: str, datasets: list[str]) -> float:
-    sub = frames[frames["dataset"].isin(datasets)]
-    return pooled_auc(sub, level=level, agg=agg)
 
 
 def _cross_auc_samples(u: Units, rngs: list[np.random.Generator], n: int, exclude: list[str]) -> pd.DataFrame:
@@ -188,7 +188,7 @@ def _cross_auc_samples(u: Units, rngs: list[np.random.Generator], n: int, exclud
         with np.errstate(invalid="ignore", divide="ignore"):
             a = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
             pooled = num.sum(axis=(1, 2)) / (2 * tot_r.sum(axis=1) * tot_f.sum(axis=1))
-        cols = {cell_name(u.datasets[i], u.datasets[j]): a[:, i, j] for i in range(k) for j in range(k)}
+        cols = {pair_name(u.datasets[i], u.datasets[j]): a[:, i, j] for i in range(k) for j in range(k)}
         cols.update(summarize_arrays(a[:, keep][:, :, keep]))
         cols["pooled_auc"] = np.where(np.isfinite(pooled), pooled, np.nan)
         out.append(pd.DataFrame(cols))

@@ -1,4 +1,4 @@
-"""Per-dataset metrics, threshold transfer and score-shift reports on frames tables."""
+"""Per-dataset metrics, threshold transfer and score-shift reports on frames tables (or ``Scores``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics.binary import accuracy, auc, average_precision, eer, eer_threshold
-from benchmark.metrics.scores import Units, units
+from benchmark.metrics.scores import Scores, Units, units
 
 
 def _by_dataset(u: Units) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -17,7 +17,7 @@ def _by_dataset(u: Units) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def dataset_metrics(
-    frames: pd.DataFrame, level: str = "video", agg: str = "mean", threshold: float = 0.5
+    frames: pd.DataFrame | Scores, level: str = "video", agg: str = "mean", threshold: float = 0.5
 ) -> pd.DataFrame:
     """Per dataset: ``n_real, n_fake, auc, eer, ap, acc`` (accuracy at ``threshold``); NaN where undefined."""
     rows = {}
@@ -35,8 +35,8 @@ def dataset_metrics(
 
 
 def threshold_transfer(
-    source_val: pd.DataFrame,
-    target: pd.DataFrame,
+    source_val: pd.DataFrame | Scores,
+    target: pd.DataFrame | Scores,
     level: str = "video",
     agg: str = "mean",
     default_threshold: float = 0.5,
@@ -103,12 +103,15 @@ class ScoreShift(NamedTuple):
 
 
 def score_shift(
-    frames: pd.DataFrame, level: str = "video", agg: str = "mean", datasets: Iterable[str] | None = None
+    frames: pd.DataFrame | Scores,
+    level: str = "video",
+    agg: str = "mean",
+    datasets: Iterable[str] | None = None,
 ) -> ScoreShift:
     """Why Cross-AUC drops: how each dataset's score distributions sit relative to the others.
 
     A detector may separate reals from fakes inside every dataset (high diagonal) while one dataset's
-    reals all score above another's fakes (low off-diagonal cell). The per-(dataset, label) medians and
+    reals all score above another's fakes (low off-diagonal entry). The per-(dataset, label) medians and
     spreads and the W1 distances between datasets' real-score distributions show that offset directly.
     """
     u = units(frames, level=level, agg=agg, datasets=datasets)

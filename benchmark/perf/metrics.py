@@ -9,7 +9,11 @@ Figures (synthetic scores with per-dataset offsets and ties):
   ``roc_auc_score`` calls. The baseline is timed on fewer resamples and scaled to 1,000 (it is linear
   in the number of resamples), as its figure's note says.
 
-Both baselines are checked to give the same numbers as ours before anything is timed.
+* exact video means (``benchmark.metrics.means``: the float64 nearest to each video's exact mean, so
+  equal means tie), 4 datasets x 250,000 frames in videos of 50 (target < 1 s); baseline: the float
+  ``np.bincount`` sum divided by the counts (what the means were before, order-dependent in the last bit).
+
+Both baselines of the metrics are checked to give the same numbers as ours before anything is timed.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from benchmark.metrics import bootstrap, cross_auc_matrix, cross_auc_summary, video_scores
-from benchmark.metrics.resample import cell_name
+from benchmark.metrics import Scores, bootstrap, cross_auc_matrix, cross_auc_summary, video_scores
+from benchmark.metrics.means import exact_group_means
+from benchmark.metrics.resample import pair_name
 from benchmark.perf.timing import Figure, duration, measure, with_ratio
 
 TOPIC = "metrics"
@@ -107,11 +112,27 @@ def run(quick: bool = False) -> list[Figure]:
     )
     figs += [base, with_ratio(mine, base)]
 
+    s = Scores.from_frames(frames)
+    group, values, n_vid = s.video_code, s.score, len(s.video_ids)
+    size = f"{len(DATASETS)} x {n_frames:,} frames, {n_vid:,} videos"
+    base = duration(
+        TOPIC,
+        f"float bincount video means (order-dependent), {size}",
+        measure(lambda: np.bincount(group, weights=values) / np.bincount(group), repeat),
+    )
+    mine = duration(
+        TOPIC,
+        f"exact video means (nearest float64 to the exact mean), {size}",
+        measure(lambda: exact_group_means(values, group, n_vid), repeat),
+        target="< 1 s" if not quick else "",
+    )
+    figs += [base, with_ratio(mine, base)]
+
     frames_v = synthetic_frames(n_videos * 8, frames_per_video=8, seed=1)
     res = bootstrap(frames_v, "cross_auc", n=n_boot_base, seed=0, datasets=DATASETS)
     if not np.isfinite(res.table["lo"]).all():
         raise AssertionError("bootstrap produced undefined intervals on the synthetic scores")
-    est = np.array([[res.table.loc[cell_name(i, j), "estimate"] for j in DATASETS] for i in DATASETS])
+    est = np.array([[res.table.loc[pair_name(i, j), "estimate"] for j in DATASETS] for i in DATASETS])
     if not np.allclose(est, naive_matrix(video_scores(frames_v)), rtol=0, atol=1e-12):
         raise AssertionError("bootstrap estimate differs from the scikit-learn matrix")
     size = f"{n_boot:,} resamples, {len(DATASETS)} x {n_videos:,} videos"

@@ -8,6 +8,11 @@ Protocol: the checkpoint is selected on ``val/auc`` of the SOURCE validation spl
 The best checkpoint is then scored on the source validation split (``split="val"``, whose threshold the
 leaderboard transfers to the test sets) and on every test set (``split="test"``).
 
+Released weights (``CellConfig.weights``): the detector is built from the owners' published checkpoint
+(``Runtime.weights_path``, converted strictly by :func:`detectors.convert.load_converted`, its SHA-256
+checked against the planned one), nothing is trained, and the source validation split and every test set
+are scored as above; the record carries ``weights`` (source, file, SHA-256, path) and no fit timing.
+
 Resume: ``ModelCheckpoint(save_last=True)`` keeps ``last.ckpt`` in the cell folder; a cell that was killed
 restarts from it (or from scratch when there is none). Scores and the record reach the store only at the
 very end, through one atomic ``write_cell`` whose status is written last, so a killed cell never leaves a
@@ -23,6 +28,7 @@ import platform
 import sys
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +145,10 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
     if rt.wandb:
         from lightning.pytorch.loggers import WandbLogger
 
+        from datamodules.optional import require
+
+        require("wandb", "--wandb logging")
+
         loggers.append(
             WandbLogger(
                 project=os.environ.get("WANDB_PROJECT", "forgery-bench"),
@@ -231,6 +241,24 @@ def _readable_checkpoint(path: Path) -> bool:
         return False
 
 
+def released_model(cell: Cell) -> Any:
+    """The detector of a released-weights cell: its published checkpoint, converted and loaded strictly."""
+    from detectors.convert import load_converted
+
+    c, path = cell.config, cell.runtime.weights_path
+    if c.weights is None:
+        raise ValueError(f"cell {cell.cell_id} ({cell.label}) scores no released weights")
+    if path is None or not Path(path).is_file():
+        raise FileNotFoundError(f"{c.detector}: released weights file not found: {path}")
+    sha = file_sha256(path)
+    if sha != c.weights.sha256:
+        raise ValueError(
+            f"{c.detector}: {path} changed since the cell was planned (sha256 {sha[:12]} != "
+            f"{c.weights.sha256[:12]}); plan the run again"
+        )
+    return load_converted(c.weights.source, c.detector, path, **c.overrides)
+
+
 def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
     import lightning as L
 
@@ -246,22 +274,24 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     timings["preprocess_s"] = round(time.time() - t, 3)
 
     L.seed_everything(cell.seed, workers=True, verbose=False)
-    model = create_detector(c.detector, **c.overrides)
+    model = create_detector(c.detector, **c.overrides) if c.weights is None else released_model(cell)
     dm = load_factory(c.datamodule)(c, model.data_spec, manifests)
     trainer, ckpt = _trainer(cell, work, callbacks)
-    last = work / "checkpoints" / "last.ckpt"
-    resumed = last.is_file() and _readable_checkpoint(last)
-    if not resumed:  # a fresh start: an abandoned attempt's checkpoints must not linger (nor rename ours -v1)
-        for stale in (work / "checkpoints").glob("*.ckpt"):
-            stale.unlink()
-    t = time.time()
-    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resumed else None)
-    if trainer.interrupted:
-        raise RuntimeError("training was interrupted")
-    timings["fit_s"] = round(time.time() - t, 3)
-    best = ckpt.best_model_path or str(last)
-    if not best or not Path(best).is_file():
-        raise RuntimeError(f"no checkpoint was written in {work / 'checkpoints'}")
+    resumed, best = False, None
+    if c.weights is None:
+        last = work / "checkpoints" / "last.ckpt"
+        resumed = last.is_file() and _readable_checkpoint(last)
+        if not resumed:  # a fresh start: an abandoned attempt's checkpoints must not linger (nor rename -v1)
+            for stale in (work / "checkpoints").glob("*.ckpt"):
+                stale.unlink()
+        t = time.time()
+        trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resumed else None)
+        if trainer.interrupted:
+            raise RuntimeError("training was interrupted")
+        timings["fit_s"] = round(time.time() - t, 3)
+        best = ckpt.best_model_path or str(last)
+        if not best or not Path(best).is_file():
+            raise RuntimeError(f"no checkpoint was written in {work / 'checkpoints'}")
 
     # Score the best checkpoint on the source val split and every test set, one loader at a time so
     # each row's split and set are known; Detector gathers across ranks and drops DDP padding repeats.
@@ -281,7 +311,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     record = {
         **base_record(cell),
         "status": "done",
-        "checkpoint": str(Path(best).resolve()),
+        "checkpoint": str(Path(best or cell.runtime.weights_path).resolve()),
         "best_val_auc": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
         "resumed": resumed,
         "pretrained_loaded": bool(model.pretrained_loaded),
@@ -294,6 +324,13 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         "n_scores": int(sum(len(f) for f in frames)),
         "timings": timings,
     }
+    if c.weights is not None:
+        record["weights"] = {
+            "mode": "released",
+            **asdict(c.weights),
+            "label": c.weights.label,
+            "path": str(Path(cell.runtime.weights_path).resolve()),
+        }
     if trainer.is_global_zero:
         scores = pd.concat(frames, ignore_index=True)
         store.write_cell(cell.cell_id, scores, record)

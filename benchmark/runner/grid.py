@@ -58,8 +58,9 @@ TRAINER_KEYS = {
     "benchmark",
     "log_every_n_steps",
 }
-#: ForgeryDataModule arguments a grid may set (batch sizes, frames and augmentation come from the recipe)
-DATA_KEYS = {"num_workers", "persistent_workers", "sbi_prob", "soft_regions", "frames_val"}
+#: ForgeryDataModule arguments a grid (or a detector's ``data_defaults``) may set (batch sizes, frames and
+#: augmentation come from the recipe)
+DATA_KEYS = {"num_workers", "persistent_workers", "sbi_prob", "soft_regions", "frames_val", "train_methods"}
 
 
 class GridError(ValueError):

@@ -218,7 +218,9 @@ class SlurmLauncher:
         self.parameters, self.poll_s = dict(parameters or {}), poll_s
 
     def run(self, jobs: list[Job], monitor: Monitor) -> None:
-        import submitit
+        from datamodules.optional import require
+
+        submitit = require("submitit", "--launcher slurm")
 
         ex = submitit.AutoExecutor(folder=str(self.folder / "%j"), cluster=self.cluster)
         params: dict[str, Any] = {"timeout_min": 24 * 60, "name": "forgery-bench"}

@@ -42,6 +42,7 @@ from datamodules.batch import collate
 from datamodules.loading.dataset import SBI, ManifestDataset
 from datamodules.loading.sampler import TrainBatchSampler, seed_worker
 from datamodules.manifest import DataError, is_empty, read_ok_rows, select_frames
+from datamodules.media.perturb import CropView, Perturbation
 from datamodules.spec import DataSpec
 
 
@@ -63,6 +64,7 @@ class ForgeryDataModule(L.LightningDataModule):
         train_methods: fake methods used for training and validation (default: all of the train split).
         sbi_prob: probability of turning a training real into a self-blended fake.
         soft_regions: soft (blurred, summing to 1) or one-hot region masks.
+        test_perturbation, test_view: applied to the test sets only (:mod:`datamodules.media.perturb`).
     """
 
     def __init__(
@@ -83,6 +85,8 @@ class ForgeryDataModule(L.LightningDataModule):
         sbi_prob: float = 0.0,
         soft_regions: bool = True,
         persistent_workers: bool = False,
+        test_perturbation: Perturbation | None = None,
+        test_view: CropView | None = None,
     ) -> None:
         super().__init__()
         known = sorted(manifests)
@@ -100,6 +104,7 @@ class ForgeryDataModule(L.LightningDataModule):
         self.augment, self.seed, self.num_workers = augment, seed, num_workers
         self.train_methods = list(train_methods) if train_methods is not None else None
         self.sbi_prob, self.soft_regions, self.persistent_workers = sbi_prob, soft_regions, persistent_workers
+        self.test_perturbation, self.test_view = test_perturbation, test_view
         self.skipped: dict[str, dict[str, int]] = {}
         self.methods: list[str] = []
         self.train_set: ManifestDataset | None = None
@@ -173,10 +178,18 @@ class ForgeryDataModule(L.LightningDataModule):
         return methods + ([SBI] if self.sbi_prob > 0 and SBI not in methods else [])
 
     def _dataset(
-        self, name: str, rows: pd.DataFrame, augment: bool | Augmentation, masks: bool, blend: bool = False
+        self,
+        name: str,
+        rows: pd.DataFrame,
+        augment: bool | Augmentation,
+        masks: bool,
+        blend: bool = False,
+        **kw: Any,
     ) -> ManifestDataset:
         root = self.manifests[name].parent
-        return ManifestDataset(rows, root, self.spec, augment, self.methods, masks, self.soft_regions, blend)
+        return ManifestDataset(
+            rows, root, self.spec, augment, self.methods, masks, self.soft_regions, blend, **kw
+        )
 
     def _eval_masks(self, rows: pd.DataFrame) -> bool:
         fakes = rows[rows["label"] == 1]
@@ -211,7 +224,10 @@ class ForgeryDataModule(L.LightningDataModule):
                 rows = self._split(name, "test", None)
                 masks = self._eval_masks(rows)
                 self._check(name, rows, masks)
-                self.test_sets.append(self._dataset(name, rows, False, masks))
+                ds = self._dataset(
+                    name, rows, False, masks, perturbation=self.test_perturbation, view=self.test_view
+                )
+                self.test_sets.append(ds)
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds: Dataset, **kw: Any) -> DataLoader:

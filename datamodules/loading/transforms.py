@@ -40,6 +40,11 @@ masks): the test loader (``datamodules.loading.dataset.ManifestDataset``) and si
 Randomness: each call may take a ``seed``; all draws of one sample come from
 ``numpy.random.default_rng(seed)``, so one sample's augmentation depends only on that seed, not on
 worker count or order.
+
+Test-time perturbations (:mod:`datamodules.media.perturb`, off by default): an image ``Perturbation``
+acts on the decoded stored crop first (seeded by the sample's key, ``sample_id``), then a ``CropView``
+re-crops it (zoom / crop size, with landmarks and mask) and sets the interpolation of the evaluation
+resize. Without them the path is unchanged bit for bit.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from torch import Tensor
 
 from datamodules.augmentation import Augmentation
 from datamodules.loading import augment as ops
+from datamodules.media.perturb import CropView, Perturbation
 from datamodules.media.regions import region_masks
 from datamodules.spec import DataSpec
 
@@ -96,11 +102,12 @@ def _warp(img: np.ndarray, geom: np.ndarray, side: int, border: int) -> np.ndarr
     return cv2.resize(moved, (side, side), interpolation=cv2.INTER_AREA)
 
 
-def _resize(img: np.ndarray, side: int) -> np.ndarray:
+def _resize(img: np.ndarray, side: int, interp: int | None = None) -> np.ndarray:
     if img.shape[0] == side and img.shape[1] == side:
         return img
-    down = side < max(img.shape[:2])
-    return cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA if down else cv2.INTER_LINEAR)
+    if interp is None:
+        interp = cv2.INTER_AREA if side < max(img.shape[:2]) else cv2.INTER_LINEAR
+    return cv2.resize(img, (side, side), interpolation=interp)
 
 
 class FaceTransform:
@@ -110,16 +117,32 @@ class FaceTransform:
         spec: the detector's input contract.
         augment: the training augmentation (see the module docstring); ``True`` = ``Augmentation()``,
             ``False`` = none.
+        perturbation: an ``image``-kind test-time perturbation of the decoded crop (``clip`` kinds act on
+            a whole video: :class:`~datamodules.media.perturb.ClipFrames` in the dataset).
+        view: a preprocessing variant (zoom, crop size, resize interpolation) of the decoded crop.
     """
 
-    def __init__(self, spec: DataSpec, augment: bool | Augmentation) -> None:
+    def __init__(
+        self,
+        spec: DataSpec,
+        augment: bool | Augmentation,
+        perturbation: Perturbation | None = None,
+        view: CropView | None = None,
+    ) -> None:
         if augment is True:
             augment = Augmentation()
         if augment is not False and not isinstance(augment, Augmentation):
             raise TypeError(f"augment must be a bool or an Augmentation, got {type(augment).__name__}")
+        if perturbation is not None and perturbation.kind != "image" and not perturbation.is_identity:
+            raise ValueError(f"{perturbation.tag} acts on a video's frames together, not in FaceTransform")
         self.spec = spec
         self.augmentation: Augmentation | None = augment or None
         self.augment = self.augmentation is not None
+        self.perturbation = (
+            None if perturbation is None or perturbation.is_identity else perturbation.prepare()
+        )
+        self.view = None if view is None or view.is_identity else view
+        self._interp = None if self.view is None else self.view.resize_flag
         mean = np.asarray(spec.mean, dtype=np.float32) * 255.0
         inv_std = 1.0 / (np.asarray(spec.std, dtype=np.float32) * 255.0)
         # uint8 -> normalised float32 in one table lookup per channel plane
@@ -143,20 +166,29 @@ class FaceTransform:
         mask: np.ndarray | None = None,
         seed: int | None = None,
         out: Tensor | None = None,
+        sample_key: str | None = None,
     ) -> Transformed:
         """Transform a ``uint8 [H, W, 3]`` RGB crop with its landmarks ``[68, 2]`` and mask ``[H, W]``.
 
         ``out``: a float32 ``[3, S, S]`` tensor (e.g. a row of a batch tensor) to write the image into.
+        ``sample_key``: the sample's id, which seeds the perturbation (required when there is one).
         """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a uint8 RGB image [H, W, 3], got {image.dtype} {image.shape}")
         if mask is not None and mask.shape[:2] != image.shape[:2]:
             raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape}")
         s, side = self.spec.input_size, self.spec.mask_side
+        pre = np.eye(3)  # stored-crop pixels -> the pixels the augmentation (or the resize) works in
+        if self.perturbation is not None:
+            if sample_key is None:
+                raise ValueError(f"perturbation {self.perturbation.tag} needs the sample's key (sample_id)")
+            image = self.perturbation.apply(image, sample_key)
+        if self.view is not None:
+            image, mask, view_matrix = self.view.apply(image, mask)
+            pre = view_matrix @ pre
         aug = self.augmentation
-        pre = np.eye(3)  # source pixels -> the pixels the augmentation works in
         if aug is not None and aug.semantics == ops.ALBU and image.shape[:2] != (s, s):
-            pre = _resize_matrix(image.shape[:2], (s, s))  # DeepfakeBench's load_rgb / load_mask
+            pre = _resize_matrix(image.shape[:2], (s, s)) @ pre  # DeepfakeBench's load_rgb / load_mask
             image = cv2.resize(image, (s, s), interpolation=cv2.INTER_CUBIC)
             mask = None if mask is None else cv2.resize(np.asarray(mask, np.float32), (s, s))
         hw = image.shape[:2]
@@ -174,7 +206,7 @@ class FaceTransform:
             m = None if mask is None else _warp(np.asarray(mask, np.float32), geom, side, border)
         else:
             geom = np.eye(3)
-            img = _resize(image, s)
+            img = _resize(image, s, self._interp)
             m = None if mask is None else _resize(np.asarray(mask, np.float32), side)
         lm = None
         if landmarks is not None:
@@ -194,11 +226,19 @@ class SampleTransform:
         spec: the detector's input contract.
         augment: the training augmentation (an ``Augmentation``, ``True`` for its defaults, ``False``).
         soft_regions: soft (blurred, summing to 1) or one-hot region masks.
+        perturbation, view: test-time perturbation and preprocessing view (:class:`FaceTransform`).
     """
 
-    def __init__(self, spec: DataSpec, augment: bool | Augmentation, soft_regions: bool = True) -> None:
+    def __init__(
+        self,
+        spec: DataSpec,
+        augment: bool | Augmentation,
+        soft_regions: bool = True,
+        perturbation: Perturbation | None = None,
+        view: CropView | None = None,
+    ) -> None:
         self.spec, self.soft_regions = spec, soft_regions
-        self.face = FaceTransform(spec, augment)
+        self.face = FaceTransform(spec, augment, perturbation, view)
 
     def __call__(
         self,
@@ -207,13 +247,15 @@ class SampleTransform:
         mask: np.ndarray | None = None,
         seed: int | None = None,
         out: dict[str, Tensor] | None = None,
+        sample_key: str | None = None,
     ) -> dict[str, Tensor]:
         """``{"image", ["region_masks"], ["forgery_mask"]}`` of a uint8 RGB crop.
 
-        ``out`` optionally holds ``image`` / ``region_masks`` tensors (rows of batch tensors) to write into.
+        ``out`` optionally holds ``image`` / ``region_masks`` tensors (rows of batch tensors) to write into;
+        ``sample_key`` (the sample id) seeds a test-time perturbation.
         """
         out = out or {}
-        tr = self.face(image, landmarks, mask, seed=seed, out=out.get("image"))
+        tr = self.face(image, landmarks, mask, seed=seed, out=out.get("image"), sample_key=sample_key)
         fields: dict[str, Tensor] = {"image": tr.image}
         if self.spec.region_masks:
             if tr.landmarks is None:

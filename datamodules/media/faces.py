@@ -158,7 +158,9 @@ def insightface_pack() -> Path | None:
 
 @lru_cache(maxsize=1)
 def _insightface_app(pack: str):
-    from insightface.app import FaceAnalysis
+    from datamodules.optional import require
+
+    FaceAnalysis = require("insightface.app", "the insightface face backend").FaceAnalysis  # noqa: N806
 
     app = FaceAnalysis(name=pack, allowed_modules=["detection"], providers=["CPUExecutionProvider"])
     app.prepare(ctx_id=-1, det_size=(640, 640))

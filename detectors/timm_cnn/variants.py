@@ -5,7 +5,8 @@ Recipes come from DeepfakeBench's configs (``training/config/detector/<name>.yam
 their ``data_aug`` blocks transcribed key for key. ``reference="released"`` trains as DeepfakeBench's
 ``training/train.py`` effectively does: ``for epoch in range(start_epoch, nEpochs + 1)`` runs
 ``nEpochs + 1`` epochs, and albumentations 1.1.0 computes the augmentation
-(:func:`detectors.recipe.released_variant`); for EfficientNet-B4 it also builds DeepfakeBench's network."""
+(:func:`detectors.recipe.released_variant`); for EfficientNet-B4 and ResNet-34 it also builds DeepfakeBench's
+network. SBI's variants, which add SAM and self-blended training data, are in :mod:`detectors.timm_cnn.sbi`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from typing import Any, ClassVar
 from datamodules.spec import HALF, IMAGENET_MEAN, IMAGENET_STD
 from detectors.recipe import DEEPFAKEBENCH_CNN, Recipe, deepfakebench_augmentation, released_variant
 from detectors.registry import register_detector
-from detectors.timm_cnn.deepfakebench import DEEPFAKEBENCH_EFFICIENTNET_B4, DEEPFAKEBENCH_XCEPTION
+from detectors.timm_cnn.deepfakebench import (
+    DEEPFAKEBENCH_EFFICIENTNET_B4,
+    DEEPFAKEBENCH_RESNET34,
+    DEEPFAKEBENCH_XCEPTION,
+)
 from detectors.timm_cnn.detector import PRETRAINED_NORM, TimmCNN
 
 
@@ -25,13 +30,16 @@ class ResNet34(TimmCNN):
     binary cross-entropy.
 
     Recipe: DeepfakeBench's released config for this backbone (Adam 2e-4, weight decay 5e-4, batch 32,
-    10 epochs, 32 frames per video, its ``data_aug`` block). Deviation: none beyond the one-logit head (BCE
-    instead of 2-way CE, which is the same model up to a reparametrisation). The weights are timm's
-    default ResNet-34 ImageNet weights, normalised with the ImageNet statistics they were trained with.
+    10 epochs, 32 frames per video, its ``data_aug`` block). Deviations: the one-logit head (BCE instead of
+    2-way CE, which is the same model up to a reparametrisation) and, by default, timm's default ResNet-34
+    ImageNet weights with the ImageNet statistics they were trained with (``resnet34.yaml`` feeds mean =
+    std = 0.5).
 
     ``reference="released"``: DeepfakeBench's ``training/networks/resnet34.py`` as it runs: torchvision's
     ImageNet weights (``resnet34.tv_in1k``), inputs normalised with mean = std = 0.5 (``resnet34.yaml``),
-    11 epochs (``nEpochs + 1``) and albumentations 1.1.0's arithmetic.
+    11 epochs (``nEpochs + 1``) and albumentations 1.1.0's arithmetic. DeepfakeBench's trained checkpoint
+    (``cnnaug_best.pth``, release v1.0.1) loads with its 0.5 normalisation through
+    ``converters["deepfakebench"]``.
     """
 
     __init__ = TimmCNN.variant(arch="resnet34", input_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD)
@@ -65,6 +73,7 @@ class ResNet34(TimmCNN):
         "released": {"arch": "resnet34.tv_in1k", "mean": HALF, "std": HALF}
     }
     tiny_config: ClassVar[dict[str, Any]] = {"arch": "test_resnet", "pretrained": False, "input_size": 64}
+    converters = {"deepfakebench": DEEPFAKEBENCH_RESNET34}
 
 
 @register_detector("xception")

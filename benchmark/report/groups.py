@@ -1,0 +1,104 @@
+"""What a leaderboard row is: the done cells of one (grid, detector, training set) and one configuration.
+
+``collect(store)`` groups the store's done cells; a group scores the cells of ONE configuration, the
+latest finished one, one cell per seed. Cells of other settings (an edited grid file) are kept as
+``superseded`` and listed on the page, never averaged in as extra seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.store import ScoreStore
+
+
+@dataclass
+class Group:
+    """The done cells of one (grid, detector, training set) and one configuration: one per seed.
+
+    ``superseded`` holds the done cells of the same (grid, detector, training set) run with OTHER
+    settings (an edited grid file, another recipe): they are listed on the page, never averaged in.
+    """
+
+    grid: str
+    detector: str
+    train_set: str
+    records: list[dict[str, Any]]
+    scores: dict[str, pd.DataFrame] = field(default_factory=dict)
+    superseded: list[dict[str, Any]] = field(default_factory=list)
+    released: bool = False  # cells that scored published checkpoints (no training): a group of their own
+
+    @property
+    def test_order(self) -> list[str]:
+        return [t["name"] for t in self.records[0]["config"]["test_sets"]]
+
+    @property
+    def origin(self) -> str:
+        """``demo``, ``real`` (or both, ``/``-joined): where the data of the group's cells came from."""
+        return "/".join(sorted({r["config"]["origin"] for r in self.records}))
+
+    @property
+    def pretrained(self) -> str:
+        if self.released:  # the published checkpoint itself: say which file
+            labels = sorted({(r.get("weights") or {}).get("label", "released weights") for r in self.records})
+            return "; ".join(labels)
+        vals = {bool(r.get("pretrained_loaded", False)) for r in self.records}
+        return "yes" if vals == {True} else "no (random init)" if vals == {False} else "mixed"
+
+    @property
+    def seeds(self) -> str:
+        return ", ".join(str(r["config"]["seed"]) for r in self.records)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "x"
+
+
+def page_path(grid: str, detector: str) -> Path:
+    return Path(slug(grid)) / f"{slug(detector)}.md"
+
+
+def _settings(rec: dict[str, Any]) -> str:
+    """A cell's configuration without its seed: cells that share it are seeds of one experiment."""
+    return json.dumps({k: v for k, v in rec["config"].items() if k != "seed"}, sort_keys=True, default=str)
+
+
+def _current(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split one (grid, detector, training set)'s cells into the latest configuration's and the rest.
+
+    The latest configuration is that of the most recently finished cell; cells of older settings would
+    otherwise be averaged in as if they were more seeds of the same experiment.
+    """
+    latest = max(recs, key=lambda r: (str(r.get("finished_at", "")), r["cell_id"]))
+    key = _settings(latest)
+    same = {r["cell_id"]: _settings(r) == key for r in recs}
+    return [r for r in recs if same[r["cell_id"]]], [r for r in recs if not same[r["cell_id"]]]
+
+
+def collect(store: ScoreStore) -> list[Group]:
+    """Done cells grouped by (grid, detector, training set), sorted; scores attached.
+
+    Only the latest configuration of each group is scored; the others are kept as ``superseded``.
+    """
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for cid in store.cell_ids("done"):
+        rec = store.record(cid)
+        if "config" not in rec:  # a store shared with cells not written by the runner
+            continue
+        released = rec["config"].get("weights") is not None
+        key = (rec["config"]["grid"], rec["config"]["detector"], rec["config"]["train_set"]["name"], released)
+        groups.setdefault(key, []).append(rec)
+    scores = store.read_scores()
+    by_cell = {cid: df.reset_index(drop=True) for cid, df in scores.groupby("cell_id", sort=True)}
+    out = []
+    for (g, d, t, released), recs in sorted(groups.items()):
+        recs = sorted(recs, key=lambda r: (int(r["config"]["seed"]), r["cell_id"]))
+        cur, old = _current(recs)  # both keep the seed order
+        out.append(Group(g, d, t, cur, {r["cell_id"]: by_cell[r["cell_id"]] for r in cur}, old, released))
+    return out
