@@ -3,7 +3,9 @@
 A detector subclasses :class:`Detector` and writes only
 
 * ``__init__`` (build the network; call ``super().__init__(**recipe_overrides)`` first and set
-  ``self.data_spec``),
+  ``self.data_spec``; a detector whose released code differs from its paper also takes
+  ``reference: str = "paper"``, passes it on as ``super().__init__(reference=reference, **recipe)`` and
+  declares ``released_recipe`` / ``reference_arguments``, see :mod:`detectors.settings`),
 * ``forward(batch) -> DetectorOutput`` (one fake-logit per image, shape ``[B]``, plus a typed ``aux``
   record: :class:`DetectorAux`, or a subclass holding the tensors the detector's own loss reads),
 * optionally ``loss(batch, out) -> dict`` with a ``"loss"`` key when it needs more than binary
@@ -42,7 +44,7 @@ from torchmetrics.classification import BinaryAUROC
 from datamodules.batch import Batch
 from datamodules.spec import DataSpec
 from detectors.recipe import Recipe
-from detectors.settings import DetectorSettings, UnknownSettingError
+from detectors.settings import PAPER, REFERENCES, DetectorSettings, UnknownSettingError
 
 if TYPE_CHECKING:
     from detectors.convert import Conversion
@@ -116,6 +118,11 @@ class Detector(L.LightningModule):
     name: ClassVar[str] = ""
     #: the paper's training recipe; instances may override single settings.
     default_recipe: ClassVar[Recipe] = Recipe()
+    #: the recipe the released code effectively trains with (``reference="released"``), if it differs
+    released_recipe: ClassVar[Recipe | None] = None
+    #: constructor arguments a reference sets (``{"released": {"arch": ...}}``): defaults that
+    #: ``resolve_settings`` reports and ``create_detector`` passes; explicit overrides win
+    reference_arguments: ClassVar[dict[str, dict[str, Any]]] = {}
     #: overrides that build a tiny configuration for tests (never the default).
     tiny_config: ClassVar[dict[str, Any]] = {}
     #: checkpoint formats of other code bases this detector loads, by source name (``deepfakebench``)
@@ -123,15 +130,33 @@ class Detector(L.LightningModule):
     #: datamodule settings the method itself needs (SBI: reals + self-blends only); a grid's data section wins
     data_defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, **recipe_overrides: Any) -> None:
+    def __init__(self, reference: str = PAPER, **recipe_overrides: Any) -> None:
         super().__init__()
-        self.recipe: Recipe = type(self).default_recipe.with_overrides(**recipe_overrides)
+        self.reference = reference
+        self.recipe: Recipe = type(self).recipe_for(reference).with_overrides(**recipe_overrides)
         self.data_spec: DataSpec = DataSpec()
         self.pretrained_loaded: bool = False  # set True by subclasses that loaded real weights
         self._frozen: list[nn.Module] = []
         self.val_auc = BinaryAUROC()
         # Collects the init arguments of the whole subclass chain (Lightning walks the __init__ frames).
         self.save_hyperparameters()
+        if "reference" not in type(self).constructor_arguments()[0]:
+            self.hparams.pop("reference", None)  # this base's own argument: not the detector's to replay
+
+    @classmethod
+    def references(cls) -> tuple[str, ...]:
+        """The references this detector can be built as (``("paper",)`` without a released recipe)."""
+        return REFERENCES if cls.released_recipe is not None else (PAPER,)
+
+    @classmethod
+    def recipe_for(cls, reference: str) -> Recipe:
+        """The base recipe of ``reference``: ``default_recipe`` (paper) or ``released_recipe``."""
+        known = cls.references()
+        if reference not in known:
+            raise ValueError(
+                f"{cls.name or cls.__name__}: unknown reference {reference!r}; this detector has {list(known)}"
+            )
+        return cls.default_recipe if reference == PAPER else cls.released_recipe  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ settings
     @classmethod
@@ -177,14 +202,26 @@ class Detector(L.LightningModule):
                 f"accepted: {', '.join(sorted(arch_keys | recipe_keys))}"
             )
         recipe_over = {k: v for k, v in overrides.items() if k in recipe_keys}
+        reference = overrides.get("reference", defaults.get("reference", PAPER))
+        base = cls.recipe_for(reference)
         return DetectorSettings(
             detector=name,
             paper_recipe=cls.default_recipe,
-            recipe=cls.default_recipe.with_overrides(**recipe_over),
-            arch_defaults=defaults,
+            recipe=base.with_overrides(**recipe_over),
+            arch_defaults={**defaults, **cls.reference_arguments.get(reference, {})},
             recipe_overrides=recipe_over,
             arch_overrides={k: v for k, v in overrides.items() if k not in recipe_keys},
+            reference=reference,
+            reference_recipe=base,
         )
+
+    @classmethod
+    def build_arguments(cls, **overrides: Any) -> dict[str, Any]:
+        """The keyword arguments ``create_detector`` calls the class with: the reference's
+        ``reference_arguments`` under the overrides (no validation here: the constructor does it)."""
+        _, defaults = cls.constructor_arguments()
+        reference = overrides.get("reference", defaults.get("reference", PAPER))
+        return {**cls.reference_arguments.get(reference, {}), **overrides}
 
     # ------------------------------------------------------------------ subclass API
     def forward(self, batch: Batch) -> DetectorOutput:  # pragma: no cover - abstract

@@ -6,8 +6,9 @@
 Each detector declares the formats it reads in its class attribute ``converters`` (source name ->
 :class:`Conversion`), written beside the detector: DeepfakeBench's Xception, EfficientNet-B4, ResNet-34
 (CNN-Aug) and SBI in :mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`,
-SelfBlendedImages' own checkpoints in :mod:`detectors.timm_cnn.sbi_release`; their docstrings hold the key
-mapping tables. This module only dispatches and holds the helpers converters share.
+SelfBlendedImages' own checkpoints in :mod:`detectors.timm_cnn.sbi_release`, Forensics Adapter's released
+checkpoint (source ``forensics_adapter``) in :mod:`detectors.forensics_adapter.released`; their docstrings
+hold the key mapping tables. This module only dispatches and holds the helpers converters share.
 
 A conversion may name the checkpoint its owners publish (:class:`ReleasedWeights`): file name, address and
 training data. ``python -m benchmark.run --weights released`` scores those files without training
@@ -66,12 +67,19 @@ class Conversion:
         build: constructor arguments that rebuild their network with our detector.
         infer: constructor arguments read from their state dict (e.g. a head's size); they win over ``build``.
         released: the trained checkpoint of this format the owners publish for the detector, if any.
+        fresh: prefixes of OUR keys their checkpoints cannot hold (parts their code never saves, e.g.
+            modules it re-creates at every call); they keep the detector's initialisation, every other
+            key loads strictly. Listed in the converter's docstring.
+        seed: torch seed of the detector's construction (so ``fresh`` parts are the same draw on every
+            conversion); ``None`` = the current RNG state.
     """
 
     convert: Callable[[Mapping[str, Tensor]], StateDict]
     build: dict[str, Any] = field(default_factory=dict)
     infer: Callable[[Mapping[str, Tensor]], dict[str, Any]] | None = None
     released: ReleasedWeights | None = None
+    fresh: tuple[str, ...] = ()
+    seed: int | None = None
 
 
 def sources() -> dict[str, list[str]]:
@@ -128,8 +136,20 @@ def load_converted(
     state = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
     converted = conversion.convert(state)
     kwargs = {**conversion.build, **(conversion.infer(state) if conversion.infer else {}), **overrides}
-    model = create_detector(name, **kwargs)
-    load_into(model, converted, what=f"{source} {name} checkpoint", convert=lambda s: s)
+    if conversion.seed is None:
+        model = create_detector(name, **kwargs)
+    else:
+        # a fixed draw for the ``fresh`` parts; the caller's RNG stays untouched
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(conversion.seed)
+            model = create_detector(name, **kwargs)
+    load_into(
+        model,
+        converted,
+        what=f"{source} {name} checkpoint",
+        convert=lambda s: s,
+        ignore_missing=conversion.fresh,
+    )
     model.pretrained_loaded = True
     return model
 
@@ -214,12 +234,18 @@ def main(argv: list[str] | None = None) -> int:
         "(detectors.load_detector).",
     )
     p.add_argument(
-        "--source", default="deepfakebench", help="the checkpoint's code base (default deepfakebench)"
+        "--source",
+        default="deepfakebench",
+        help="the checkpoint's code base: deepfakebench (default) or forensics_adapter (the authors' release)",
     )
     p.add_argument(
         "--released", action="store_true", help="list the published checkpoints each detector reads and exit"
     )
-    p.add_argument("detector", nargs="?", help="our detector name (e.g. xception, efficientnet_b4, ucf, sbi)")
+    p.add_argument(
+        "detector",
+        nargs="?",
+        help="our detector name (e.g. xception, efficientnet_b4, ucf, sbi, forensics_adapter)",
+    )
     p.add_argument(
         "checkpoint", type=Path, nargs="?", help="the released checkpoint (.pth, .tar, .safetensors)"
     )

@@ -78,9 +78,11 @@ def get_detector_class(name: str) -> type[Detector]:
 def create_detector(name: str, **overrides: Any) -> Detector:
     """Build detector ``name``; ``overrides`` are its constructor arguments (architecture or recipe).
 
-    ``get_detector_class(name).resolve_settings(**overrides)`` tells what this builds without building it.
+    ``get_detector_class(name).resolve_settings(**overrides)`` tells what this builds without building it;
+    a reference's constructor arguments (``reference="released"``) are passed under the overrides.
     """
-    return get_detector_class(name)(**overrides)
+    cls = get_detector_class(name)
+    return cls(**cls.build_arguments(**overrides))
 
 
 def load_detector(path: str | Path, expected: str | None = None, map_location: str = "cpu") -> Detector:

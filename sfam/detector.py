@@ -14,7 +14,7 @@ from datamodules.batch import Batch
 from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
 from detectors.base import DataSpecError, Detector, DetectorAux, DetectorOutput
 from detectors.clip_backbone import create_clip
-from detectors.recipe import Recipe
+from detectors.recipe import SUITE_AUGMENTATION, Recipe
 from detectors.registry import register_detector
 from sfam.alignment import patch_alignment_loss, patch_labels
 from sfam.losses import LossWeights, contrastive_loss, region_labels
@@ -41,9 +41,10 @@ _RECIPE = Recipe(
     frames_train=8,
     frames_test=32,
     augment=True,
+    augmentation=SUITE_AUGMENTATION,  # SFAM publishes no augmentation (sfam/README.md, "Recipe")
     source=(
-        "SFAM (Luo, Chen, Liu, arXiv 2604.21478) publishes no recipe; ours follows the proposal in "
-        "clip_detectors.md §3.3 (AdamW 1e-4, wd 1e-4, batch 32, cosine, 10 epochs) and Effort's 8 frames/video"
+        "SFAM (Luo, Chen, Liu, arXiv 2604.21478) publishes no recipe; ours (sfam/README.md, 'Recipe'): AdamW "
+        "1e-4, wd 1e-4, batch 32, cosine, 10 epochs, Effort's 8 frames/video, the suite's augmentation"
     ),
 )
 

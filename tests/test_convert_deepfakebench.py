@@ -177,6 +177,9 @@ def test_each_detector_declares_the_formats_it_reads():
         found["deepfakebench"]
     )
     assert found["sbi"] == ["sbi"]
+    assert found["forensics_adapter"] == [
+        "forensics_adapter"
+    ]  # the authors' release (forensics_adapter/released.py)
     with pytest.raises(
         ValueError, match=r"no 'deepfakebench' converter for 'sbi'.*efficientnet_b4.*resnet34"
     ):

@@ -398,3 +398,14 @@ def test_cells_of_other_settings_are_listed_not_averaged(tmp_path: Path) -> None
     assert "### Superseded cells" in page
     assert "| 0 | `cell0000` | 2026-01-01T00:00:00+00:00 | overrides.epochs = null |" in page
     assert "| demo | 0 |" in readme  # one seed in the README row too
+
+
+def test_the_page_header_names_the_reference(tmp_path: Path) -> None:
+    """``paper`` or ``released`` (``detectors.settings``); records written before references were paper."""
+    store = fill_store(tmp_path / "store", seeds=(0,))
+    render(tmp_path / "store", tmp_path / "lb", n_boot=20)
+    assert "Reference: paper." in (tmp_path / "lb" / "g1" / "resnet34.md").read_text()
+    store.write_record("cell0000", {**store.record("cell0000"), "reference": "released"}, "done")
+    render(tmp_path / "store", tmp_path / "lb", n_boot=20)
+    page = (tmp_path / "lb" / "g1" / "resnet34.md").read_text()
+    assert "Reference: released." in page and "### Overrides from the reference's recipe" in page

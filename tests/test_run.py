@@ -226,6 +226,7 @@ def test_cell_killed_mid_fit_is_resumed_and_counted_once(tiny: Path) -> None:
     assert rec["status"] == "done" and rec["resumed"] is True
     assert rec["arch_defaults"] == {"arch": "resnet34", "pretrained": True, "input_size": 256}
     assert rec["recipe_overrides"]["epochs"] == [10, 2]
+    assert rec["reference"] == "paper"  # the grid names none: the paper's recipe
     jobs = [Job(cell)]
     InlineLauncher().run(jobs, Monitor(jobs, "t", _console()))  # an explicit second run replaces, never adds
     assert jobs[0].status == DONE

@@ -79,6 +79,12 @@ def _overrides(rec: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _reference(group: Group) -> str:
+    """``paper`` or ``released`` (``detectors.settings``); records written before references existed
+    trained as the paper describes."""
+    return "/".join(sorted({str(r.get("reference", "paper")) for r in group.records}))
+
+
 def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], out: Path) -> str:
     fig_dir = out / slug(grid) / "figures"
     lines = [
@@ -98,7 +104,7 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
             + (" (released weights, not trained here)" if g.released else ""),
             "",
             f"Data: **{g.origin}**. Seeds: {g.seeds}. Pretrained weights: {g.pretrained}. "
-            f"Recipe: {rec0.get('recipe_source') or 'n/a'}.",
+            f"Reference: {_reference(g)}. Recipe: {rec0.get('recipe_source') or 'n/a'}.",
             "",
             "### Per test set (video level unless stated; mean over seeds)",
             "",
@@ -145,10 +151,12 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
         srows = [per_seed.row(r, v, a) for r, v in zip(g.records, a.per_seed, strict=True)]
         lines += [md_table(per_seed.headers, srows), ""]
 
-        lines += ["### Overrides from the paper's recipe", ""]
+        lines += ["### Overrides from the reference's recipe", ""]
         ov = _overrides(rec0)
         lines += [
-            md_table(["setting", "paper", "used"], ov) if ov else "None: the paper's recipe as published.",
+            md_table(["setting", "reference", "used"], ov)
+            if ov
+            else "None: the reference's recipe as published.",
             "",
         ]
         if any(_overrides(r) != ov for r in g.records[1:]):

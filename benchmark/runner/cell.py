@@ -306,6 +306,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         "best_val_auc": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
         "resumed": resumed,
         "pretrained_loaded": bool(model.pretrained_loaded),
+        "reference": settings.reference,
         "recipe_source": settings.recipe.source,
         "recipe_overrides": {k: list(v) for k, v in settings.recipe_changes().items()},
         "arch_overrides": c.arch_overrides,

@@ -107,7 +107,7 @@ def build_datamodule(config: CellConfig, spec: DataSpec, manifests: dict[str, Pa
         "eval_batch_size": recipe.eval_batch_size,
         "frames_train": recipe.frames_train,
         "frames_test": recipe.frames_test,
-        "augment": recipe.augment,
+        "augment": recipe.augmentation if recipe.augment else False,  # the recipe's own pipeline
         "seed": config.seed,
         **config.data,  # the grid's data section (validated against grid.DATA_KEYS)
     }

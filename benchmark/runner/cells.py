@@ -1,17 +1,20 @@
 """A cell as typed records: :class:`CellConfig` (the experiment, hashed into the cell id) and
 :class:`Runtime` (where things are and how the cell is executed, not hashed).
 
-The config holds everything that defines the experiment: grid, detector, its overrides and the fully
-resolved recipe (so a change of a paper default in code gives new cells), trainer and data settings, the
-training and test sets, each dataset's layout and preprocessing options, the data origin (demo or real)
-and the datamodule factory. It leaves out where things are on disk (dataset roots, output folders) and how
-the cell is executed (devices, launcher): those change nothing in the experiment.
+The config holds everything that defines the experiment: grid, detector, its overrides (the reference,
+``paper`` or ``released``, among them) and the fully resolved recipe with its augmentation (so a change of
+a paper default in code gives new cells), trainer and data settings, the training and test sets, each
+dataset's layout and preprocessing options, the data origin (demo or real) and the datamodule factory.
+It leaves out where things are on disk (dataset roots, output folders), how the cell is executed
+(devices, launcher) and descriptive text (the recipe's ``source`` citation): those change nothing in the
+experiment.
 
 ``cell_id`` = the first 16 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces) of
-:meth:`CellConfig.to_json`; that dict is exactly the config the planner wrote before cells were typed, so
-ids (store keys, cell folders) never changed. Spec files and store records carry the same JSON. A cell that
-scores released weights has one key more, ``weights`` (source, file, SHA-256), so its id differs from the
-trained cell's; for trained cells the key is left out.
+:meth:`CellConfig.to_json`. Spec files and store records carry the same JSON. Version 2 (recipes carry
+their augmentation, the citation left out) changed every id once; a version-1 spec is refused (re-plan
+it), while version-1 store records stay readable as JSON by the leaderboard. A cell that scores released
+weights has one key more, ``weights`` (source, file, SHA-256), so its id differs from the trained cell's;
+for trained cells the key is left out.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from detectors.recipe import Recipe
 #: the default datamodule factory. The name is hashed into every cell id, so it stays the one the first
 #: cells were run with; ``benchmark.runner.cell_data.FACTORY_ALIASES`` resolves it to where the code lives.
 DEFAULT_DATAMODULE = "benchmark.data:build_datamodule"
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 
 
 def canonical_json(obj: Any) -> str:
@@ -101,9 +104,10 @@ class CellConfig:
         return list(dict.fromkeys(t.dataset for t in self.test_sets))
 
     def to_json(self) -> dict[str, Any]:
-        """The hashed dict: JSON types only, one key per field; ``weights`` only when released weights are
-        scored (so a trained cell's dict, and id, is what it was before the field existed)."""
-        d = jsonable(asdict(self))
+        """The hashed dict: JSON types only, one key per field; the recipe without its citation
+        (:meth:`Recipe.experiment_dict`); ``weights`` only when released weights are scored (a trained
+        cell's dict has no such key)."""
+        d = jsonable({**asdict(self), "recipe": self.recipe.experiment_dict()})
         if self.weights is None:
             del d["weights"]
         return d
@@ -111,6 +115,12 @@ class CellConfig:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellConfig:
         _check_keys(d, cls, "cell config")
+        version = d.get("version", CONFIG_VERSION)
+        if version != CONFIG_VERSION:
+            raise ValueError(
+                f"cell config version {version} is not this planner's ({CONFIG_VERSION}): version 1 configs were "
+                "written before recipes carried their augmentation; plan the grid again"
+            )
         required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
         missing = sorted(required - set(d))
         if missing:

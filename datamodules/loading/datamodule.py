@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.augmentation import Augmentation
 from datamodules.batch import collate
 from datamodules.loading.dataset import SBI, ManifestDataset
 from datamodules.loading.eval_sets import EvalSet, check_unique
@@ -63,7 +64,9 @@ class ForgeryDataModule(L.LightningDataModule):
         batch_size, eval_batch_size: training and evaluation batch sizes.
         frames_train, frames_test, frames_val: frames per video per stage (``frames_val`` defaults to
             ``frames_test``), evenly spread over each video's ok frames.
-        augment: training augmentation (:mod:`datamodules.loading.transforms`).
+        augment: the training augmentation: an :class:`~datamodules.augmentation.Augmentation` (the
+            detector's ``Recipe.augmentation``; the runner passes it), ``True`` for its defaults, ``False``
+            for none (:mod:`datamodules.loading.transforms`).
         seed: drives every random draw of the data side.
         train_methods: fake methods used for training and validation (default: all of the train split).
         sbi_prob: probability of turning a training real into a self-blended fake.
@@ -82,7 +85,7 @@ class ForgeryDataModule(L.LightningDataModule):
         frames_train: int = 8,
         frames_test: int = 32,
         frames_val: int | None = None,
-        augment: bool = True,
+        augment: bool | Augmentation = True,
         seed: int = 0,
         num_workers: int = 0,
         train_methods: Sequence[str] | None = None,
@@ -184,7 +187,13 @@ class ForgeryDataModule(L.LightningDataModule):
         return methods + ([SBI] if self.sbi_prob > 0 and SBI not in methods else [])
 
     def _dataset(
-        self, name: str, rows: pd.DataFrame, augment: bool, masks: bool, blend: bool = False, **kw: Any
+        self,
+        name: str,
+        rows: pd.DataFrame,
+        augment: bool | Augmentation,
+        masks: bool,
+        blend: bool = False,
+        **kw: Any,
     ) -> ManifestDataset:
         root = self.manifests[name].parent
         return ManifestDataset(

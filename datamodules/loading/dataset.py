@@ -19,6 +19,7 @@ import pandas as pd
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from datamodules.augmentation import Augmentation
 from datamodules.batch import Batch, batch_tensor, collate
 from datamodules.loading.transforms import SampleTransform
 from datamodules.manifest import REQUIRED, DataError, is_empty
@@ -44,7 +45,7 @@ class ManifestDataset(Dataset):
         rows: pd.DataFrame,
         root: Path,
         spec: DataSpec,
-        augment: bool,
+        augment: bool | Augmentation,
         methods: Sequence[str],
         with_forgery_mask: bool,
         soft_regions: bool = True,

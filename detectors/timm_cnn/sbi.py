@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from datamodules.batch import Batch
 from datamodules.spec import IMAGENET_MEAN, IMAGENET_STD
-from detectors.recipe import Recipe
+from detectors.recipe import SUITE_AUGMENTATION, Recipe
 from detectors.registry import register_detector
 from detectors.sam import SAM
 from detectors.timm_cnn.deepfakebench import DEEPFAKEBENCH_SBI
@@ -165,6 +165,7 @@ class SBI(SelfBlendedCNN):
         frames_train=8,
         frames_test=32,
         augment=True,
+        augmentation=SUITE_AUGMENTATION,  # the suite's pipeline, as documented above
         source=(
             "Shiohara & Yamasaki CVPR 2022; mapooon/SelfBlendedImages src/configs/sbi/base.json (100 epochs, "
             "batch 32 = 16 reals + their blends, 380 px), src/model.py (SAM rho 0.05 around SGD lr 1e-3, "
@@ -235,6 +236,7 @@ class SBIDeepfakeBench(SelfBlendedCNN):
         frames_train=8,
         frames_test=32,
         augment=True,
+        augmentation=SUITE_AUGMENTATION,  # the suite's pipeline, as documented above
         source="DeepfakeBench training/config/detector/sbi.yaml (Shiohara & Yamasaki CVPR 2022 method)",
     )
     tiny_config: ClassVar[dict[str, Any]] = {
