@@ -5,8 +5,10 @@
 
 Each detector declares the formats it reads in its class attribute ``converters`` (source name ->
 :class:`Conversion`), written beside the detector: DeepfakeBench's Xception and EfficientNet-B4 in
-:mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`; their docstrings
-hold the key mapping tables. This module only dispatches and holds the helpers converters share.
+:mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`, Effort's (sources
+``effort`` and ``deepfakebench``) in :mod:`detectors.effort.released`, GenD's Hugging Face checkpoints
+(source ``gend``; a hub id, a folder or a file) in :mod:`detectors.gend.released`; their docstrings hold the
+key mapping tables. This module only dispatches and holds the helpers converters share.
 
 The rules every converter follows: ``module.`` prefixes (DataParallel / DDP) are removed; keys dropped on
 purpose are listed in the converter's docstring, never silent; everything else maps one-to-one, and any
@@ -44,11 +46,14 @@ class Conversion:
         convert: their state dict -> ours (:class:`ConversionError` for a layout it does not know).
         build: constructor arguments that rebuild their network with our detector.
         infer: constructor arguments read from their state dict (e.g. a head's size); they win over ``build``.
+        locate: where a checkpoint given by name is (e.g. a hub id or a folder -> the weights file); default:
+            the name is the file.
     """
 
     convert: Callable[[Mapping[str, Tensor]], StateDict]
     build: dict[str, Any] = field(default_factory=dict)
     infer: Callable[[Mapping[str, Tensor]], dict[str, Any]] | None = None
+    locate: Callable[[str | Path], Path] | None = None
 
 
 def sources() -> dict[str, list[str]]:
@@ -65,7 +70,8 @@ def load_converted(
 ) -> Detector:
     """Build detector ``name`` as ``source`` ran it and load its ``checkpoint`` strictly.
 
-    ``checkpoint`` is a file (read with ``weights_only=True`` or safetensors) or an in-memory state dict.
+    ``checkpoint`` is a file (read with ``weights_only=True`` or safetensors), a name the conversion's
+    ``locate`` resolves to a file (GenD: a hub id or a folder), or an in-memory state dict.
     ``overrides`` go to the detector's constructor (e.g. recipe settings for fine-tuning). The returned
     detector has ``pretrained_loaded=True``.
     """
@@ -76,7 +82,10 @@ def load_converted(
             f"no {source!r} converter for {name!r}; "
             + "; ".join(f"{s}: {', '.join(dets)}" for s, dets in sorted(known.items()))
         )
-    state = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
+    if isinstance(checkpoint, (str, Path)):
+        state = read_state_dict(conversion.locate(checkpoint) if conversion.locate else checkpoint)
+    else:
+        state = dict(checkpoint)
     converted = conversion.convert(state)
     kwargs = {**conversion.build, **(conversion.infer(state) if conversion.infer else {}), **overrides}
     model = create_detector(name, **kwargs)
@@ -169,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         "--source", default="deepfakebench", help="the checkpoint's code base (default deepfakebench)"
     )
     p.add_argument("detector", help="our detector name (e.g. xception, efficientnet_b4, ucf)")
-    p.add_argument("checkpoint", type=Path, help="the released checkpoint (.pth or .safetensors)")
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="the released checkpoint (.pth or .safetensors; gend: also a folder or hub id)",
+    )
     p.add_argument("output", type=Path, help="where to write the converted .ckpt")
     args = p.parse_args(argv)
     try:

@@ -23,6 +23,8 @@ _MODULES: dict[str, str] = {
     "efficientnet_b4": "detectors.timm_cnn.variants",
     "ucf": "detectors.ucf.detector",
     "forensics_adapter": "detectors.forensics_adapter.detector",
+    "effort": "detectors.effort.detector",
+    "gend": "detectors.gend.detector",
     "sfam": "sfam.detector",
     "clip_linear": "sfam.detector",
 }
