@@ -172,9 +172,10 @@ def test_ucf_loads_strictly_and_infers_its_heads(num_methods):
 def test_each_detector_declares_the_formats_it_reads():
     from detectors.convert import sources
 
-    assert sources() == {"deepfakebench": ["efficientnet_b4", "ucf", "xception"]}
+    found = sources()  # other sources (effort, gend) are tested beside their detectors
+    assert {"efficientnet_b4", "ucf", "xception"} <= set(found["deepfakebench"])
     with pytest.raises(
-        ValueError, match=r"no 'deepfakebench' converter for 'resnet34'.*efficientnet_b4, ucf"
+        ValueError, match=r"no 'deepfakebench' converter for 'resnet34'.*efficientnet_b4.*ucf"
     ):
         load_deepfakebench("resnet34", {})
 

@@ -201,3 +201,11 @@ def test_residual_layer_applies_main_plus_residual():
     x = torch.randn(3, 5)
     w = layer.weight_main + layer.U_residual @ torch.diag(layer.S_residual) @ layer.V_residual
     assert torch.allclose(layer(x), x @ w.T + layer.bias, atol=1e-6)
+
+
+def test_effort_declares_both_released_layouts():
+    from detectors.convert import sources
+
+    found = sources()
+    assert found["effort"] == ["effort"] and "effort" in found["deepfakebench"]
+    assert found["gend"] == ["gend"]
