@@ -81,13 +81,14 @@ def test_trainable_parameters_are_the_residuals_and_the_head():
     assert m.num_trainable_parameters() == 4 * L * (2 * w * k + k) + (w + 1)
 
 
-def test_vit_l14_trainable_parameters_match_the_released_count(monkeypatch):
-    # the count depends on shapes only: skip the 96 SVDs of 1024 x 1024 (real ones run in the tiny tests)
-    def shapes_only(weight, k):
-        out_f, in_f = weight.shape
-        return weight, torch.zeros(out_f, k), torch.zeros(k), torch.zeros(k, in_f)
+def _shapes_only(weight, k):
+    """Stands in for the SVD where only parameter shapes matter (real SVDs run in the tiny tests)."""
+    out_f, in_f = weight.shape
+    return weight, torch.zeros(out_f, k), torch.zeros(k), torch.zeros(k, in_f)
 
-    monkeypatch.setattr(svd_residual, "svd_split", shapes_only)
+
+def test_vit_l14_trainable_parameters_match_the_released_count(monkeypatch):
+    monkeypatch.setattr(svd_residual, "svd_split", _shapes_only)  # skip 96 SVDs of 1024 x 1024
     m = create_detector("effort", pretrained=None)
     residual = 4 * 24 * (2 * 1024 + 1)  # released: every q/k/v/out of 24 layers, U [1024,1] S [1] V [1,1024]
     assert residual == 196_704
@@ -95,6 +96,14 @@ def test_vit_l14_trainable_parameters_match_the_released_count(monkeypatch):
     assert residual + 2 * 1024 + 2 == 198_754  # the released 2-way head: "0.19M" in the paper
     assert m.data_spec.input_size == 224
     assert m.visual.proj is None
+
+
+def test_vit_b16_variant_follows_the_released_rank_rule(monkeypatch):
+    monkeypatch.setattr(svd_residual, "svd_split", _shapes_only)
+    m = create_detector("effort", model_name="ViT-B-16-quickgelu", pretrained=None)
+    q = m.visual.transformer.resblocks[0].attn.q_proj
+    assert q.U_residual.shape == (768, 1) and q.weight_main.shape == (768, 768)  # r = 768 - 1
+    assert m.num_trainable_parameters() == 4 * 12 * (2 * 768 + 1) + 768 + 1 == 74_545
 
 
 # ----------------------------------------------------------------------------------- released checkpoints
