@@ -79,10 +79,12 @@ class GenD(Detector):
       warm restarts.
     * Checkpoint selection on the source (FF++) validation AUC (the suite's protocol) instead of video mAP
       on the released validation mix (DeepSpeak, Celeb-DF v3, FFIW validation sets).
-    * Data: the suite's face crops (224 px) and augmentation (flip, rotation +-10 and scale 0.9-1.1, blur,
-      brightness/contrast or HSV, JPEG 40-100) instead of GenD's (flip, affine rotation 10 / translation 0.1 /
-      scale 0.9-1.1, blur p 0.1, colour jitter 0.1, JPEG 40-100) and HF's CLIP processor (bicubic resize of
-      the shorter side to 224, centre crop).
+    * Data: the suite's aligned face crops at 224 px (released: RetinaFace boxes enlarged 1.3x, not
+      aligned, then HF's CLIP processor: bicubic resize of the shorter side to 224, centre crop); 32
+      frames evenly spread per video (released: 32 random frames per video); the suite's augmentation
+      (flip, rotation +-10 and scale 0.9-1.1, blur, brightness/contrast or HSV, JPEG 40-100) instead of
+      GenD's (flip, affine rotation 10 / translation 0.1 / scale 0.9-1.1, blur p 0.1, colour jitter 0.1,
+      JPEG 40-100).
     * No NaN fallback (the released loss replaces a NaN total by zero); the runner's finite-loss guard fails
       the cell instead.
 
