@@ -7,8 +7,10 @@ Each detector declares the formats it reads in its class attribute ``converters`
 :class:`Conversion`), written beside the detector: DeepfakeBench's Xception, EfficientNet-B4, ResNet-34
 (CNN-Aug) and SBI in :mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`,
 SelfBlendedImages' own checkpoints in :mod:`detectors.timm_cnn.sbi_release`, Forensics Adapter's released
-checkpoint (source ``forensics_adapter``) in :mod:`detectors.forensics_adapter.released`; their docstrings
-hold the key mapping tables. This module only dispatches and holds the helpers converters share.
+checkpoint (source ``forensics_adapter``) in :mod:`detectors.forensics_adapter.released`, Effort's (sources
+``effort`` and ``deepfakebench``) in :mod:`detectors.effort.released`, GenD's Hugging Face checkpoints
+(source ``gend``; a hub id, a folder or a file) in :mod:`detectors.gend.released`; their docstrings hold
+the key mapping tables. This module only dispatches and holds the helpers converters share.
 
 A conversion may name the checkpoint its owners publish (:class:`ReleasedWeights`): file name, address and
 training data. ``python -m benchmark.run --weights released`` scores those files without training
@@ -72,6 +74,8 @@ class Conversion:
             key loads strictly. Listed in the converter's docstring.
         seed: torch seed of the detector's construction (so ``fresh`` parts are the same draw on every
             conversion); ``None`` = the current RNG state.
+        locate: where a checkpoint given by name is (e.g. a hub id or a folder -> the weights file); default:
+            the name is the file.
     """
 
     convert: Callable[[Mapping[str, Tensor]], StateDict]
@@ -80,6 +84,7 @@ class Conversion:
     released: ReleasedWeights | None = None
     fresh: tuple[str, ...] = ()
     seed: int | None = None
+    locate: Callable[[str | Path], Path] | None = None
 
 
 def sources() -> dict[str, list[str]]:
@@ -122,7 +127,8 @@ def load_converted(
 ) -> Detector:
     """Build detector ``name`` as ``source`` ran it and load its ``checkpoint`` strictly.
 
-    ``checkpoint`` is a file (read with ``weights_only=True`` or safetensors) or an in-memory state dict.
+    ``checkpoint`` is a file (read with ``weights_only=True`` or safetensors), a name the conversion's
+    ``locate`` resolves to a file (GenD: a hub id or a folder), or an in-memory state dict.
     ``overrides`` go to the detector's constructor (e.g. recipe settings for fine-tuning). The returned
     detector has ``pretrained_loaded=True``.
     """
@@ -133,7 +139,10 @@ def load_converted(
             f"no {source!r} converter for {name!r}; "
             + "; ".join(f"{s}: {', '.join(dets)}" for s, dets in sorted(known.items()))
         )
-    state = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
+    if isinstance(checkpoint, (str, Path)):
+        state = read_state_dict(conversion.locate(checkpoint) if conversion.locate else checkpoint)
+    else:
+        state = dict(checkpoint)
     converted = conversion.convert(state)
     kwargs = {**conversion.build, **(conversion.infer(state) if conversion.infer else {}), **overrides}
     if conversion.seed is None:
@@ -250,6 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint", type=Path, nargs="?", help="the released checkpoint (.pth, .tar, .safetensors)"
     )
     p.add_argument("output", type=Path, nargs="?", help="where to write the converted .ckpt")
+    p.add_argument("detector", help="our detector name (e.g. xception, efficientnet_b4, ucf)")
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="the released checkpoint (.pth or .safetensors; gend: also a folder or hub id)",
+    )
+    p.add_argument("output", type=Path, help="where to write the converted .ckpt")
     args = p.parse_args(argv)
     if args.released:
         for name, rel in sorted(released_detectors().items()):

@@ -25,6 +25,8 @@ _MODULES: dict[str, str] = {
     "sbi_deepfakebench": "detectors.timm_cnn.sbi",
     "ucf": "detectors.ucf.detector",
     "forensics_adapter": "detectors.forensics_adapter.detector",
+    "effort": "detectors.effort.detector",
+    "gend": "detectors.gend.detector",
     "sfam": "sfam.detector",
     "clip_linear": "sfam.detector",
 }
