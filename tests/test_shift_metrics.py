@@ -5,7 +5,6 @@ Fractions) and with property tests."""
 from __future__ import annotations
 
 import statistics
-from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -13,11 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
-from scipy.stats import gaussian_kde, iqr, ttest_rel, wasserstein_distance
+from scipy.stats import iqr, ttest_rel, wasserstein_distance
 from sklearn.metrics import (
     balanced_accuracy_score,
     brier_score_loss,
-    roc_auc_score,
     roc_curve,
 )
 from sklearn.metrics import log_loss as sk_log_loss
@@ -49,6 +47,7 @@ from benchmark.metrics import (
     znorm,
 )
 from tests.exact_reference import exact_video_scores
+from tests.shift_reference import exact_ece, reference_normalised_matrix, scipy_balanced_gain
 
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -97,21 +96,6 @@ def test_a_target_below_one_over_n_reals_is_met_at_fpr_zero():
 
 
 # --------------------------------------------------------------------------- calibration quality
-
-
-def exact_ece(labels, scores, n_bins: int) -> Fraction:
-    """ECE in Fractions from the definition: unit u's bin is floor(n_bins * #{v: s_v < s_u} / n)."""
-    s = [Fraction(float(x)) for x in scores]
-    n = len(s)
-    bins: dict[int, list[int]] = {}
-    for u in range(n):
-        below = sum(1 for v in range(n) if s[v] < s[u])
-        bins.setdefault(n_bins * below // n, []).append(u)
-    total = Fraction(0)
-    for members in bins.values():
-        gap = sum(Fraction(int(labels[u])) - s[u] for u in members)
-        total += abs(gap)
-    return total / n
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -186,12 +170,6 @@ def test_fits_match_their_textbook_definitions():
     assert np.isnan(shift_closed(0.6, 0.7, 0.9))  # no gap to close
 
 
-def _scipy_balanced_gain(y: np.ndarray, x: np.ndarray):
-    """The few-shot objective CDF_real(T) + 1 - CDF_fake(T) from scipy's own kernel densities."""
-    k0, k1 = gaussian_kde(x[y == 0]), gaussian_kde(x[y == 1])
-    return lambda t: k0.integrate_box_1d(-np.inf, t) + 1 - k1.integrate_box_1d(-np.inf, t)
-
-
 @pytest.mark.parametrize("seed", range(8))
 def test_fewshot_offset_maximises_scipys_kernel_balanced_accuracy(seed):
     """Yang et al.'s rule (released code: scipy gaussian_kde per class, bounded search of
@@ -201,7 +179,7 @@ def test_fewshot_offset_maximises_scipys_kernel_balanced_accuracy(seed):
     n = [6, 10, 25, 50, 4, 12, 30, 8][seed]
     y = np.r_[np.zeros(n, int), np.ones(n, int)]
     x = np.r_[rng.normal(0, 1, n), rng.normal([3, 1, 2, 0.5, 4, 1.5, 2.5, 6][seed], 1.3, n)]
-    gain = _scipy_balanced_gain(y, x)
+    gain = scipy_balanced_gain(y, x)
     t = -fewshot_offset(y, x)
     grid = np.linspace(x.min(), x.max(), 4001)
     best = max(gain(g) for g in grid)
@@ -325,54 +303,6 @@ def test_draws_depend_only_on_the_seed_and_the_videos():
     assert not all(np.array_equal(x.scored, y.scored) for x, y in zip(a.draws, c.draws, strict=True))
 
 
-def _reference_matrix(
-    test: pd.DataFrame, val: pd.DataFrame | None, res, method: str, repeat: int
-) -> np.ndarray:
-    """The normalised matrix of one repeat, recomputed from the recorded draws with numpy/statistics/scipy
-    fits and scikit-learn AUCs (the draws are the protocol's; everything else is independent)."""
-    units = exact_video_scores(test).set_index("video_id")
-    pools = {} if val is None else exact_video_scores(val).set_index("video_id")
-    to_logit = lambda p: np.log(np.asarray(p) / (1 - np.asarray(p)))  # noqa: E731  (scores in (0, 1))
-    z = {}
-    for j, name in enumerate(res.datasets):
-        ids = res.test_ids[j]
-        y, s = units.loc[ids, "label"].to_numpy(), units.loc[ids, "score"].to_numpy()
-        x = s if method == "domain_score" else to_logit(s)
-        if method in ("domain_score", "domain_logit"):
-            q25, q75 = np.percentile(x, [25, 75])
-            zj = (x - statistics.median(x)) / ((q75 - q25) or 1.0)
-        else:
-            zj = np.full(len(ids), np.nan)
-            for d in (d for d in res.draws if d.repeat == repeat and d.domain == j):
-                if d.source == "val":
-                    pid = res.pool_ids[j]
-                    yc, xc = pools.loc[pid, "label"].to_numpy(), to_logit(pools.loc[pid, "score"].to_numpy())
-                else:
-                    yc, xc = y, x
-                if method == "reals_znorm":
-                    cal = d.calibration["reals"]
-                    c, sd = statistics.fmean(xc[cal]), statistics.pstdev(xc[cal]) or 1.0
-                elif method == "unsup_offset":
-                    c, sd = (
-                        float(np.quantile(xc[d.calibration["unlabelled"]], 1 - res.settings.fake_ratio)),
-                        1.0,
-                    )
-                else:
-                    cal = d.calibration["balanced"]
-                    gain = _scipy_balanced_gain(yc[cal], xc[cal])
-                    grid = np.linspace(xc[cal].min(), xc[cal].max(), 2001)
-                    c, sd = grid[int(np.argmax([gain(g) for g in grid]))], 1.0
-                zj[d.scored] = (x[d.scored] - c) / sd
-        z[name] = (y, zj)
-    k = len(res.datasets)
-    out = np.empty((k, k))
-    for i, a in enumerate(res.datasets):
-        for j, b in enumerate(res.datasets):
-            r, f = z[a][1][z[a][0] == 0], z[b][1][z[b][0] == 1]
-            out[i, j] = roc_auc_score(np.r_[np.zeros(len(r)), np.ones(len(f))], np.r_[r, f])
-    return out
-
-
 @pytest.mark.parametrize("method", [m for m in METHOD_NAMES if m != "raw"])
 def test_normalised_matrices_match_an_independent_recomputation(method):
     rng = np.random.default_rng(5)
@@ -381,7 +311,7 @@ def test_normalised_matrices_match_an_independent_recomputation(method):
     s = NormalisationSettings(k=8, repeats=3, folds=3, seed=2)
     res = normalisation_analysis(test, val, settings=s, methods=[method], datasets=["A", "B", "C"])
     for r in range(s.repeats):
-        ref = _reference_matrix(test, val, res, method, r)
+        ref = reference_normalised_matrix(test, val, res, method, r)
         # few-shot offsets: the reference's grid maximiser lies within a grid step of ours
         tol = 0.02 if method == "fewshot_offset" else 1e-12
         np.testing.assert_allclose(res.matrices[method][r], ref, rtol=0, atol=tol)

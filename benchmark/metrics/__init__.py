@@ -47,7 +47,16 @@ from benchmark.metrics.normalisation import (
     shift_closed,
     znorm,
 )
-from benchmark.metrics.operating import balanced_accuracy, rates_at_threshold, threshold_at_fpr, tpr_at_fpr
+from benchmark.metrics.operating import (
+    FPR_TARGETS,
+    OperatingPoints,
+    balanced_accuracy,
+    operating_points,
+    rates_at_threshold,
+    threshold_at_fpr,
+    threshold_name,
+    tpr_at_fpr,
+)
 from benchmark.metrics.paired import (
     PairedDifference,
     bootstrap_p_value,
@@ -72,6 +81,7 @@ from benchmark.metrics.scores import (
 from benchmark.metrics.summaries import (
     ScoreShift,
     dataset_metrics,
+    score_quality,
     score_shift,
     separation,
     threshold_transfer,
@@ -80,6 +90,7 @@ from benchmark.metrics.summaries import (
 
 __all__ = [
     "AGGREGATIONS",
+    "FPR_TARGETS",
     "LEVELS",
     "METHODS",
     "METHOD_NAMES",
@@ -90,6 +101,7 @@ __all__ = [
     "BootstrapResult",
     "NormalisationResult",
     "NormalisationSettings",
+    "OperatingPoints",
     "PairedDifference",
     "ScoreShift",
     "accuracy",
@@ -112,6 +124,7 @@ __all__ = [
     "log_loss",
     "logit",
     "normalisation_analysis",
+    "operating_points",
     "pair_name",
     "paired_bootstrap",
     "paired_difference",
@@ -121,11 +134,13 @@ __all__ = [
     "rates_at_threshold",
     "robust_standardisation",
     "roc",
+    "score_quality",
     "score_shift",
     "seed_ttest",
     "separation",
     "shift_closed",
     "threshold_at_fpr",
+    "threshold_name",
     "threshold_transfer",
     "tpr_at_fpr",
     "znorm",

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics.binary import accuracy, as_arrays, auc, average_precision, eer, eer_threshold
+from benchmark.metrics.calibration import N_BINS, brier_score, ece, log_loss
 from benchmark.metrics.scores import Scores, Units, units
 
 
@@ -99,6 +100,26 @@ def separation(labels, scores) -> float:
     """
     y, s = as_arrays(labels, scores)
     return wasserstein1(s[y == 0], s[y == 1])
+
+
+def score_quality(
+    frames: pd.DataFrame | Scores,
+    level: str = "video",
+    agg: str = "mean",
+    n_bins: int = N_BINS,
+    datasets: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Per dataset, what the probabilities are worth beyond their order: ``ece`` (``n_bins`` equal-mass
+    bins), ``brier``, ``log_loss`` (``benchmark.metrics.calibration``) and ``w1`` (:func:`separation`)."""
+    rows = {}
+    for d, (y, s) in _by_dataset(units(frames, level=level, agg=agg, datasets=datasets)).items():
+        rows[d] = {
+            "ece": ece(y, s, n_bins),
+            "brier": brier_score(y, s),
+            "log_loss": log_loss(y, s),
+            "w1": separation(y, s),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("dataset")
 
 
 class ScoreShift(NamedTuple):
