@@ -394,3 +394,21 @@ def test_paired_bootstrap_uses_the_same_resamples_for_both_detectors():
     assert out["p_holm"].to_numpy() == pytest.approx(multipletests(out["p"], method="holm")[1], abs=1e-12)
     with pytest.raises(ValueError, match="same videos"):
         paired_bootstrap(a, b[b.video_id != b.video_id.iloc[0]], n=5)
+
+
+def test_readme_worked_example_is_a_pure_offset():
+    """README "Reading the shift": the worked example's domains are shifted copies; standardisation maps
+    them onto one another (every entry 1.0) and closes 100 % of the shift gap."""
+    scores = {"D1": ([0.1, 0.2], [0.3, 0.4]), "D2": ([0.3, 0.4], [0.5, 0.6]), "D3": ([0.5, 0.6], [0.7, 0.8])}
+    rows = [
+        (d, f"{d}/{'fake' if lab else 'real'}/{n}", lab, s)
+        for d, per_label in scores.items()
+        for lab, values in enumerate(per_label)
+        for n, s in enumerate(values)
+    ]
+    fr = pd.DataFrame(rows, columns=["dataset", "video_id", "label", "score"])
+    res = normalisation_analysis(fr, settings=NormalisationSettings(repeats=1))
+    for m in ("domain_score", "domain_logit"):
+        np.testing.assert_array_equal(res.matrices[m][0], np.ones((3, 3)))
+        assert res.summary(m)["shift_closed"][0] == pytest.approx(1.0)
+    assert res.summary("raw")["shift_closed"][0] == 0.0
