@@ -149,22 +149,32 @@ def check_architecture_defaults_are_concrete_in_the_signature(name: str, tmp_pat
 
 
 def check_every_reference_resolves(name: str, tmp_path: Path) -> None:
-    """Each reference (``paper``, and ``released`` when declared) resolves to its own recipe, cites its
-    source, and sets only constructor arguments the detector has."""
+    """Each reference (``paper``, and ``released`` when declared) resolves to its own recipe, which cites its
+    source, sets only constructor arguments the detector has, and is what the built detector trains with."""
     cls = get_detector_class(name)
     arch_keys, _ = cls.constructor_arguments()
-    for reference in cls.references():
-        over = {"reference": reference} if reference != "paper" else {}
-        settings = cls.resolve_settings(**over)
-        assert settings.reference == reference
-        assert settings.recipe == cls.recipe_for(reference) and settings.recipe.source, (name, reference)
-        unknown = set(cls.reference_arguments.get(reference, {})) - arch_keys
-        assert not unknown, f"{name}: reference_arguments[{reference!r}] sets unknown arguments {unknown}"
-        assert {k: settings.arch[k] for k in cls.reference_arguments.get(reference, {})} == (
-            cls.reference_arguments.get(reference, {})
-        )
     if len(cls.references()) > 1:
         assert "reference" in arch_keys, f"{name} declares released_recipe but takes no reference argument"
+    for reference in cls.references():
+        over = {"reference": reference} if reference != "paper" else {}
+        settings = cls.resolve_settings(**cls.tiny_config, **over)
+        assert settings.reference == reference
+        assert settings.reference_recipe == cls.recipe_for(reference), (name, reference)
+        assert settings.reference_recipe.source, f"{name}: the {reference} recipe must cite its source"
+        ref_args = cls.reference_arguments.get(reference, {})
+        unknown = set(ref_args) - arch_keys
+        assert not unknown, f"{name}: reference_arguments[{reference!r}] sets unknown arguments {unknown}"
+        # the reference's arguments are reported as defaults; an explicit override (tiny_config) wins
+        assert {k: settings.arch[k] for k in ref_args} == {
+            k: settings.arch_overrides.get(k, v) for k, v in ref_args.items()
+        }
+        # built as the reference says (its own arguments over the tiny config, which targets the paper build)
+        build = {k: v for k, v in cls.tiny_config.items() if k not in ref_args}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = create_detector(name, **build, **over)
+        assert model.reference == reference and model.recipe == cls.recipe_for(reference), (name, reference)
+        assert all(_json(model.hparams[k]) == _json(v) for k, v in ref_args.items()), (name, reference)
 
 
 def check_flops_and_parameter_count(name: str, tmp_path: Path) -> None:
