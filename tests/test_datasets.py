@@ -387,7 +387,10 @@ def test_deepfakebench_json_skip_warning_counts_videos_not_folders(tmp_path):
     """Two of three listed videos lack frames: the warning says 2 of 3 VIDEOS (the three share two folders)."""
     path = dfb_json(tmp_path)
     data = json.loads(path.read_text())
-    extra = {"label": "CelebDFv2_fake", "frames": ["D:\\DeepfakeBench\\datasets\\rgb\\CDF\\fake\\frames\\id1_id0_0000\\000.png"]}
+    extra = {
+        "label": "CelebDFv2_fake",
+        "frames": ["D:\\DeepfakeBench\\datasets\\rgb\\CDF\\fake\\frames\\id1_id0_0000\\000.png"],
+    }
     data["Celeb-DF-v2"]["CelebDFv2_fake"]["train"]["id1_id0_0000"] = extra
     path.write_text(json.dumps(data))
     (tmp_path / "rgb/CDF/fake/frames/id0_id1_0000/000.png").unlink()

@@ -120,10 +120,11 @@ def make_frame(cell: Cell, set_name: str, split: str, rows: list[dict[str, Any]]
 
 def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     from benchmark.runner.guards import FiniteLossGuard
+    from benchmark.runner.progress import progress_callbacks
 
     rt = cell.runtime
     devices = rt.devices
@@ -151,7 +152,7 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
                 offline=os.environ.get("WANDB_MODE") == "offline",
             )
         )
-    bars = [RichProgressBar()] if rt.progress_bar else []
+    bars = progress_callbacks(rt.progress_bar, f"{cell.label} {cell.cell_id}")  # a tty: rich bar; else lines
     trainer = L.Trainer(
         max_epochs=cell.config.recipe.epochs,
         accelerator=rt.accelerator,
@@ -234,7 +235,13 @@ def _readable_checkpoint(path: Path) -> bool:
 def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
     import lightning as L
 
-    from benchmark.runner.cell_data import ensure_manifests, load_factory, reads_manifests, test_loaders
+    from benchmark.runner.cell_data import (
+        data_protocols,
+        ensure_manifests,
+        load_factory,
+        reads_manifests,
+        test_loaders,
+    )
     from detectors import create_detector, get_detector_class
 
     work.mkdir(parents=True, exist_ok=True)
@@ -290,6 +297,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         "arch_overrides": c.arch_overrides,
         "arch_defaults": jsonable(settings.overridden_defaults()),
         "manifest_hash": {n: file_sha256(p) for n, p in manifests.items() if Path(p).is_file()},
+        "data_protocols": data_protocols(manifests),
         "n_scores": int(sum(len(f) for f in frames)),
         "timings": timings,
     }

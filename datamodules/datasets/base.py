@@ -164,15 +164,8 @@ def enumerate_dataset(
     is a dataset with no usable video at all (:class:`DatasetLayoutError` naming the layout, the root and
     what the layout expects): nothing downstream can use an empty dataset.
     """
-    import inspect
-
     adapter = get_adapter(layout)
-    params = inspect.signature(adapter.enumerate).parameters
-    known = [
-        n
-        for n, p in params.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("root", "dataset")
-    ]
+    known = layout_options(layout)
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise user_error(
@@ -190,6 +183,18 @@ def enumerate_dataset(
         )
     check_unique(records)
     return records
+
+
+def layout_options(layout: str) -> list[str]:
+    """The options layout ``layout``'s adapter takes (the keyword arguments of its ``enumerate``)."""
+    import inspect
+
+    params = inspect.signature(get_adapter(layout).enumerate).parameters
+    return [
+        n
+        for n, p in params.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("root", "dataset")
+    ]
 
 
 def expected_layout(adapter: Adapter) -> str:

@@ -190,7 +190,9 @@ class DeepfakeBenchAdapter(Adapter):
         if lost:
             msg = f"{jpath}: " + missing_report(lost, "listed frame paths", REMAP_HINT)
             if missing != "skip" or not kept:
-                looked = f"frames resolved against base {base_dir}" + (f" after remap {remap!r}" if remap else "")
+                looked = f"frames resolved against base {base_dir}" + (
+                    f" after remap {remap!r}" if remap else ""
+                )
                 raise DatasetLayoutError(
                     msg
                     if missing != "skip"
