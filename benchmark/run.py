@@ -42,7 +42,7 @@ from benchmark.runner.grid import GridError
 from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
 from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
 from benchmark.runner.plan import plan_cells, resolve_grid
-from benchmark.runner.precheck import require_data
+from benchmark.runner.precheck import check_data
 from datamodules.errors import debug_enabled, format_user_error, is_user_error, run_cli
 
 
@@ -130,7 +130,7 @@ def _report(console: Console, exc: BaseException) -> int:
         raise exc
     for i, line in enumerate(format_user_error(exc)):
         style = "bold red" if i == 0 else "yellow" if line.startswith("hint:") else ""
-        console.print(f"[{style}]{escape(line)}[/]" if style else escape(line))
+        console.print(f"[{style}]{escape(line)}[/]" if style else escape(line), soft_wrap=True)
     return 2
 
 
@@ -272,15 +272,11 @@ def _check_data(cells: list[Cell], args: argparse.Namespace, console: Console) -
     problem (:mod:`benchmark.runner.precheck`)."""
     if not cells or not reads_manifests(args.datamodule):
         return 0
-    try:
-        report = require_data(cells)
-    except Exception as e:
-        if not is_user_error(e):
-            raise
-        return _report(console, e)
+    report = check_data(cells)
     for note in report.notes:
-        console.print(f"[bold yellow]note:[/] {escape(note)}")
-    return 0
+        console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+    error = report.error()
+    return 0 if error is None else _report(console, error)
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load_converted(args.source, args.detector, args.checkpoint)
     except (ValueError, KeyError, FileNotFoundError) as e:
-        p.error(str(e))
+        p.error(f"{e}\nhint: README 'Scoring DeepfakeBench's released checkpoints' lists the formats read")
     print(f"wrote {save_converted(model, args.output)}")
     return 0
 

@@ -271,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=N_BOOT, help="bootstrap resamples (default 1000)")
     args = p.parse_args(argv)
     if not args.store.is_dir():
-        print(f"error: no score store at {args.store} (run python -m benchmark.run first)", file=sys.stderr)
+        from datamodules.errors import format_user_error, user_error
+
+        missing = FileNotFoundError(f"no score store at {args.store}")
+        hint = "run python -m benchmark.run first, or pass --store <its --out>/store"
+        print("\n".join(format_user_error(user_error(missing, hint))), file=sys.stderr)
         return 2
     written = render(args.store, args.out, args.bootstrap)
     print(f"wrote {len(written)} files under {args.out}/")

@@ -116,8 +116,9 @@ class Monitor:
             self._copy_events(j)
         if job is not None:
             extra = f" ({job.error})" if job.status == FAILED and job.error else ""
-            line = f"[{job.status}] {job.cell.label} {job.cell.cell_id} {job.elapsed()}{extra}"
-            self.console.print(escape(line))
+            took = "" if job.status == RUNNING else f" {job.elapsed()}"  # a start has no duration yet
+            line = f"[{job.status}] {job.cell.label} {job.cell.cell_id}{took}{extra}"
+            self.console.print(escape(line), soft_wrap=True)
 
     def _copy_events(self, job: Job) -> None:
         """Print the event lines a cell process added to its log since the last look (whole lines only)."""
@@ -135,7 +136,7 @@ class Monitor:
         self._log_pos[key] += end
         for line in chunk[:end].decode("utf-8", "replace").splitlines():
             if is_event_line(line):
-                self.console.print(escape(line))
+                self.console.print(escape(line), soft_wrap=True)
 
 
 def summary(jobs: list[Job], console: Console, table: bool = True) -> None:

@@ -56,6 +56,16 @@ class DataCheck:
     notes: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)  # dataset names, in order
 
+    def error(self) -> DataCheckError | None:
+        """The error listing every problem (None when there is none)."""
+        if not self.problems:
+            return None
+        n = len(self.problems)
+        return DataCheckError(
+            f"{n} problem{'s' if n > 1 else ''} with the data this sweep needs (nothing was preprocessed or "
+            "trained):\n" + "\n".join(f"- {p}" for p in self.problems)
+        )
+
 
 def needs(cells: Iterable[Cell]) -> dict[str, list[Need]]:
     """Per dataset, what the cells need of it (in first-use order, without repeats)."""
@@ -115,12 +125,9 @@ def check_data(cells: list[Cell]) -> DataCheck:
 def require_data(cells: list[Cell]) -> DataCheck:
     """:func:`check_data`, raising :class:`DataCheckError` listing every problem when there is any."""
     report = check_data(cells)
-    if report.problems:
-        n = len(report.problems)
-        raise DataCheckError(
-            f"{n} problem{'s' if n > 1 else ''} with the data this sweep needs (nothing was preprocessed or "
-            "trained):\n" + "\n".join(f"- {p}" for p in report.problems)
-        )
+    error = report.error()
+    if error is not None:
+        raise error
     return report
 
 
