@@ -71,7 +71,7 @@ def format_user_error(exc: BaseException) -> list[str]:
     """The lines a user sees: ``error: <message>`` (a multi-line message keeps its lines, indented) and
     ``hint: <hint> (traceback: --debug or FORGERY_BENCH_DEBUG=1)``."""
     lines = str(exc).strip().splitlines() or [type(exc).__name__]
-    out = [f"error: {lines[0]}", *(f"  {line}" for line in lines[1:] if line.strip())]
+    out = [f"error: {lines[0]}", *(f"  {line.strip()}" for line in lines[1:] if line.strip())]
     hint = getattr(exc, "hint", "")
     out.append(f"hint: {hint} ({TRACEBACK_NOTE})" if hint else f"hint: {TRACEBACK_NOTE}")
     return out
