@@ -8,7 +8,7 @@ of those commands (or ``FORGERY_BENCH_DEBUG=1``) shows the traceback of a user e
 
 Which exceptions are user errors: every class that mixes in :class:`UserError` (the data side's
 ``DatasetLayoutError`` / ``MissingSplitError``, ``UnknownLayoutError``, ``DataError``,
-``PreprocessConfigError``, ``FaceBackendError``, ``VideoOpenError``; the detectors' ``UnknownDetectorError``
+``PreprocessConfigError``, ``FaceBackendError``; the detectors' ``UnknownDetectorError``
 and ``UnknownSettingError``; the runner's ``GridError``, ``DataConfigError``, ``DataCheckError`` and
 ``NoFreeDeviceError``), plus single instances of a built-in type marked with :func:`user_error` where
 callers rely on the exact built-in class (an unknown adapter option stays a ``TypeError``).
