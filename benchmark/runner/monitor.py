@@ -112,7 +112,7 @@ class Monitor:
         if self._live is not None:
             self._live.update(self._render())
             return
-        for j in self.jobs if job is None else [job]:
+        for j in [job] if job is not None else [j for j in self.jobs if j.status == RUNNING]:
             self._copy_events(j)
         if job is not None:
             extra = f" ({job.error})" if job.status == FAILED and job.error else ""
