@@ -77,11 +77,12 @@ def test_run_cli_prints_the_error_and_its_hint_and_returns_2(capsys, monkeypatch
 
 
 def test_debug_shows_the_traceback_and_bugs_always_do(monkeypatch) -> None:
-    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    monkeypatch.setenv(DEBUG_ENV, "")  # off; recorded, so the variable --debug sets is removed afterwards
     seen = []
     with pytest.raises(DataError):
         run_cli(lambda argv: seen.append(argv) or _raiser(DataError("x"))(argv), ["--out", "o", "--debug"])
     assert seen == [["--out", "o"]]  # --debug is taken out before the parser sees it
+    assert os.environ[DEBUG_ENV] == "1"  # and passed on to cell processes
     monkeypatch.setenv(DEBUG_ENV, "1")
     with pytest.raises(GridError):
         run_cli(_raiser(GridError("x")), [])
