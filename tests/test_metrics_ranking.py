@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from benchmark.metrics import Scores, cross_auc_matrix, pooled_auc
 from benchmark.metrics.cross_auc import pair_counts
-from benchmark.metrics.ranking import _ordered_key, rank_units, sort_scores
+from benchmark.metrics.ranking import ordered_key, rank_units, sort_scores
 from tests.exact_reference import as_float, exact_auc, exact_matrix, exact_video_scores
 
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -38,14 +38,24 @@ ANY = st.floats(allow_nan=False, allow_infinity=False, width=64)
 SCORES = st.one_of(NEAR, ZEROS, ANY, st.integers(0, 4).map(lambda k: k / 4))
 
 
+@given(SCORES, SCORES)
+@PROPERTY
+def test_ordered_key_orders_like_the_scores(a, b):
+    ka, kb = ordered_key(np.array([a, b]))
+    assert (ka < kb) == (a < b) and (ka == kb) == (a == b)
+
+
+def _check_sorted(x: np.ndarray) -> None:
+    order, keys = sort_scores(x)
+    assert sorted(order.tolist()) == list(range(len(x)))  # a permutation
+    assert (x[order] == np.sort(x)).all()  # -0.0 == 0.0: either may come first, as in numpy
+    assert (keys == ordered_key(x[order])).all()
+
+
 @given(st.lists(SCORES, min_size=0, max_size=200))
 @PROPERTY
 def test_sort_scores_sorts_like_numpy(values):
-    x = np.array(values, dtype=np.float64)
-    order, s = sort_scores(x)
-    assert sorted(order.tolist()) == list(range(len(x)))  # a permutation
-    assert (x[order] == s).all()  # the sorted scores are the scores in that order
-    assert (s == np.sort(x)).all()  # -0.0 == 0.0: either may come first, as in numpy
+    _check_sorted(np.array(values, dtype=np.float64))
 
 
 def test_scores_sharing_the_kept_bits_are_sorted_by_full_value():
@@ -53,14 +63,11 @@ def test_scores_sharing_the_kept_bits_are_sorted_by_full_value():
     rng = np.random.default_rng(0)
     x = np.array([_ulps(0.5, k % 32) for k in range(64)])
     rng.shuffle(x)
-    assert len(np.unique(_ordered_key(x) >> np.uint64(6))) == 1 and len(np.unique(x)) == 32
-    order, s = sort_scores(x)
-    assert (s == np.sort(x)).all() and (x[order] == s).all()
+    assert len(np.unique(ordered_key(x) >> np.uint64(6))) == 1 and len(np.unique(x)) == 32
+    _check_sorted(x)
     # both zeros share a key; the smallest subnormals share the kept bits with them
-    z = np.array([5e-324, -0.0, 0.0, -5e-324, 1e-323, -0.0, 0.0, 5e-324] * 4)
-    assert _ordered_key(np.array([-0.0]))[0] == _ordered_key(np.array([0.0]))[0]
-    order, s = sort_scores(z)
-    assert (s == np.sort(z)).all() and (z[order] == s).all()
+    assert ordered_key(np.array([-0.0]))[0] == ordered_key(np.array([0.0]))[0]
+    _check_sorted(np.array([5e-324, -0.0, 0.0, -5e-324, 1e-323, -0.0, 0.0, 5e-324] * 4))
 
 
 @st.composite

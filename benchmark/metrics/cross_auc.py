@@ -72,8 +72,8 @@ def pair_counts(u: Units, ranking: Ranking | None = None) -> PairCounts:
     for i in range(k):
         if n_real[i] and has.any():
             below = r.reals_below(i)
-            per_fake = below[every_fake] + below[every_fake + 1]  # #{r < f} + #{r <= f}
-            num[i, has] = np.add.reduceat(per_fake, starts[has])
+            per_group = below[:-1] + below[1:]  # #{r < f} + #{r <= f} for a fake f of each group
+            num[i, has] = np.add.reduceat(np.take(per_group, every_fake), starts[has])
     return PairCounts(num=num, n_real=n_real, n_fake=n_fake)
 
 
@@ -161,8 +161,8 @@ def cross_auc_summary(matrix: pd.DataFrame, exclude: Iterable[str] = ()) -> dict
     if unknown:
         raise ValueError(f"exclude names unknown dataset(s) {unknown}; matrix has {list(matrix.index)}")
     keep = [d for d in matrix.index if d not in exclude]
-    m = matrix.loc[keep, keep]
-    a = m.to_numpy(dtype=np.float64)
+    rows = [i for i, d in enumerate(matrix.index) if d not in exclude]
+    a = matrix.to_numpy(dtype=np.float64)[np.ix_(rows, rows)]
     s = {key: float(v[0]) for key, v in summarize_arrays(a[None]).items()}
     worst_pair = None
     if not np.isnan(s["worst"]):

@@ -60,61 +60,67 @@ class Ranking:
 
 
 def sort_scores(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(order, score[order])``: indices sorting finite float64 ``score`` ascending (equal scores in any
-    order) and the sorted scores.
+    """``(order, keys)``: indices sorting finite float64 ``score`` ascending (equal scores in any order),
+    and :func:`ordered_key` of ``score[order]`` (non-decreasing; equal keys = equal scores).
 
-    One sort of VALUES, cheaper than an index sort (``argsort``): each score becomes a 64-bit integer of
-    the same order whose low bits are replaced by the unit's index, so sorting these integers sorts by
-    score and carries the index along. Scores that agree on the kept high bits (sign, exponent and the
-    leading mantissa bits: 32 of 52 for a million units) but differ below them are then put in order by
-    their full value (rare: never for float32 scores nor for scores rounded to a few decimals).
+    One sort of VALUES, cheaper than an index sort (``argsort``): each score's key has its low bits
+    replaced by the unit's index, so sorting these integers sorts by score and carries the index along.
+    Scores that agree on the kept high bits (sign, exponent and the leading mantissa bits: 32 of 52 for
+    a million units) but differ below them come out in index order; where that is not their score order,
+    those runs are sorted again by full key (rare: never for float32 scores nor for scores rounded to a
+    few decimals).
     """
     n = len(score)
+    key = ordered_key(score)
     if n < 2:
-        return np.arange(n), score.copy()
+        return np.arange(n), key
     idx_bits = (n - 1).bit_length()
     low = np.uint64((1 << idx_bits) - 1)
-    packed = _ordered_key(score)
-    packed &= ~low
-    packed |= np.arange(n, dtype=np.uint64)
-    packed.sort()
-    order = (packed & low).astype(np.int64)
-    s = score[order]
-    high = packed >> np.uint64(idx_bits)
-    same_high = high[1:] == high[:-1]
-    mixed = same_high & (s[1:] != s[:-1])  # a run of equal kept bits holding different scores
-    if mixed.any():
-        # every position of such a run, sorted by full value: the runs themselves are in order already
-        run = np.cumsum(np.r_[True, ~same_high])
-        sub = np.flatnonzero(np.isin(run, run[1:][mixed]))
-        fix = np.argsort(s[sub], kind="stable")
-        order[sub], s[sub] = order[sub][fix], s[sub][fix]
-    return order, s
+    lost = (key & low).astype(np.uint32 if idx_bits <= 32 else np.uint64)  # the bits the index replaces
+    key &= ~low
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    order = (key & low).view(np.int64)  # indices < 2**63: the same bits
+    key &= ~low
+    key |= np.take(lost, order)  # the full keys in sorted order: a gather of the small lost bits only
+    down = key[1:] < key[:-1]
+    if down.any():  # runs of equal kept bits not in score order: sort each by its full key
+        high = key >> np.uint64(idx_bits)
+        run = np.cumsum(np.r_[True, high[1:] != high[:-1]])
+        sub = np.flatnonzero(np.isin(run, run[1:][down]))
+        fix = np.argsort(key[sub], kind="stable")
+        order[sub], key[sub] = order[sub][fix], key[sub][fix]
+    return order, key
 
 
-def _ordered_key(score: np.ndarray) -> np.ndarray:
-    """uint64 keys in the order of the float64 scores (``-0.0`` and ``0.0`` get the same key)."""
-    bits = (np.asarray(score, dtype=np.float64) + 0.0).view(np.int64)  # + 0.0 turns -0.0 into 0.0
+def ordered_key(score: np.ndarray) -> np.ndarray:
+    """uint64 keys in the order of the float64 scores: ``key(a) < key(b)`` iff ``a < b``, equal iff equal
+    (``-0.0`` and ``0.0`` get one key)."""
+    bits = np.add(score, 0.0, dtype=np.float64).view(np.int64)  # a copy; + 0.0 turns -0.0 into 0.0
     # non-negative: set the sign bit; negative: flip every bit (larger magnitude, smaller key)
-    return (bits ^ ((bits >> 63) | np.int64(-(1 << 63)))).view(np.uint64)
+    sign = bits >> 63
+    sign |= np.int64(-(1 << 63))
+    bits ^= sign
+    return bits.view(np.uint64)
 
 
 def rank_units(u: Units) -> Ranking:
     """Sort every unit's score once and group the ties (see :class:`Ranking`)."""
     k = len(u.datasets)
-    order, s = sort_scores(u.score)
-    first = np.ones(len(s), dtype=bool)
-    np.not_equal(s[1:], s[:-1], out=first[1:])
+    order, key = sort_scores(u.score)
+    first = np.ones(len(key), dtype=bool)
+    np.not_equal(key[1:], key[:-1], out=first[1:])
     group = np.cumsum(first) - 1
     # class of each sorted unit; a stable sort of these small integers (a radix sort) keeps each class in
     # score order
-    small = np.uint16 if 2 * k <= 1 << 16 else np.int64
-    code = (2 * u.dataset_code + u.label).astype(small)[order]
-    by = np.argsort(code, kind="stable")
+    code = 2 * u.dataset_code + u.label
+    bounds = np.r_[0, np.cumsum(np.bincount(code, minlength=2 * k))]
+    small = np.uint8 if 2 * k <= 1 << 8 else np.uint16 if 2 * k <= 1 << 16 else np.int64
+    by = np.argsort(np.take(code.astype(small), order), kind="stable")
     return Ranking(
         n_groups=int(group[-1]) + 1 if len(group) else 0,
         order=order,
         by_class=by,
-        bounds=np.r_[0, np.cumsum(np.bincount(code, minlength=2 * k))],
-        groups=group[by],
+        bounds=bounds,
+        groups=np.take(group, by),
     )
