@@ -6,6 +6,7 @@ Examples::
     python -m benchmark.run --grid demo --dry-run                     # list the cells and what is done
     python -m benchmark.run --grid cross --devices 2                  # DDP over 2 devices inside each cell
     python -m benchmark.run --grid cross --launcher slurm --slurm-partition gpu
+    python -m benchmark.run --grid cross --launcher slurm --num-nodes 2 --devices 8   # 16 GPUs per cell
 
 Finished cells (``status: done`` in the store) are skipped; an unfinished cell restarts from its last
 checkpoint (``--no-resume``: from scratch); ``--force`` redoes finished cells too. The exit code is 1 when
@@ -53,7 +54,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--detectors", nargs="+", help="detectors to run (default: the grid's)")
     p.add_argument("--datasets", nargs="+", help="restrict training and test sets to these")
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the grid's)")
-    p.add_argument("--devices", type=int, default=1, help="devices per cell (DDP when > 1)")
+    p.add_argument("--devices", type=int, default=1, help="devices per cell and node (DDP when > 1)")
+    p.add_argument(
+        "--num-nodes", type=int, default=1, help="nodes per cell (DDP across nodes; needs --launcher slurm)"
+    )
     p.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--launcher", default="local", choices=["local", "slurm", "inline"])
     p.add_argument("--dry-run", action="store_true", help="print the cells and what is done; run nothing")
@@ -135,6 +139,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             store_root=args.out / "store",
             work_root=args.out / "cells",
             devices=args.devices,
+            num_nodes=args.num_nodes,
             accelerator=args.accelerator,
             wandb=args.wandb,
         )
@@ -155,6 +160,15 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             console.print(f"[bold yellow]note:[/] {note}")
     if args.devices < 1:
         console.print("[bold red]error:[/] --devices must be >= 1")
+        return 2
+    if args.num_nodes < 1:
+        console.print("[bold red]error:[/] --num-nodes must be >= 1")
+        return 2
+    if args.num_nodes > 1 and args.launcher != "slurm":
+        console.print(
+            f"[bold red]error:[/] --num-nodes {args.num_nodes} needs --launcher slurm (a cell spans nodes "
+            f"only as a SLURM job); got --launcher {args.launcher}"
+        )
         return 2
 
     from benchmark.store import ScoreStore
@@ -187,6 +201,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         launcher = SlurmLauncher(
             args.out / "slurm",
             devices=args.devices,
+            num_nodes=args.num_nodes,
+            accelerator=args.accelerator,
             cluster=args.slurm_cluster,
             parameters={
                 k: v
