@@ -136,7 +136,7 @@ def run(quick: bool = False) -> list[Figure]:
     n_frames = 25_000 if quick else 250_000
     n_videos = 500 if quick else 2_000
     n_boot = 100 if quick else 1_000
-    n_boot_base = 10 if quick else 30
+    n_boot_base = 10 if quick else 25
     figs: list[Figure] = []
 
     frames = synthetic_frames(n_frames, frames_per_video=50)
