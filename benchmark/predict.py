@@ -8,11 +8,12 @@ exactly as in the runner's test loader (``datamodules.loading.transforms.SampleT
 augmentation: resize, the normalisation lookup table, region masks painted from the transformed
 landmarks at the mask size), so a crop gets the same probability here and in a benchmark cell. A video
 is sampled evenly (``--frames``); its probability is the mean of its frame probabilities (the
-leaderboards' video aggregation).
+leaderboards' video aggregation). Scoring is the detector's own ``predict_step`` (the LightningModule's:
+probabilities and the inference maps of its typed ``aux``, :class:`detectors.base.DetectorAux`).
 
 Output: a rich table, or ``--json``. For detectors whose output carries a patch map
-(``aux["patch_fakeness"]``, SFAM), ``--overlay DIR`` writes one PNG per input: the face crop of its most
-fake-looking frame with the patch map overlaid and the region scores (``aux["region_scores"]``).
+(``DetectorAux.patch_fakeness``, SFAM), ``--overlay DIR`` writes one PNG per input: the face crop of its
+most fake-looking frame with the patch map overlaid and the region scores (``DetectorAux.region_scores``).
 
 Examples::
 
@@ -27,12 +28,15 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from datamodules.media.crop import FaceCrop, FaceCropOptions
+
+if TYPE_CHECKING:
+    from detectors.base import DetectorAux
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 CROP_SIZE = FaceCropOptions.size  # preprocessing's default crop side
@@ -177,32 +181,27 @@ def predict_path(
     pred = Prediction(str(path), kind)
     ok = [f for f in frames if f.status == "ok"]
     scores: dict[int, float] = {}
-    best: tuple[float, FaceCrop, dict[str, np.ndarray]] | None = None
+    best: tuple[float, FaceCrop, DetectorAux] | None = None
+    dev = next(model.parameters()).device
     for start in range(0, len(ok), batch_size):
         chunk = ok[start : start + batch_size]
-        batch = make_batch(chunk, model.data_spec, path.stem)
-        dev = next(model.parameters()).device
-        batch.image = batch.image.to(dev)
-        if batch.region_masks is not None:
-            batch.region_masks = batch.region_masks.to(dev)
-        out = model(batch)
-        probs = torch.sigmoid(out.logits.float()).cpu().numpy()
-        for i, (f, p) in enumerate(zip(chunk, probs, strict=True)):
+        scored = model.predict_step(
+            make_batch(chunk, model.data_spec, path.stem).to(dev), start // batch_size
+        )
+        for i, (f, p) in enumerate(zip(chunk, scored.score.tolist(), strict=True)):
             scores[f.frame_index] = float(p)
             if best is None or p > best[0]:
-                aux = {
-                    k: v[i].float().cpu().numpy() for k, v in out.aux.items() if isinstance(v, torch.Tensor)
-                }
-                best = (float(p), f, aux)
+                best = (float(p), f, scored.aux.sample(i))
     for f in frames:
         s = scores.get(f.frame_index) if f.status == "ok" else None
         pred.frames.append({"frame_index": f.frame_index, "status": f.status, "score": s, "reason": f.reason})
     if scores:
         pred.video_score = float(np.mean(list(scores.values())))
-    if overlay_dir is not None and best is not None and "patch_fakeness" in best[2]:
+    if overlay_dir is not None and best is not None and best[2].patch_fakeness is not None:
         p, f, aux = best
         target = Path(overlay_dir) / f"{path.stem}-overlay.png"
-        pred.overlay = str(overlay_png(f.crop, aux["patch_fakeness"], aux.get("region_scores"), p, target))
+        regions = aux.region_scores.numpy() if aux.region_scores is not None else None
+        pred.overlay = str(overlay_png(f.crop, aux.patch_fakeness.numpy(), regions, p, target))
     return pred
 
 
@@ -242,12 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
+    from datamodules.errors import format_user_error, user_error
     from detectors import load_detector
 
     try:
         model = load_detector(args.checkpoint, expected=args.detector, map_location=args.device)
     except (FileNotFoundError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        hint = (
+            "pass a checkpoint this suite wrote (runs/cells/<id>/checkpoints/) or one detectors.convert wrote"
+        )
+        print("\n".join(format_user_error(user_error(e, hint))), file=sys.stderr)
         return 2
     model.eval().to(args.device)
     preds = []
@@ -255,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         for p in args.paths:
             preds.append(predict_path(model, p, args.frames, args.overlay, backend=args.backend))
     except PredictInputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        hint = "pass image files (.png, .jpg, ...) or videos (.mp4, .avi, ...)"
+        print("\n".join(format_user_error(user_error(e, hint))), file=sys.stderr)
         return 2
     if args.json:
         print(
@@ -274,4 +278,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from datamodules.errors import run_cli
+
+    sys.exit(run_cli(main))

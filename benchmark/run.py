@@ -7,10 +7,19 @@ Examples::
     python -m benchmark.run --grid cross --devices 2                  # DDP over 2 devices inside each cell
     python -m benchmark.run --grid cross --launcher slurm --slurm-partition gpu
     python -m benchmark.run --grid cross --launcher slurm --num-nodes 2 --devices 8   # 16 GPUs per cell
+    python -m benchmark.run --grid cross --weights released --weights-dir weights   # no training
+
+``--weights released`` scores each detector's published checkpoint (``<weights dir>/<published file
+name>``, listed by ``python -m detectors.convert --released``) under the whole protocol instead of
+training; its cells have their own ids. A detector without one, or a missing file, is an error (exit 2)
+before any cell runs.
 
 Finished cells (``status: done`` in the store) are skipped; an unfinished cell restarts from its last
 checkpoint (``--no-resume``: from scratch); ``--force`` redoes finished cells too. The exit code is 1 when
-any cell failed (each is recorded with its traceback; the sweep goes on), 2 for bad input.
+any cell failed (each is recorded with its traceback; the sweep goes on), 2 for bad input: every dataset
+the cells to run need is checked before anything is preprocessed or trained
+(:mod:`benchmark.runner.precheck`), and every problem is reported at once, one line each. ``--debug`` (or
+``FORGERY_BENCH_DEBUG=1``) shows the traceback of a bad-input error.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark.runner.cell_data import ensure_manifests, reads_manifests
@@ -38,7 +48,9 @@ from benchmark.runner.data_config import (
 from benchmark.runner.grid import GridError
 from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
 from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
-from benchmark.runner.plan import plan_cells, resolve_grid
+from benchmark.runner.plan import DEFAULT_WEIGHTS_DIR, WEIGHTS_MODES, WeightsError, plan_cells, resolve_grid
+from benchmark.runner.precheck import check_data
+from datamodules.errors import debug_enabled, format_user_error, is_user_error, run_cli
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -74,6 +86,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-leaderboard", action="store_true", help="do not render leaderboards at the end")
     p.add_argument(
         "--wandb", action="store_true", help="also log to Weights & Biases (WANDB_MODE=offline works)"
+    )
+    p.add_argument(
+        "--weights",
+        default="trained",
+        choices=WEIGHTS_MODES,
+        help="train each cell (default) or score the detectors' released checkpoints without training",
+    )
+    p.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=DEFAULT_WEIGHTS_DIR,
+        help="where released checkpoints are, under their published file names (default weights/)",
     )
     p.add_argument("--datamodule", default=DEFAULT_DATAMODULE, help=argparse.SUPPRESS)
     p.add_argument("--slurm-cluster", default=None, help="submitit cluster: slurm (auto), local or debug")
@@ -122,6 +146,16 @@ def print_plan(cells: list[Cell], store: Any, console: Console, title: str) -> N
     console.print(t)
 
 
+def _report(console: Console, exc: BaseException) -> int:
+    """Print a bad-input error as its message and hint (no traceback unless debugging); return 2."""
+    if debug_enabled():
+        raise exc
+    for i, line in enumerate(format_user_error(exc)):
+        style = "bold red" if i == 0 else "yellow" if line.startswith("hint:") else ""
+        console.print(f"[{style}]{escape(line)}[/]" if style else escape(line), soft_wrap=True)
+    return 2
+
+
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     args = parse_args(argv)
     console = console or Console()
@@ -151,10 +185,11 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             seeds=args.seeds,
             datamodule=args.datamodule,
             runtime=runtime,
+            weights=args.weights,
+            weights_dir=args.weights_dir,
         )
-    except (GridError, DataConfigError, KeyError) as e:
-        console.print(f"[bold red]error:[/] {e}")
-        return 2
+    except (GridError, DataConfigError, WeightsError, KeyError) as e:
+        return _report(console, e)
     for note in (data.note, grid_note):
         if note:
             console.print(f"[bold yellow]note:[/] {note}")
@@ -179,11 +214,17 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             console.print(f"[bold red]error:[/] output folder {args.out} is not writable ({problem})")
             return 2
     store = ScoreStore(args.out / "store")
-    title = f"grid {grid.name}: {len(cells)} cells ({data.origin} data, {data.path})"
+    released = ", released weights, no training" if args.weights == "released" else ""
+    title = f"grid {grid.name}: {len(cells)} cells ({data.origin} data, {data.path}{released})"
     if args.dry_run:
         print_plan(cells, store, console, title)
-        return 0
+        to_run = [c for c in cells if args.force or not store.is_done(c.cell_id)]
+        return _check_data(to_run, args, console)
 
+    to_run = [c for c in cells if args.force or not store.is_done(c.cell_id)]
+    code = _check_data(to_run, args, console)  # before any preprocessing or training
+    if code:
+        return code
     jobs = []
     for cell in cells:
         job = Job(cell)
@@ -224,6 +265,10 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
                 try:
                     ensure_manifests(job.cell.config, job.cell.runtime)
                 except Exception as e:
+                    if is_user_error(e):
+                        return _report(console, e)
+                    if debug_enabled():
+                        raise
                     console.print(f"[bold red]preprocessing failed:[/] {type(e).__name__}: {e}")
                     return 1
                 seen |= set(job.cell.config.datasets)
@@ -259,5 +304,17 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     return 1 if any(j.status == FAILED for j in jobs) else 0
 
 
+def _check_data(cells: list[Cell], args: argparse.Namespace, console: Console) -> int:
+    """Check the data of ``cells`` when their datamodule reads manifests: 0, or 2 after printing every
+    problem (:mod:`benchmark.runner.precheck`)."""
+    if not cells or not reads_manifests(args.datamodule):
+        return 0
+    report = check_data(cells)
+    for note in report.notes:
+        console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+    error = report.error()
+    return 0 if error is None else _report(console, error)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -6,6 +6,14 @@ Layout::
     <root>/cells/<cell_id>/record.json      config, seed, versions, git commit, checkpoint, manifest hash,
                                             timings, ..., and ``status`` ("running" | "done" | "failed")
 
+Columns: ``dataset`` is the MANIFEST's dataset name of the frame; ``test_set`` is the name of the
+evaluation set it was scored in (the source's val split is named after the training set; a method subset
+such as ``FF++/DF`` has ``dataset = FF++``, and ``@<set>`` on its ``video_id``/``sample_id``, its reals being
+shared with the other subsets); ``split`` is ``val`` or ``test``. The Cross-AUC axis is ``test_set``:
+:meth:`ScoreStore.read_scores` returns it in ``dataset`` (the column ``benchmark.metrics`` groups by) and
+the stored dataset name in ``manifest_dataset`` unless asked for ``axis="dataset"`` (see :func:`on_axis`).
+Stores written before the two were separated hold the set's name in both; they read the same either way.
+
 A cell is one test of one trained model on one dataset. Every file is written by the project's atomic
 writer (``datamodules.atomic``: a unique temporary name in the same folder, fsync, ``os.replace``, fsync
 of the folder), so a reader sees the old file or the new one, never half of one. ``write_cell`` first marks the record ``running``, then replaces the scores,
@@ -16,7 +24,8 @@ never read.
 Notebook use::
 
     store = ScoreStore("results")
-    frames = store.read_scores(detector="sfam", test_set=["CDF-v2", "DFDC"])
+    frames = store.read_scores(detector="sfam", test_set=["CDF-v2", "DFDC"])   # dataset = test_set
+    store.read_scores(axis="dataset")    # the columns as stored (dataset = the manifest's name)
     store.read_records()          # one row per cell, nested keys flattened ("versions.torch", ...)
 """
 
@@ -57,6 +66,10 @@ SCORE_COLUMNS = (
 #: columns ``write_cell`` takes from the record when the scores table lacks them (``seed`` only when set)
 RECORD_COLUMNS = ("detector", "train_set", "test_set", "split", "seed")
 STATUSES = ("running", "done", "failed")
+#: what ``read_scores(axis=...)`` puts in ``dataset``: the evaluation set (the Cross-AUC axis) or the manifest
+AXES = ("test_set", "dataset")
+#: the column that keeps the stored (manifest) dataset name when ``dataset`` carries the set's name
+MANIFEST_DATASET = "manifest_dataset"
 #: distributions whose versions go into every cell record (importlib.metadata: nothing is imported)
 VERSIONED = (
     "torch",
@@ -168,6 +181,25 @@ def _json_default(obj: object) -> object:
     if isinstance(obj, datetime):
         return obj.isoformat()
     raise TypeError(f"cell record value of type {type(obj).__name__} is not JSON-serialisable: {obj!r}")
+
+
+def on_axis(scores: pd.DataFrame, axis: str = "test_set") -> pd.DataFrame:
+    """``scores`` (the stored columns) with the Cross-AUC axis in ``dataset``: the one adapter between the
+    store's columns and the metrics' (``benchmark.metrics`` groups by ``dataset``).
+
+    ``axis="test_set"``: ``dataset`` := ``test_set`` (each evaluation set, e.g. the method subset
+    ``FF++/DF``, is its own unit), the stored dataset moves to ``manifest_dataset`` (added as the last
+    column). ``axis="dataset"``: the table as stored. A table without ``test_set`` is returned as it is.
+    """
+    if axis not in AXES:
+        raise ValueError(f"axis={axis!r} is not one of {list(AXES)}")
+    if axis == "dataset" or "test_set" not in scores.columns or "dataset" not in scores.columns:
+        return scores
+    out = scores.copy()
+    manifest = out["dataset"]
+    out["dataset"] = out["test_set"]
+    out[MANIFEST_DATASET] = manifest
+    return out
 
 
 class ScoreStore:
@@ -305,6 +337,7 @@ class ScoreStore:
             )
         try:
             validate_frames(df, need_video=True)
+            validate_frames(on_axis(df), need_video=True)  # what the metrics will read
         except ValueError as e:
             raise ValueError(f"scores for cell {cell_id!r}: {e}") from None
         df["label"] = df["label"].astype(np.int8)
@@ -312,17 +345,25 @@ class ScoreStore:
         rest = [c for c in df.columns if c not in SCORE_COLUMNS]
         return df[list(SCORE_COLUMNS) + rest].reset_index(drop=True)
 
-    def read_scores(self, columns: Iterable[str] | None = None, **filters: object) -> pd.DataFrame:
+    def read_scores(
+        self, columns: Iterable[str] | None = None, axis: str = "test_set", **filters: object
+    ) -> pd.DataFrame:
         """All ``done`` cells' scores as one DataFrame, filtered on any column.
 
         Args:
             columns: keep only these columns (all by default).
+            axis: what ``dataset`` holds (:func:`on_axis`): ``"test_set"`` (default; the Cross-AUC axis
+                the metrics and leaderboards group by, the stored dataset name in ``manifest_dataset``)
+                or ``"dataset"`` (the manifest's dataset name, the columns as stored).
             filters: ``column=value`` keeps rows equal to ``value``; ``column=[v1, v2]`` (list, tuple,
                 set) keeps rows whose value is in it. ``read_scores(detector="sfam", test_set=["DFDC"])``.
+                Filters and ``columns`` apply to the table as returned (after ``axis``).
 
         Raises ``ValueError`` naming a filter column no cell has, and for a done cell whose scores
         file is missing or does not match its record (``n_rows``).
         """
+        if axis not in AXES:
+            raise ValueError(f"axis={axis!r} is not one of {list(AXES)}")
         frames = []
         known: set[str] = set()
         for cell in self.cell_ids("done"):
@@ -333,7 +374,7 @@ class ScoreStore:
             n = pq.ParquetFile(path).metadata.num_rows
             if "n_rows" in rec and n != rec["n_rows"]:
                 raise ValueError(f"cell {cell!r}: {path} has {n} rows, its record says {rec['n_rows']}")
-            df = pd.read_parquet(path)
+            df = on_axis(pd.read_parquet(path), axis)
             known.update(df.columns)
             bad = [k for k in filters if k not in df.columns]
             if bad:
@@ -350,6 +391,8 @@ class ScoreStore:
             raise ValueError(f"filter column(s) {unknown} are not in the scores; columns: {sorted(known)}")
         if not frames:
             cols = list(columns) if columns is not None else list(SCORE_COLUMNS)
+            if columns is None and axis == "test_set":
+                cols.append(MANIFEST_DATASET)
             return pd.DataFrame(columns=cols)
         return pd.concat(frames, ignore_index=True)
 

@@ -3,8 +3,11 @@
 A detector subclasses :class:`Detector` and writes only
 
 * ``__init__`` (build the network; call ``super().__init__(**recipe_overrides)`` first and set
-  ``self.data_spec``),
-* ``forward(batch) -> DetectorOutput`` (one fake-logit per image, shape ``[B]``, plus an ``aux`` dict),
+  ``self.data_spec``; a detector whose released code differs from its paper also takes
+  ``reference: str = "paper"``, passes it on as ``super().__init__(reference=reference, **recipe)`` and
+  declares ``released_recipe`` / ``reference_arguments``, see :mod:`detectors.settings`),
+* ``forward(batch) -> DetectorOutput`` (one fake-logit per image, shape ``[B]``, plus a typed ``aux``
+  record: :class:`DetectorAux`, or a subclass holding the tensors the detector's own loss reads),
 * optionally ``loss(batch, out) -> dict`` with a ``"loss"`` key when it needs more than binary
   cross-entropy; every other key is logged as a loss term;
 * optionally ``param_groups()`` (optimiser groups with their own ``lr`` / ``weight_decay``),
@@ -15,9 +18,12 @@ Constructor arguments have concrete defaults in the signature: :meth:`Detector.r
 them (with the class's ``default_recipe``) to tell what a set of overrides builds without building it.
 
 The base class owns everything else: the training/validation/test/predict steps, logging, the validation
-AUC used for checkpoint selection, optimiser and scheduler construction from the :class:`Recipe`, frozen
-sub-modules, and per-sample test scores (probability of fake) with their ids, gathered exactly across
-ranks.
+AUC used for checkpoint selection, optimiser and scheduler construction from the :class:`Recipe` and
+frozen sub-modules. ``test_step`` returns the probabilities of fake ``[B]``; turning them into stored rows
+(ids, evaluation set, gathering across ranks) is the job of a callback (the runner's
+``benchmark.runner.score_writer.ScoreWriter``), not of the module. ``predict_step`` returns a
+:class:`ScoredBatch` (ids, probabilities, the inference maps of ``aux``), which ``benchmark.predict``
+renders.
 
 A detector that thinks in two-way softmax logits ``(l_real, l_fake)`` returns ``l_fake - l_real``: its
 sigmoid equals ``softmax[:, 1]``, so probabilities match the paper's.
@@ -38,18 +44,67 @@ from torchmetrics.classification import BinaryAUROC
 from datamodules.batch import Batch
 from datamodules.spec import DataSpec
 from detectors.recipe import Recipe
-from detectors.settings import DetectorSettings, UnknownSettingError
+from detectors.settings import PAPER, REFERENCES, DetectorSettings, UnknownSettingError
 
 if TYPE_CHECKING:
     from detectors.convert import Conversion
 
 
 @dataclass
+class DetectorAux:
+    """What a detector shows beside its logit: typed maps every consumer can render (``None`` = absent).
+
+    A detector whose ``loss`` needs more of its forward pass subclasses this record with those fields
+    (``SFAMAux``, ``ForensicsAdapterAux``, ``UCFAux``); :meth:`inference` keeps only the fields declared
+    here, so nothing outside the detector depends on its training internals.
+    """
+
+    #: ``[B, G, G]`` probability of fake per ViT patch (SFAM's patch alignment)
+    patch_fakeness: Tensor | None = None
+    #: ``[B, R]`` probability that each region is forged, in ``datamodules.media.regions.REGIONS`` order
+    region_scores: Tensor | None = None
+    #: ``[B, 1, S, S]`` predicted blending-boundary map (Forensics Adapter)
+    boundary: Tensor | None = None
+
+    def inference(self) -> DetectorAux:
+        """The maps declared on :class:`DetectorAux`, detached, float32, on the CPU (subclass fields dropped)."""
+        return DetectorAux(
+            **{
+                f.name: None if (v := getattr(self, f.name)) is None else v.detach().float().cpu()
+                for f in fields(DetectorAux)
+            }
+        )
+
+    def sample(self, i: int) -> DetectorAux:
+        """The maps of sample ``i`` of the batch (the batch dimension dropped)."""
+        return DetectorAux(
+            **{f.name: None if (v := getattr(self, f.name)) is None else v[i] for f in fields(DetectorAux)}
+        )
+
+
+@dataclass
 class DetectorOutput:
-    """What ``forward`` returns: ``logits`` ``[B]`` for "fake" and any auxiliary tensors."""
+    """What ``forward`` returns: ``logits`` ``[B]`` for "fake" and the typed auxiliary record."""
 
     logits: Tensor
-    aux: dict[str, Any] = field(default_factory=dict)
+    aux: DetectorAux = field(default_factory=DetectorAux)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.aux, DetectorAux):
+            raise TypeError(
+                f"DetectorOutput.aux must be a DetectorAux (or a subclass with the detector's own fields), "
+                f"got {type(self.aux).__name__}"
+            )
+
+
+@dataclass
+class ScoredBatch:
+    """What ``predict_step`` returns: per-sample ids, probability of fake and inference maps (CPU)."""
+
+    sample_id: list[str]
+    video_id: list[str]
+    score: Tensor  # [B] float32, sigmoid of the fake-logit
+    aux: DetectorAux  # DetectorAux.inference() of the forward pass
 
 
 class DataSpecError(ValueError):
@@ -63,22 +118,45 @@ class Detector(L.LightningModule):
     name: ClassVar[str] = ""
     #: the paper's training recipe; instances may override single settings.
     default_recipe: ClassVar[Recipe] = Recipe()
+    #: the recipe the released code effectively trains with (``reference="released"``), if it differs
+    released_recipe: ClassVar[Recipe | None] = None
+    #: constructor arguments a reference sets (``{"released": {"arch": ...}}``): defaults that
+    #: ``resolve_settings`` reports and ``create_detector`` passes; explicit overrides win
+    reference_arguments: ClassVar[dict[str, dict[str, Any]]] = {}
     #: overrides that build a tiny configuration for tests (never the default).
     tiny_config: ClassVar[dict[str, Any]] = {}
     #: checkpoint formats of other code bases this detector loads, by source name (``deepfakebench``)
     converters: ClassVar[dict[str, Conversion]] = {}
+    #: datamodule settings the method itself needs (SBI: reals + self-blends only); a grid's data section wins
+    data_defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, **recipe_overrides: Any) -> None:
+    def __init__(self, reference: str = PAPER, **recipe_overrides: Any) -> None:
         super().__init__()
-        self.recipe: Recipe = type(self).default_recipe.with_overrides(**recipe_overrides)
+        self.reference = reference
+        self.recipe: Recipe = type(self).recipe_for(reference).with_overrides(**recipe_overrides)
         self.data_spec: DataSpec = DataSpec()
         self.pretrained_loaded: bool = False  # set True by subclasses that loaded real weights
         self._frozen: list[nn.Module] = []
-        self._test_rows: list[dict[str, Any]] = []
-        self.test_records: list[dict[str, Any]] = []
         self.val_auc = BinaryAUROC()
         # Collects the init arguments of the whole subclass chain (Lightning walks the __init__ frames).
         self.save_hyperparameters()
+        if "reference" not in type(self).constructor_arguments()[0]:
+            self.hparams.pop("reference", None)  # this base's own argument: not the detector's to replay
+
+    @classmethod
+    def references(cls) -> tuple[str, ...]:
+        """The references this detector can be built as (``("paper",)`` without a released recipe)."""
+        return REFERENCES if cls.released_recipe is not None else (PAPER,)
+
+    @classmethod
+    def recipe_for(cls, reference: str) -> Recipe:
+        """The base recipe of ``reference``: ``default_recipe`` (paper) or ``released_recipe``."""
+        known = cls.references()
+        if reference not in known:
+            raise ValueError(
+                f"{cls.name or cls.__name__}: unknown reference {reference!r}; this detector has {list(known)}"
+            )
+        return cls.default_recipe if reference == PAPER else cls.released_recipe  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ settings
     @classmethod
@@ -124,14 +202,26 @@ class Detector(L.LightningModule):
                 f"accepted: {', '.join(sorted(arch_keys | recipe_keys))}"
             )
         recipe_over = {k: v for k, v in overrides.items() if k in recipe_keys}
+        reference = overrides.get("reference", defaults.get("reference", PAPER))
+        base = cls.recipe_for(reference)
         return DetectorSettings(
             detector=name,
             paper_recipe=cls.default_recipe,
-            recipe=cls.default_recipe.with_overrides(**recipe_over),
-            arch_defaults=defaults,
+            recipe=base.with_overrides(**recipe_over),
+            arch_defaults={**defaults, **cls.reference_arguments.get(reference, {})},
             recipe_overrides=recipe_over,
             arch_overrides={k: v for k, v in overrides.items() if k not in recipe_keys},
+            reference=reference,
+            reference_recipe=base,
         )
+
+    @classmethod
+    def build_arguments(cls, **overrides: Any) -> dict[str, Any]:
+        """The keyword arguments ``create_detector`` calls the class with: the reference's
+        ``reference_arguments`` under the overrides (no validation here: the constructor does it)."""
+        _, defaults = cls.constructor_arguments()
+        reference = overrides.get("reference", defaults.get("reference", PAPER))
+        return {**cls.reference_arguments.get(reference, {}), **overrides}
 
     # ------------------------------------------------------------------ subclass API
     def forward(self, batch: Batch) -> DetectorOutput:  # pragma: no cover - abstract
@@ -213,44 +303,26 @@ class Detector(L.LightningModule):
         self.log("val/auc", self.val_auc.compute(), prog_bar=True)
         self.val_auc.reset()
 
-    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+    @staticmethod
+    def probabilities(out: DetectorOutput) -> Tensor:
+        """Probability of fake ``[B]`` (float32, detached): the sigmoid of the fake-logit."""
+        return torch.sigmoid(out.logits.detach().float())
+
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """The probabilities of fake ``[B]``; a callback (``ScoreWriter``) turns them into rows."""
         self.check_batch(batch, training=False)
-        probs = torch.sigmoid(self(batch).logits.float()).detach().cpu().tolist()
-        labels = batch.label.detach().cpu().tolist()
-        for i, p in enumerate(probs):
-            self._test_rows.append(
-                {
-                    "sample_id": batch.sample_id[i],
-                    "video_id": batch.video_id[i],
-                    "dataset": batch.dataset[i],
-                    "method": batch.method[i],
-                    "label": int(labels[i]),
-                    "score": float(p),
-                }
-            )
+        return self.probabilities(self(batch))
 
-    def on_test_epoch_start(self) -> None:
-        self._test_rows = []
-        self.test_records = []
-
-    def on_test_epoch_end(self) -> None:
-        rows = self._test_rows
-        if self.trainer is not None and self.trainer.world_size > 1 and torch.distributed.is_initialized():
-            gathered: list[list[dict[str, Any]]] = [[] for _ in range(self.trainer.world_size)]
-            torch.distributed.all_gather_object(gathered, rows)
-            rows = [r for part in gathered for r in part]
-        self.test_records = dedupe_rows(rows)
-        self._test_rows = []
-
-    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+    def predict_step(self, batch: Batch, batch_idx: int = 0, dataloader_idx: int = 0) -> ScoredBatch:
+        """Ids, probabilities of fake and the inference maps of ``aux``, on the CPU."""
+        self.check_batch(batch, training=False)
         out = self(batch)
-        aux = {k: v.detach().float().cpu() for k, v in out.aux.items() if isinstance(v, Tensor)}
-        return {
-            "sample_id": batch.sample_id,
-            "video_id": batch.video_id,
-            "score": torch.sigmoid(out.logits.float()).detach().cpu(),
-            "aux": aux,
-        }
+        return ScoredBatch(
+            sample_id=list(batch.sample_id),
+            video_id=list(batch.video_id),
+            score=self.probabilities(out).cpu(),
+            aux=out.aux.inference(),
+        )
 
     # ------------------------------------------------------------------ optimisation
     def param_groups(self) -> list[dict[str, Any]]:
@@ -328,20 +400,3 @@ class Detector(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         type(self).upgrade_checkpoint(checkpoint)
-
-
-def dedupe_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop rows whose (dataset, sample_id) was already seen.
-
-    DistributedSampler pads shards by repeating samples; the repeats carry the same sample_id and the
-    same score, so keeping the first occurrence gives exactly the single-process set.
-    """
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for r in rows:
-        key = (r["dataset"], r["sample_id"])
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(r)
-    return out

@@ -4,9 +4,17 @@
     # then detectors.load_detector("xception.ckpt")
 
 Each detector declares the formats it reads in its class attribute ``converters`` (source name ->
-:class:`Conversion`), written beside the detector: DeepfakeBench's Xception and EfficientNet-B4 in
-:mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`; their docstrings
-hold the key mapping tables. This module only dispatches and holds the helpers converters share.
+:class:`Conversion`), written beside the detector: DeepfakeBench's Xception, EfficientNet-B4, ResNet-34
+(CNN-Aug) and SBI in :mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`,
+SelfBlendedImages' own checkpoints in :mod:`detectors.timm_cnn.sbi_release`, Forensics Adapter's released
+checkpoint (source ``forensics_adapter``) in :mod:`detectors.forensics_adapter.released`, Effort's (sources
+``effort`` and ``deepfakebench``) in :mod:`detectors.effort.released`, GenD's Hugging Face checkpoints
+(source ``gend``; a hub id, a folder or a file) in :mod:`detectors.gend.released`; their docstrings hold
+the key mapping tables. This module only dispatches and holds the helpers converters share.
+
+A conversion may name the checkpoint its owners publish (:class:`ReleasedWeights`): file name, address and
+training data. ``python -m benchmark.run --weights released`` scores those files without training
+(:func:`released_conversion` finds a detector's; ``python -m detectors.convert --released`` lists them all).
 
 The rules every converter follows: ``module.`` prefixes (DataParallel / DDP) are removed; keys dropped on
 purpose are listed in the converter's docstring, never silent; everything else maps one-to-one, and any
@@ -38,6 +46,21 @@ class ConversionError(ValueError):
 
 
 @dataclass(frozen=True)
+class ReleasedWeights:
+    """A trained checkpoint its owners publish for a detector (read by the conversion that names it).
+
+    Attributes:
+        file: the file name as published; ``--weights released`` looks for ``<weights dir>/<file>``.
+        url: where it is published (a download needs the owners' terms: several are non-commercial).
+        trained_on: the training data and protocol, as the owners state it.
+    """
+
+    file: str
+    url: str
+    trained_on: str
+
+
+@dataclass(frozen=True)
 class Conversion:
     """How checkpoints of one external code base become checkpoints of one detector.
 
@@ -45,11 +68,23 @@ class Conversion:
         convert: their state dict -> ours (:class:`ConversionError` for a layout it does not know).
         build: constructor arguments that rebuild their network with our detector.
         infer: constructor arguments read from their state dict (e.g. a head's size); they win over ``build``.
+        released: the trained checkpoint of this format the owners publish for the detector, if any.
+        fresh: prefixes of OUR keys their checkpoints cannot hold (parts their code never saves, e.g.
+            modules it re-creates at every call); they keep the detector's initialisation, every other
+            key loads strictly. Listed in the converter's docstring.
+        seed: torch seed of the detector's construction (so ``fresh`` parts are the same draw on every
+            conversion); ``None`` = the current RNG state.
+        locate: where a checkpoint given by name is (e.g. a hub id or a folder -> the weights file); default:
+            the name is the file.
     """
 
     convert: Callable[[Mapping[str, Tensor]], StateDict]
     build: dict[str, Any] = field(default_factory=dict)
     infer: Callable[[Mapping[str, Tensor]], dict[str, Any]] | None = None
+    released: ReleasedWeights | None = None
+    fresh: tuple[str, ...] = ()
+    seed: int | None = None
+    locate: Callable[[str | Path], Path] | None = None
 
 
 def sources() -> dict[str, list[str]]:
@@ -61,12 +96,39 @@ def sources() -> dict[str, list[str]]:
     return out
 
 
+def released_conversion(name: str) -> tuple[str, Conversion]:
+    """``(source, conversion)`` of the checkpoint published for detector ``name``.
+
+    Raises ``ValueError`` naming the detectors that have one when ``name`` has none.
+    """
+    found = [(s, c) for s, c in get_detector_class(name).converters.items() if c.released is not None]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ValueError(f"{name}: several released checkpoints declared ({[s for s, _ in found]})")
+    have = ", ".join(sorted(released_detectors()))
+    raise ValueError(
+        f"detector {name!r} has no released checkpoint declared; detectors that have one: {have}"
+    )
+
+
+def released_detectors() -> dict[str, ReleasedWeights]:
+    """Every detector with a published checkpoint, and that checkpoint (imports every detector module)."""
+    out = {}
+    for name in list_detectors():
+        for conversion in get_detector_class(name).converters.values():
+            if conversion.released is not None:
+                out[name] = conversion.released
+    return out
+
+
 def load_converted(
     source: str, name: str, checkpoint: str | Path | Mapping[str, Tensor], /, **overrides: Any
 ) -> Detector:
     """Build detector ``name`` as ``source`` ran it and load its ``checkpoint`` strictly.
 
-    ``checkpoint`` is a file (read with ``weights_only=True`` or safetensors) or an in-memory state dict.
+    ``checkpoint`` is a file (read with ``weights_only=True`` or safetensors), a name the conversion's
+    ``locate`` resolves to a file (GenD: a hub id or a folder), or an in-memory state dict.
     ``overrides`` go to the detector's constructor (e.g. recipe settings for fine-tuning). The returned
     detector has ``pretrained_loaded=True``.
     """
@@ -77,11 +139,26 @@ def load_converted(
             f"no {source!r} converter for {name!r}; "
             + "; ".join(f"{s}: {', '.join(dets)}" for s, dets in sorted(known.items()))
         )
-    state = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
+    if isinstance(checkpoint, (str, Path)):
+        state = read_state_dict(conversion.locate(checkpoint) if conversion.locate else checkpoint)
+    else:
+        state = dict(checkpoint)
     converted = conversion.convert(state)
     kwargs = {**conversion.build, **(conversion.infer(state) if conversion.infer else {}), **overrides}
-    model = create_detector(name, **kwargs)
-    load_into(model, converted, what=f"{source} {name} checkpoint", convert=lambda s: s)
+    if conversion.seed is None:
+        model = create_detector(name, **kwargs)
+    else:
+        # a fixed draw for the ``fresh`` parts; the caller's RNG stays untouched
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(conversion.seed)
+            model = create_detector(name, **kwargs)
+    load_into(
+        model,
+        converted,
+        what=f"{source} {name} checkpoint",
+        convert=lambda s: s,
+        ignore_missing=conversion.fresh,
+    )
     model.pretrained_loaded = True
     return model
 
@@ -166,19 +243,43 @@ def main(argv: list[str] | None = None) -> int:
         "(detectors.load_detector).",
     )
     p.add_argument(
-        "--source", default="deepfakebench", help="the checkpoint's code base (default deepfakebench)"
+        "--source",
+        default="deepfakebench",
+        help="the checkpoint's code base: deepfakebench (default), or an authors' release: "
+        + ", ".join(s for s in sorted(sources()) if s != "deepfakebench"),
     )
-    p.add_argument("detector", help="our detector name (e.g. xception, efficientnet_b4, ucf)")
-    p.add_argument("checkpoint", type=Path, help="the released checkpoint (.pth or .safetensors)")
-    p.add_argument("output", type=Path, help="where to write the converted .ckpt")
+    p.add_argument(
+        "--released", action="store_true", help="list the published checkpoints each detector reads and exit"
+    )
+    p.add_argument(
+        "detector",
+        nargs="?",
+        help="our detector name (e.g. xception, efficientnet_b4, ucf, sbi, forensics_adapter, effort, gend)",
+    )
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        nargs="?",
+        help="the released checkpoint (.pth, .tar, .safetensors; gend: also a folder or hub id)",
+    )
+    p.add_argument("output", type=Path, nargs="?", help="where to write the converted .ckpt")
     args = p.parse_args(argv)
+    if args.released:
+        for name, rel in sorted(released_detectors().items()):
+            source, _ = released_conversion(name)
+            print(f"{name}\t{source}\t{rel.file}\t{rel.url}\t{rel.trained_on}")
+        return 0
+    if args.output is None:
+        p.error("give DETECTOR CHECKPOINT OUTPUT (or --released)")
     try:
         model = load_converted(args.source, args.detector, args.checkpoint)
     except (ValueError, KeyError, FileNotFoundError) as e:
-        p.error(str(e))
+        p.error(f"{e}\nhint: README 'Scoring DeepfakeBench's released checkpoints' lists the formats read")
     print(f"wrote {save_converted(model, args.output)}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from datamodules.errors import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from datamodules.errors import UserError
 from detectors.base import Detector
 
 # name -> module that registers it (imported only when the name is asked for)
@@ -21,8 +22,12 @@ _MODULES: dict[str, str] = {
     "resnet34": "detectors.timm_cnn.variants",
     "xception": "detectors.timm_cnn.variants",
     "efficientnet_b4": "detectors.timm_cnn.variants",
+    "sbi": "detectors.timm_cnn.sbi",
+    "sbi_deepfakebench": "detectors.timm_cnn.sbi",
     "ucf": "detectors.ucf.detector",
     "forensics_adapter": "detectors.forensics_adapter.detector",
+    "effort": "detectors.effort.detector",
+    "gend": "detectors.gend.detector",
     "sfam": "sfam.detector",
     "clip_linear": "sfam.detector",
 }
@@ -32,8 +37,10 @@ _REGISTRY: dict[str, type[Detector]] = {}
 T = TypeVar("T", bound=type[Detector])
 
 
-class UnknownDetectorError(KeyError):
+class UnknownDetectorError(UserError, KeyError):
     """Raised for a detector name the registry does not know; the message lists the known names."""
+
+    hint = "README 'Detectors' lists them (`detectors.list_detectors()`)"
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
         return str(self.args[0])
@@ -76,9 +83,11 @@ def get_detector_class(name: str) -> type[Detector]:
 def create_detector(name: str, **overrides: Any) -> Detector:
     """Build detector ``name``; ``overrides`` are its constructor arguments (architecture or recipe).
 
-    ``get_detector_class(name).resolve_settings(**overrides)`` tells what this builds without building it.
+    ``get_detector_class(name).resolve_settings(**overrides)`` tells what this builds without building it;
+    a reference's constructor arguments (``reference="released"``) are passed under the overrides.
     """
-    return get_detector_class(name)(**overrides)
+    cls = get_detector_class(name)
+    return cls(**cls.build_arguments(**overrides))
 
 
 def load_detector(path: str | Path, expected: str | None = None, map_location: str = "cpu") -> Detector:

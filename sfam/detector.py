@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,14 +12,23 @@ from torch import Tensor
 
 from datamodules.batch import Batch
 from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
-from detectors.base import DataSpecError, Detector, DetectorOutput
+from detectors.base import DataSpecError, Detector, DetectorAux, DetectorOutput
 from detectors.clip_backbone import create_clip
-from detectors.recipe import Recipe
+from detectors.recipe import SUITE_AUGMENTATION, Recipe
 from detectors.registry import register_detector
 from sfam.alignment import patch_alignment_loss, patch_labels
 from sfam.losses import LossWeights, contrastive_loss, region_labels
 from sfam.model import SFAMModel, SFAMOutput
 from sfam.moe import RegionMoE, balance_loss
+
+
+@dataclass
+class SFAMAux(DetectorAux):
+    """SFAM's aux: the shared maps (``patch_fakeness`` with patch alignment on, ``region_scores`` with a
+    region head) plus the whole model output its loss reads."""
+
+    sfam: SFAMOutput | None = None
+
 
 _RECIPE = Recipe(
     optimizer="adamw",
@@ -31,9 +41,10 @@ _RECIPE = Recipe(
     frames_train=8,
     frames_test=32,
     augment=True,
+    augmentation=SUITE_AUGMENTATION,  # SFAM publishes no augmentation (sfam/README.md, "Recipe")
     source=(
-        "SFAM (Luo, Chen, Liu, arXiv 2604.21478) publishes no recipe; ours follows the proposal in "
-        "clip_detectors.md §3.3 (AdamW 1e-4, wd 1e-4, batch 32, cosine, 10 epochs) and Effort's 8 frames/video"
+        "SFAM (Luo, Chen, Liu, arXiv 2604.21478) publishes no recipe; ours (sfam/README.md, 'Recipe'): AdamW "
+        "1e-4, wd 1e-4, batch 32, cosine, 10 epochs, Effort's 8 frames/video, the suite's augmentation"
     ),
 )
 
@@ -134,17 +145,23 @@ class SFAMDetector(Detector):
 
     def output(self, out: SFAMOutput) -> DetectorOutput:
         """The detector's output (fake-logit and explanation maps) from the model's output."""
-        aux: dict[str, Any] = {"sfam": out}
         g = self.model.geometry.grid
-        if out.patch_logits is not None:
-            aux["patch_fakeness"] = out.patch_logits.softmax(-1)[..., 1].unflatten(1, (g, g))
-        if out.region_logits is not None:
-            aux["region_scores"] = torch.sigmoid(out.region_logits)
+        aux = SFAMAux(
+            sfam=out,
+            patch_fakeness=(
+                out.patch_logits.softmax(-1)[..., 1].unflatten(1, (g, g))
+                if out.patch_logits is not None
+                else None
+            ),
+            region_scores=torch.sigmoid(out.region_logits) if out.region_logits is not None else None,
+        )
         return DetectorOutput(logits=out.logits, aux=aux)
 
     # ------------------------------------------------------------------ loss
     def loss(self, batch: Batch, out: DetectorOutput) -> dict[str, Tensor]:
-        s: SFAMOutput = out.aux["sfam"]
+        if not isinstance(out.aux, SFAMAux) or out.aux.sfam is None:
+            raise TypeError(f"{self.name}.loss needs the output of its own forward() (SFAMAux)")
+        s: SFAMOutput = out.aux.sfam
         w, grid, label = self.weights, self.model.geometry.grid, batch.label
         terms: dict[str, tuple[float, Tensor]] = {
             "ce": (w.ce, F.binary_cross_entropy_with_logits(s.logits.float(), label.float()))
@@ -194,4 +211,4 @@ class CLIPLinearDetector(SFAMDetector):
         super().__init__(alignment=False, moe=False, **kwargs)
 
 
-__all__ = ["CLIPLinearDetector", "SFAMDetector"]
+__all__ = ["CLIPLinearDetector", "SFAMAux", "SFAMDetector"]

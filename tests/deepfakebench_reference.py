@@ -108,6 +108,29 @@ def efficientnet_detector_shapes() -> Shapes:
     }
 
 
+# --------------------------------------------------------------------------------------------- ResNet-34
+# (blocks, width) of ResNet-34's four stages (He et al., CVPR 2016, Table 1), BasicBlock (two 3x3 convs)
+RESNET34_STAGES = [(3, 64), (4, 128), (6, 256), (3, 512)]
+
+
+def resnet34_shapes(prefix: str = "backbone.resnet") -> Shapes:
+    """DeepfakeBench's ResNet-34 (CNN-Aug): torchvision's children without pooling/classifier as a
+    ``Sequential`` (0 conv1, 1 bn1, 2 relu, 3 maxpool, 4-7 layer1-4) and the 2-way ``backbone.fc``."""
+    s: Shapes = {f"{prefix}.0.weight": (64, 3, 7, 7), **_bn(f"{prefix}.1", 64)}
+    cin = 64
+    for stage, (blocks, width) in enumerate(RESNET34_STAGES):
+        for b in range(blocks):
+            p = f"{prefix}.{4 + stage}.{b}"
+            inp = cin if b == 0 else width
+            s |= {f"{p}.conv1.weight": (width, inp, 3, 3), **_bn(f"{p}.bn1", width)}
+            s |= {f"{p}.conv2.weight": (width, width, 3, 3), **_bn(f"{p}.bn2", width)}
+            if b == 0 and stage > 0:  # stride 2 and a width change: 1x1 projection shortcut
+                s |= {f"{p}.downsample.0.weight": (width, inp, 1, 1), **_bn(f"{p}.downsample.1", width)}
+        cin = width
+    s |= {"backbone.fc.weight": (2, 512), "backbone.fc.bias": (2,)}
+    return s
+
+
 # --------------------------------------------------------------------------------------------- UCF
 def ucf_shapes(num_methods: int = 4, feat: int = 512) -> Shapes:
     half = feat // 2

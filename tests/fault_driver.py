@@ -27,7 +27,7 @@ POINTS = (
     "epoch1",  # mid-epoch after last.ckpt of epoch 0 was written
     "checkpoint",  # a checkpoint fully written to its temp file, not yet moved into place
     "checkpoint_torn",  # half of last.ckpt copied into place (an interrupted cross-device move)
-    "testing",  # while the best checkpoint scores the second test set
+    "testing",  # while the best checkpoint scores the second evaluation set (the first test set)
     "scores",  # half of scores.parquet written to its temp file
     "record",  # scores.parquet in place, the `done` record not yet written
     "leaderboard",  # README.md rendered, half of the first detector page written
@@ -44,7 +44,7 @@ def die(point: str, marker: Path) -> None:
 
 class _KillIn(Callback):
     def __init__(self, point: str, marker: Path) -> None:
-        self.point, self.marker, self.tests = point, marker, 0
+        self.point, self.marker = point, marker
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -52,11 +52,10 @@ class _KillIn(Callback):
         if batch_idx == 1 and self.point == f"epoch{trainer.current_epoch}":
             die(self.point, self.marker)
 
-    def on_test_start(self, trainer: Any, pl_module: Any) -> None:
-        self.tests += 1
-
-    def on_test_batch_end(self, trainer: Any, pl_module: Any, *args: Any, **kw: Any) -> None:
-        if self.point == "testing" and self.tests == 2:
+    def on_test_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if self.point == "testing" and dataloader_idx == 1:
             die(self.point, self.marker)
 
 

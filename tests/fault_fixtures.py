@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from benchmark.runner.cell_data import eval_sets
 from benchmark.runner.cells import CellConfig
 from datamodules.batch import collate
 from datamodules.loading.synthetic import SyntheticDataModule, SyntheticItems
@@ -31,5 +32,4 @@ class _NanDM(SyntheticDataModule):
 
 def nan_in_training(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """Like ``tests.runner_fixtures.synthetic`` but one training image is all NaN: the loss diverges."""
-    names = tuple(config.test_datasets)
-    return _NanDM(spec, n=8, batch_size=4, test_sets=names)
+    return _NanDM(spec, n=8, batch_size=4, test_sets=eval_sets(config))

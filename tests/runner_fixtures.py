@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import yaml
 
+from benchmark.runner.cell_data import eval_sets
 from benchmark.runner.cells import CellConfig
 from datamodules.loading.synthetic import SyntheticDataModule
 from datamodules.spec import DataSpec
@@ -18,15 +19,13 @@ TEST_SETS = ("a", "b")
 
 
 def synthetic(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
-    """8 samples per split; test sets named after the grid's test datasets."""
-    names = tuple(config.test_datasets)
-    return SyntheticDataModule(spec, n=8, batch_size=4, test_sets=names)
+    """8 samples per split; the cell's evaluation sets (source val, then the grid's test sets)."""
+    return SyntheticDataModule(spec, n=8, batch_size=4, test_sets=eval_sets(config))
 
 
 def synthetic_odd(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """11 samples per split: two DDP ranks pad one sample (the duplicate-score trap)."""
-    names = tuple(config.test_datasets)
-    return SyntheticDataModule(spec, n=11, batch_size=4, test_sets=names)
+    return SyntheticDataModule(spec, n=11, batch_size=4, test_sets=eval_sets(config))
 
 
 class _KillOnce(L.Callback):
@@ -52,9 +51,8 @@ class _KillingDM(SyntheticDataModule):
 
 def killing(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """Like ``synthetic`` but SIGKILLs its own process at the start of epoch 2, once (marker file)."""
-    names = tuple(config.test_datasets)
     marker = Path(os.environ["RUNNER_TEST_KILL_MARKER"])
-    return _KillingDM(marker, spec=spec, n=8, batch_size=4, test_sets=names)
+    return _KillingDM(marker, spec=spec, n=8, batch_size=4, test_sets=eval_sets(config))
 
 
 def write_data_config(root: Path, names: tuple[str, ...] = ("train", *TEST_SETS)) -> Path:
@@ -108,3 +106,8 @@ class RaiseAtEpoch(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch:
             raise RuntimeError("simulated kill in the middle of fit")
+
+
+def test_sets_only(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
+    """A factory of the old kind: one loader per test dataset, no source val set (refused by the cell)."""
+    return SyntheticDataModule(spec, n=8, batch_size=4, test_sets=tuple(config.test_datasets))

@@ -172,11 +172,18 @@ def test_ucf_loads_strictly_and_infers_its_heads(num_methods):
 def test_each_detector_declares_the_formats_it_reads():
     from detectors.convert import sources
 
-    assert sources() == {"deepfakebench": ["efficientnet_b4", "ucf", "xception"]}
+    found = sources()  # other sources (effort, gend) are tested beside their detectors
+    assert {"efficientnet_b4", "resnet34", "sbi_deepfakebench", "ucf", "xception"} <= set(
+        found["deepfakebench"]
+    )
+    assert found["sbi"] == ["sbi"]
+    assert found["forensics_adapter"] == [
+        "forensics_adapter"
+    ]  # the authors' release (forensics_adapter/released.py)
     with pytest.raises(
-        ValueError, match=r"no 'deepfakebench' converter for 'resnet34'.*efficientnet_b4, ucf"
+        ValueError, match=r"no 'deepfakebench' converter for 'sbi'.*efficientnet_b4.*resnet34"
     ):
-        load_deepfakebench("resnet34", {})
+        load_deepfakebench("sbi", {})
 
 
 def test_command_line_converts_a_file(xception_state, tmp_path):

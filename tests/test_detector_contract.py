@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+from benchmark.runner.score_writer import ScoreWriter
 from detectors import DetectorOutput, create_detector, get_detector_class, list_detectors, load_detector
 from tests.helpers import SyntheticDataModule, make_batch, quiet_trainer
 
@@ -94,10 +95,11 @@ def test_checkpoint_round_trip(name, tmp_path):
 def test_fast_dev_run_fit_and_test(name):
     model = tiny(name)
     dm = SyntheticDataModule(model.data_spec, n=4, batch_size=4, test_sets=("a", "b"))
-    trainer = quiet_trainer(fast_dev_run=True)
+    writer = ScoreWriter()
+    trainer = quiet_trainer(fast_dev_run=True, callbacks=[writer])
     trainer.fit(model, datamodule=dm)
     trainer.test(model, datamodule=dm)
-    rows = model.test_records
+    rows = writer.rows
     assert {r["dataset"] for r in rows} == {"a", "b"}
     assert all(0.0 <= r["score"] <= 1.0 for r in rows)
     assert set(rows[0]) >= {"sample_id", "video_id", "dataset", "method", "label", "score"}

@@ -79,7 +79,7 @@ def test_vit_b16_geometry_follows_the_backbone():
     batch = make_batch(m.data_spec, n=1)
     with torch.no_grad():
         out = m(batch)
-    assert out.logits.shape == (1,) and out.aux["boundary"].shape == (1, 1, 224, 224)
+    assert out.logits.shape == (1,) and out.aux.boundary.shape == (1, 1, 224, 224)
 
 
 # ---------------------------------------------------------------- frozen CLIP
@@ -133,9 +133,9 @@ def test_shapes_for_both_backbone_geometries(vision, grid, heads, clip_in):
     m.eval()
     with torch.no_grad():
         out = m(batch)
-    assert out.logits.shape == (n,) and out.aux["boundary"].shape == (n, 1, s, s)
+    assert out.logits.shape == (n,) and out.aux.boundary.shape == (n, 1, s, s)
     # the fake-logit is l_fake - l_real: its sigmoid is the softmax probability of "fake"
-    prob = torch.softmax(out.aux["logits2"], dim=1)[:, 1]
+    prob = torch.softmax(out.aux.logits2, dim=1)[:, 1]
     assert torch.allclose(torch.sigmoid(out.logits), prob, atol=1e-6)
 
 
@@ -293,7 +293,7 @@ def test_boundary_loss_is_zero_for_real_images():
     reals = batch.select([0, 1])
     reals.forgery_mask = torch.rand_like(reals.forgery_mask)  # even a stray mask on a real is ignored
     out = m(reals)
-    assert out.aux["boundary"].abs().sum() == 0
+    assert out.aux.boundary.abs().sum() == 0
     assert m.loss(reals, out)["boundary"] == 0
     fakes = batch.select([2, 3])
     assert m.loss(fakes, m(fakes))["boundary"] > 0  # the check can fail: fakes do have a boundary loss
@@ -320,7 +320,7 @@ def test_inference_without_mask_and_bf16():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out16 = m(batch)
     assert torch.isfinite(out.logits).all() and torch.isfinite(out16.logits.float()).all()
-    assert out.aux["boundary"].abs().sum() > 0  # unmasked map
+    assert out.aux.boundary.abs().sum() > 0  # unmasked map
 
 
 def test_each_step_lowers_the_total_loss():

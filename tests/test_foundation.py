@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+from benchmark.runner.score_writer import dedupe_rows
 from datamodules import Batch, DataSpec, collate
 from detectors import (
     DataSpecError,
@@ -18,7 +19,6 @@ from detectors import (
     list_detectors,
     register_detector,
 )
-from detectors.base import dedupe_rows
 from tests.helpers import make_batch, make_item
 
 
@@ -108,11 +108,11 @@ def test_wrong_input_size_is_refused():
         m.training_step(b, 0)
 
 
-def test_dedupe_rows_keeps_first_occurrence_per_dataset_and_sample():
+def test_dedupe_rows_keeps_first_occurrence_per_set_and_sample():
     rows = [
-        {"dataset": "a", "sample_id": "1", "score": 0.1},
-        {"dataset": "b", "sample_id": "1", "score": 0.2},
-        {"dataset": "a", "sample_id": "1", "score": 0.1},
+        {"test_set": "a", "split": "test", "sample_id": "1", "score": 0.1},
+        {"test_set": "b", "split": "test", "sample_id": "1", "score": 0.2},
+        {"test_set": "a", "split": "test", "sample_id": "1", "score": 0.1},
     ]
     assert dedupe_rows(rows) == rows[:2]
 
@@ -150,3 +150,25 @@ def test_scheduler_really_steps(sched):
         assert lr == 0.1
     else:
         assert lr < 0.1
+
+
+def test_aux_is_a_typed_record():
+    """``aux`` is a DetectorAux (string-keyed dicts are refused); ``inference`` keeps the declared maps only,
+    detached on the CPU; ``sample`` takes one sample's maps."""
+    from dataclasses import dataclass
+
+    from detectors import DetectorAux
+
+    with pytest.raises(TypeError, match=r"DetectorOutput.aux must be a DetectorAux .* got dict"):
+        DetectorOutput(torch.zeros(2), aux={"patch_fakeness": torch.zeros(2, 3, 3)})
+
+    @dataclass
+    class MyAux(DetectorAux):
+        hidden: torch.Tensor | None = None
+
+    patch = torch.rand(2, 3, 3, requires_grad=True)
+    aux = MyAux(patch_fakeness=patch * 1, hidden=torch.ones(2))
+    inf = aux.inference()
+    assert type(inf) is DetectorAux and inf.region_scores is None and inf.boundary is None
+    assert torch.equal(inf.patch_fakeness, patch.detach()) and not inf.patch_fakeness.requires_grad
+    assert torch.equal(inf.sample(1).patch_fakeness, patch[1].detach())

@@ -67,6 +67,30 @@ def test_image_and_video_scores_match_the_model(files: dict[str, Path]) -> None:
     assert img.video_score == pytest.approx(p, abs=1e-6)
 
 
+@pytest.mark.parametrize("name", ["resnet34", "sfam"])
+def test_predict_scores_are_the_modules_predict_step(
+    files: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    """``predict_path`` scores through the LightningModule's ``predict_step``: same probabilities, and the
+    typed inference maps (SFAM's patch map and region scores; none for a CNN) without training internals."""
+    from benchmark.predict import face_frames
+    from detectors import DetectorAux
+
+    model = load_detector(files["ckpt"] if name == "resnet34" else _checkpoint(tmp_path, name)).eval()
+    pred = predict_path(model, files["clip"], n_frames=4)
+    _, frames = face_frames(files["clip"], 4)
+    batch = make_batch([f for f in frames if f.status == "ok"], model.data_spec, "clip")
+    with torch.no_grad():
+        scored = model.predict_step(batch, 0)
+    assert scored.sample_id == batch.sample_id and len(scored.score) == 4
+    assert [f["score"] for f in pred.frames] == scored.score.tolist()
+    assert type(scored.aux) is DetectorAux  # the detector's own fields (SFAM's model output) are dropped
+    has_maps = name == "sfam"
+    assert (scored.aux.patch_fakeness is not None) == has_maps == (scored.aux.region_scores is not None)
+    if has_maps:
+        assert scored.aux.patch_fakeness.device.type == "cpu" and scored.aux.patch_fakeness.shape[0] == 4
+
+
 def test_frames_without_a_face_are_reported_not_scored(files: dict[str, Path]) -> None:
     model = load_detector(files["ckpt"]).eval()
     pred = predict_path(model, files["blank"])

@@ -226,6 +226,7 @@ def test_cell_killed_mid_fit_is_resumed_and_counted_once(tiny: Path) -> None:
     assert rec["status"] == "done" and rec["resumed"] is True
     assert rec["arch_defaults"] == {"arch": "resnet34", "pretrained": True, "input_size": 256}
     assert rec["recipe_overrides"]["epochs"] == [10, 2]
+    assert rec["reference"] == "paper"  # the grid names none: the paper's recipe
     jobs = [Job(cell)]
     InlineLauncher().run(jobs, Monitor(jobs, "t", _console()))  # an explicit second run replaces, never adds
     assert jobs[0].status == DONE
@@ -233,6 +234,47 @@ def test_cell_killed_mid_fit_is_resumed_and_counted_once(tiny: Path) -> None:
     assert len(scores) == 3 * N_PER_SET
     assert not scores.duplicated(["cell_id", "test_set", "sample_id"]).any()
     assert _record(store, cell.cell_id)["status"] == "done"
+
+
+def test_one_test_call_scores_every_set_and_method_subsets_keep_the_manifest_name(tiny: Path) -> None:
+    """Source val + test sets in one Trainer.test: ``dataset`` holds the manifest's name, ``test_set`` the
+    set's; a method subset (its reals shared) gets ``@<set>`` ids; the metrics' axis is the set."""
+    subset = {"name": "a/fake", "dataset": "a", "methods": ["fake"]}
+    write_grid(tiny, test_sets=["a", subset, "b"])
+    (cell,) = _cells(tiny)
+    import lightning as L
+
+    class CountTests(L.Callback):
+        calls: list[int] = []
+
+        def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            self.calls.append(len(trainer.num_test_batches))
+
+    rec = run_cell(cell, callbacks=[CountTests()])
+    assert CountTests.calls == [4]  # one Trainer.test, one loader per set
+    store = ScoreStore(tiny / "out" / "store")
+    stored = store.read_scores(axis="dataset")
+    assert rec["n_scores"] == len(stored) == 4 * N_PER_SET
+    sets = list(zip(stored.test_set, stored.split, stored.dataset, strict=True))
+    assert list(dict.fromkeys(sets)) == [("train", "val", "train"), ("a", "test", "a"), ("a/fake", "test", "a"),
+                                         ("b", "test", "b")]  # fmt: skip
+    a, sub = stored[stored.test_set == "a"], stored[stored.test_set == "a/fake"]
+    assert list(sub.sample_id) == [i + "@a/fake" for i in a.sample_id]
+    assert list(sub.video_id) == [i + "@a/fake" for i in a.video_id]
+    assert sub.score.to_numpy() == pytest.approx(a.score.to_numpy(), rel=1e-6)
+    axis = store.read_scores()
+    assert (axis.dataset == axis.test_set).all() and (axis.manifest_dataset == stored.dataset).all()
+
+
+def test_a_datamodule_without_the_cells_evaluation_sets_is_refused(tiny: Path) -> None:
+    from benchmark.runner.cell import CellFailed
+
+    (cell,) = _cells(tiny, factory="test_sets_only")
+    with pytest.raises(
+        CellFailed, match=r"factory 'tests.runner_fixtures:test_sets_only' serves evaluation sets"
+    ):
+        run_cell(cell)
+    assert not (cell.cell_dir / "checkpoints").exists()  # refused before any training
 
 
 @pytest.mark.slow
@@ -274,27 +316,44 @@ def test_two_process_cpu_ddp_gives_the_single_process_score_set(tiny: Path) -> N
     rec = _record(store, cell.cell_id)
     assert rec["devices"] == 2
 
-    # The same checkpoint scored by one process.
+    # The same checkpoint scored by one process: through the same path (one Trainer.test, ScoreWriter)
+    # and by the bare model on each evaluation set's loader (no Lightning, no writer).
     import lightning as L
+    import torch
 
+    from benchmark.runner.score_writer import ScoreWriter
     from detectors import load_detector
     from tests.runner_fixtures import synthetic_odd
 
     model = load_detector(rec["checkpoint"], expected="resnet34")
     dm = synthetic_odd(cell.config, model.data_spec, {})
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
-    single = []
-    for name, loader in [("train", dm.val_dataloader()), *zip(("a", "b"), dm.test_dataloader(), strict=True)]:
-        trainer.test(model, dataloaders=loader, verbose=False)
-        single += [{**r, "test_set": name} for r in model.test_records]
-    single = pd.DataFrame(single)
-    assert len(ddp) == len(single) == 3 * 11
+    writer = ScoreWriter()
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[writer]
+    )
+    trainer.test(model, datamodule=dm, verbose=False)
+    single = pd.DataFrame(writer.rows)
+    bare = []
+    with torch.no_grad():
+        for s, loader in zip(dm.eval_sets, dm.test_dataloader(), strict=True):
+            for batch in loader:
+                p = torch.sigmoid(model.eval()(batch).logits).tolist()
+                bare += [
+                    {"test_set": s.name, "sample_id": i, "score": v}
+                    for i, v in zip(batch.sample_id, p, strict=True)
+                ]
+    bare = pd.DataFrame(bare)
+    assert [s.name for s in dm.eval_sets] == ["train", "a", "b"]
+    assert len(ddp) == len(single) == len(bare) == 3 * 11
     assert not ddp.duplicated(["test_set", "sample_id"]).any()
     key = ["test_set", "sample_id"]
+    for one in (single, bare):
+        merged = ddp.merge(one, on=key, suffixes=("_ddp", "_one"), validate="one_to_one")
+        assert len(merged) == len(one)
+        assert (merged.score_ddp - merged.score_one).abs().max() < 1e-5
     merged = ddp.merge(single, on=key, suffixes=("_ddp", "_one"), validate="one_to_one")
-    assert len(merged) == len(single)
     assert (merged.label_ddp == merged.label_one).all()
-    assert (merged.score_ddp - merged.score_one).abs().max() < 1e-5
+    assert (merged.split_ddp == merged.split_one).all() and (merged.dataset_ddp == merged.dataset_one).all()
 
 
 def test_missing_manifests_are_preprocessed_first(tiny: Path, monkeypatch) -> None:
@@ -437,7 +496,7 @@ def test_build_datamodule_serves_the_real_forgery_datamodule(tmp_path: Path) -> 
     import skimage.data
     import yaml
 
-    from benchmark.runner.cell_data import build_datamodule, ensure_manifests, test_loaders
+    from benchmark.runner.cell_data import build_datamodule, ensure_manifests
     from detectors import create_detector, get_detector_class
 
     face = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
@@ -463,7 +522,58 @@ def test_build_datamodule_serves_the_real_forgery_datamodule(tmp_path: Path) -> 
     val = next(iter(dm.val_dataloader()))
     assert len(val) == 2 and sorted(val.label.tolist()) == [0, 1]
     assert all("/val_" in v for v in val.video_id), val.video_id
-    (loader,) = test_loaders(dm, cell.config).values()
+    dm.setup("test")
+    (loader,) = [ld for s, ld in zip(dm.eval_sets, dm.test_dataloader(), strict=True) if s.split == "test"]
     batch = next(iter(loader))
     assert batch.image.shape[-1] == model.data_spec.input_size
     assert all("/test_" in v for v in batch.video_id), batch.video_id
+
+
+# --------------------------------------------------------------------------- output to a file
+def _one_line_per_event(text: str, cell_id: str) -> None:
+    """The sweep's output holds exactly these event lines, in this order: the cell started, each epoch,
+    each scored loader (the source val split and the two test sets), the cell done."""
+    tag = re.escape(f"resnet34 | train | seed 0 {cell_id}")
+    events = [line for line in text.splitlines() if line.startswith("[") and cell_id in line]
+    expected = [
+        rf"\[running\] {tag}$",
+        rf"\[epoch\] {tag}: 1/2 done in \d+ s: train/loss \d\.\d{{4}}, val/loss \d\.\d{{4}}, val/auc \d\.\d{{4}}$",
+        rf"\[epoch\] {tag}: 2/2 done in \d+ s: .*val/auc",
+        rf"\[scored\] {tag}: train \(val\): {N_PER_SET} samples$",  # the source val split (set 'train')
+        rf"\[scored\] {tag}: a \(test\): {N_PER_SET} samples$",
+        rf"\[scored\] {tag}: b \(test\): {N_PER_SET} samples$",
+        rf"\[done\] {tag} \d+:\d\d$",
+    ]
+    assert len(events) == len(expected), text
+    for line, pattern in zip(events, expected, strict=True):
+        assert re.match(pattern, line), (pattern, line)
+    assert "\x1b[" not in text and "Epoch 0" not in text  # no terminal control codes, no progress-bar frame
+
+
+@pytest.mark.slow
+def test_output_to_a_file_is_one_line_per_event(tiny: Path) -> None:
+    """``python -m benchmark.run > file``: no live table frozen at 0:00 and no rich bar, but one line per
+    event; the local launcher copies a cell's event lines from its process's log as they come."""
+    (cell,) = _cells(tiny)
+    log = tiny / "sweep.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(log, "w") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmark.run", *_args(tiny)],
+            cwd=tiny,
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=600,
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _one_line_per_event(log.read_text(), cell.cell_id)
+
+
+def test_inline_cells_print_their_own_event_lines_when_not_a_terminal(tiny: Path, capsys) -> None:
+    """In-process cells (stdout captured, not a terminal) print the same event lines themselves."""
+    (cell,) = _cells(tiny)
+    console = Console(file=sys.stdout, width=200, force_terminal=False)
+    assert main(_args(tiny, "--launcher", "inline"), console=console) == 0
+    _one_line_per_event(capsys.readouterr().out, cell.cell_id)

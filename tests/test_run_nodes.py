@@ -168,26 +168,43 @@ def test_two_nodes_of_two_processes_give_the_single_process_score_set(
     rec = store.record(cell.cell_id)
     assert rec["status"] == "done" and rec["devices"] == 2
 
-    # The same checkpoint scored by one process.
+    # The same checkpoint scored by one process: through the same path (one Trainer.test, ScoreWriter)
+    # and by the bare model on each evaluation set's loader (no Lightning, no writer).
     import lightning as L
+    import torch
 
+    from benchmark.runner.score_writer import ScoreWriter
     from detectors import load_detector
     from tests.runner_fixtures import synthetic_odd
 
     model = load_detector(rec["checkpoint"], expected="resnet34")
     dm = synthetic_odd(cell.config, model.data_spec, {})
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
-    single = []
-    for name, loader in [("train", dm.val_dataloader()), *zip(("a", "b"), dm.test_dataloader(), strict=True)]:
-        trainer.test(model, dataloaders=loader, verbose=False)
-        single += [{**r, "test_set": name} for r in model.test_records]
-    single = pd.DataFrame(single)
-    assert len(ddp) == len(single) == 3 * 11
+    writer = ScoreWriter()
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[writer]
+    )
+    trainer.test(model, datamodule=dm, verbose=False)
+    single = pd.DataFrame(writer.rows)
+    bare = []
+    with torch.no_grad():
+        for s, loader in zip(dm.eval_sets, dm.test_dataloader(), strict=True):
+            for batch in loader:
+                p = torch.sigmoid(model.eval()(batch).logits).tolist()
+                bare += [
+                    {"test_set": s.name, "sample_id": i, "score": v}
+                    for i, v in zip(batch.sample_id, p, strict=True)
+                ]
+    bare = pd.DataFrame(bare)
+    assert len(ddp) == len(single) == len(bare) == 3 * 11
     assert not ddp.duplicated(["test_set", "sample_id"]).any()
-    merged = ddp.merge(single, on=["test_set", "sample_id"], suffixes=("_ddp", "_one"), validate="one_to_one")
-    assert len(merged) == len(single)
+    key = ["test_set", "sample_id"]
+    for one in (single, bare):
+        merged = ddp.merge(one, on=key, suffixes=("_ddp", "_one"), validate="one_to_one")
+        assert len(merged) == len(one)
+        assert (merged.score_ddp - merged.score_one).abs().max() < 1e-5
+    merged = ddp.merge(single, on=key, suffixes=("_ddp", "_one"), validate="one_to_one")
     assert (merged.label_ddp == merged.label_one).all()
-    assert (merged.score_ddp - merged.score_one).abs().max() < 1e-5
+    assert (merged.split_ddp == merged.split_one).all() and (merged.dataset_ddp == merged.dataset_one).all()
 
 
 def _detector_defaults(root: Path) -> dict:

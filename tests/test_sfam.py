@@ -56,7 +56,7 @@ def test_infinite_prior_routes_every_patch_to_its_own_region_expert():
     # Through the whole detector, on region masks from the data.
     det = tiny(prior_strength=math.inf).eval()
     batch = make_batch(det.data_spec, n=2)
-    out = det(batch).aux["sfam"]
+    out = det(batch).aux.sfam
     own = region_assignment(batch.region_masks, det.model.geometry.grid).argmax(-1)
     assert torch.equal(out.gates.argmax(-1), own) and torch.equal(
         out.gates.amax(-1), torch.ones_like(own).float()
@@ -112,7 +112,7 @@ def test_hard_prior_in_the_detector_uses_the_pooled_region_masks():
     masks[:, EYES, :, 16:] = 0.5
     masks[:, REGIONS.index("nose"), :, 16:] = 0.5
     batch.region_masks = masks
-    gates = det(batch).aux["sfam"].gates.unflatten(1, (4, 4))  # 4x4 grid of 8 px patches
+    gates = det(batch).aux.sfam.gates.unflatten(1, (4, 4))  # 4x4 grid of 8 px patches
     assert (gates[:, :, :2, EYES] == 0).all() and (gates[:, :, 2:, EYES] > 0).all()
 
 
@@ -210,7 +210,7 @@ def test_patch_loss_is_zero_for_a_perfect_prediction_and_uses_the_mask_labels():
     det = tiny().train()
     batch = make_batch(det.data_spec, n=4)  # fakes carry a centred square mask
     out = det(batch)
-    s = out.aux["sfam"]
+    s = out.aux.sfam
     y = patch_labels(batch.forgery_mask, batch.label, det.model.geometry.grid)
     assert y.sum() > 0 and (y.sum(1)[batch.label == 0] == 0).all()
     s.patch_logits = torch.stack([-30 * (2 * y - 1), 30 * (2 * y - 1)], dim=-1)  # (real, fake) logits
@@ -389,8 +389,8 @@ def test_ablation_switches_change_the_architecture(kw, expected):
     )
     batch = make_batch(det.data_spec, n=2)
     aux = det.eval()(batch).aux
-    assert ("patch_fakeness" in aux) == expected["alignment"]
-    assert ("region_scores" in aux) == expected["region_head"]
+    assert (aux.patch_fakeness is not None) == expected["alignment"]
+    assert (aux.region_scores is not None) == expected["region_head"]
     both_off = not kw.get("alignment", True) and not kw.get("moe", True)
     assert det.data_spec.region_masks == (not both_off) and det.data_spec.forgery_masks == (not both_off)
 
@@ -410,9 +410,9 @@ def test_aux_maps_have_the_grid_and_region_shapes():
     batch = make_batch(det.data_spec, n=3)
     aux = det(batch).aux
     g = det.model.geometry.grid
-    assert aux["patch_fakeness"].shape == (3, g, g) and aux["region_scores"].shape == (3, R)
+    assert aux.patch_fakeness.shape == (3, g, g) and aux.region_scores.shape == (3, R)
     for k in ("patch_fakeness", "region_scores"):
-        assert ((aux[k] >= 0) & (aux[k] <= 1)).all()
+        assert ((getattr(aux, k) >= 0) & (getattr(aux, k) <= 1)).all()
 
 
 def test_clip_linear_is_sfam_with_both_modules_off():

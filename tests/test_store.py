@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -211,3 +212,82 @@ def test_invalid_cell_ids_and_statuses(store):
     with pytest.raises(TypeError, match="not JSON-serialisable"):
         store.write_record("ok", {"model": object()}, "running")
     assert store.read_records().empty and store.cell_ids() == []
+
+
+def _subset_cell(new_layout: bool) -> pd.DataFrame:
+    """A cell scored on FF (val and test) and on the method subset FF/X (FF's reals and its ``x`` fakes;
+    the reals are shared with FF's, so its ids carry ``@FF/X``). New layout: ``dataset`` is the manifest's
+    name (FF) everywhere; the layout before the change stored the set's name in ``dataset`` too."""
+    parts = []
+    for test_set, split in (("FF", "val"), ("FF", "test"), ("FF/X", "test")):
+        s = scores_for("FF", n_videos=6)  # fakes: videos 1, 3, 5; video 3 is method x
+        s["method"] = s.method.where(~s.video_id.str.endswith("/003"), "x")
+        tag = ""
+        if test_set == "FF/X":
+            s, tag = s[(s.label == 0) | (s.method == "x")].copy(), "@FF/X"
+        s["video_id"] = split + "/" + s.video_id + tag
+        s["sample_id"] = split + "/" + s.sample_id + tag
+        s["test_set"], s["split"] = test_set, split
+        s["dataset"] = "FF" if new_layout else test_set
+        parts.append(s)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_read_axis_puts_the_set_in_dataset_and_keeps_the_manifest_name(store):
+    store.write_cell("new", _subset_cell(new_layout=True), record_for("FF", detector="sfam"))
+    store.write_cell("old", _subset_cell(new_layout=False), record_for("FF"))
+    stored = store.read_scores(axis="dataset")
+    assert list(stored.columns) == [*SCORE_COLUMNS, "seed"]
+    assert set(stored[stored.cell_id == "new"].dataset) == {"FF"}
+    assert set(stored[stored.cell_id == "old"].dataset) == {"FF", "FF/X"}
+    got = store.read_scores()  # the Cross-AUC axis: dataset = test_set, old and new stores alike
+    assert list(got.columns) == [*SCORE_COLUMNS, "seed", "manifest_dataset"]
+    assert (got.dataset == got.test_set).all()
+    assert (got.manifest_dataset == stored.dataset).all()
+    for cell in ("new", "old"):
+        mine = got[(got.cell_id == cell) & (got.split == "test")]
+        assert list(cross_auc_matrix(mine).index) == ["FF", "FF/X"]
+    assert set(store.read_scores(dataset="FF/X").test_set) == {"FF/X"}  # filters see the returned table
+    assert set(store.read_scores(axis="dataset", dataset="FF").cell_id) == {"new", "old"}
+    assert list(store.read_scores(detector="nope").columns) == [*SCORE_COLUMNS, "manifest_dataset"]
+    with pytest.raises(ValueError, match=r"axis='set' is not one of \['test_set', 'dataset'\]"):
+        store.read_scores(axis="set")
+
+
+def test_a_video_split_over_two_sets_is_refused(store):
+    """Stored columns valid (one manifest dataset per video), but the metrics' axis would split a video."""
+    s = scores_for("FF").assign(test_set="FF")
+    s.loc[s.index % 2 == 1, "test_set"] = "FF/X"  # frame 1 of every video in another set, same ids
+    with pytest.raises(ValueError, match=r"'bad'.*'dataset' differs between frames of video_id"):
+        store.write_cell("bad", s, record_for("FF"))
+    assert not store.is_done("bad")
+
+
+def test_old_and_new_layouts_render_the_same_leaderboard(tmp_path, monkeypatch):
+    """A store whose ``dataset`` is the manifest's name renders exactly the pages of one that stored the
+    set's name (the layout before): the reader's axis is the set in both."""
+    from benchmark.report.leaderboard import render
+
+    monkeypatch.setattr(store_mod, "_utc_now", lambda: "2026-01-01T00:00:00+00:00")
+    sets = [
+        {"name": "FF", "dataset": "FF", "methods": []},
+        {"name": "FF/X", "dataset": "FF", "methods": ["x"]},
+    ]
+    config = {
+        "grid": "g",
+        "detector": "sfam",
+        "seed": 0,
+        "train_set": sets[0],
+        "test_sets": sets,
+        "origin": "demo",
+    }
+    record = {"detector": "sfam", "train_set": "FF", "seed": 0, "config": config, "best_val_auc": 0.9}
+    pages = []
+    for layout in ("old", "new"):
+        root = tmp_path / layout / "store"
+        ScoreStore(root).write_cell("cell0", _subset_cell(new_layout=layout == "new"), record)
+        render(root, tmp_path / layout / "lb", n_boot=50)
+        files = sorted(p for p in (tmp_path / layout / "lb").rglob("*") if p.is_file())
+        pages.append({p.relative_to(tmp_path / layout / "lb"): p.read_bytes() for p in files})
+    assert pages[0] == pages[1]
+    assert "FF/X" in pages[0][Path("g") / "sfam.md"].decode()

@@ -112,7 +112,7 @@ def test_common_features_are_shuffled_within_halves_with_probability_p():
         torch.manual_seed(0)
         m = tiny(shuffle_p=p).train()
         with torch.no_grad():
-            return m(batch).aux["feat_common"]
+            return m(batch).aux.feat_common
 
     plain, always = common_features(0.0), common_features(1.0)
     assert not torch.allclose(plain, always)
@@ -194,4 +194,4 @@ def test_reconstructions_pair_each_content_with_its_own_and_the_other_halfs_forg
     assert torch.allclose(seen["content"], torch.cat([content, content]), atol=1e-5)
     partner = torch.tensor([2, 3, 0, 1])
     assert torch.allclose(seen["forgery"], torch.cat([code, code[partner]]), atol=1e-5)
-    assert out.aux["reconstruction"].shape == (8, 3, 64, 64)
+    assert out.aux.reconstruction.shape == (8, 3, 64, 64)

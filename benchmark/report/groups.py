@@ -32,6 +32,7 @@ class Group:
     records: list[dict[str, Any]]
     scores: dict[str, pd.DataFrame] = field(default_factory=dict)
     superseded: list[dict[str, Any]] = field(default_factory=list)
+    released: bool = False  # cells that scored published checkpoints (no training): a group of their own
 
     @property
     def test_order(self) -> list[str]:
@@ -44,6 +45,9 @@ class Group:
 
     @property
     def pretrained(self) -> str:
+        if self.released:  # the published checkpoint itself: say which file
+            labels = sorted({(r.get("weights") or {}).get("label", "released weights") for r in self.records})
+            return "; ".join(labels)
         vals = {bool(r.get("pretrained_loaded", False)) for r in self.records}
         return "yes" if vals == {True} else "no (random init)" if vals == {False} else "mixed"
 
@@ -87,13 +91,14 @@ def collect(store: ScoreStore) -> list[Group]:
         rec = store.record(cid)
         if "config" not in rec:  # a store shared with cells not written by the runner
             continue
-        key = (rec["config"]["grid"], rec["config"]["detector"], rec["config"]["train_set"]["name"])
+        released = rec["config"].get("weights") is not None
+        key = (rec["config"]["grid"], rec["config"]["detector"], rec["config"]["train_set"]["name"], released)
         groups.setdefault(key, []).append(rec)
     scores = store.read_scores()
     by_cell = {cid: df.reset_index(drop=True) for cid, df in scores.groupby("cell_id", sort=True)}
     out = []
-    for (g, d, t), recs in sorted(groups.items()):
+    for (g, d, t, released), recs in sorted(groups.items()):
         recs = sorted(recs, key=lambda r: (int(r["config"]["seed"]), r["cell_id"]))
         cur, old = _current(recs)  # both keep the seed order
-        out.append(Group(g, d, t, cur, {r["cell_id"]: by_cell[r["cell_id"]] for r in cur}, old))
+        out.append(Group(g, d, t, cur, {r["cell_id"]: by_cell[r["cell_id"]] for r in cur}, old, released))
     return out

@@ -5,8 +5,16 @@ Lightning's DDP launcher re-runs this same command for the other ranks, so a cel
 runs DDP inside its own process group. Only global rank 0 writes to the store.
 
 Protocol: the checkpoint is selected on ``val/auc`` of the SOURCE validation split, never on a test set.
-The best checkpoint is then scored on the source validation split (``split="val"``, whose threshold the
-leaderboard transfers to the test sets) and on every test set (``split="test"``).
+The best checkpoint is then scored, in one ``Trainer.test`` call, on the evaluation sets of
+:func:`benchmark.runner.cell_data.eval_sets`: the source validation split (``split="val"``, whose
+threshold the leaderboard transfers to the test sets) and every test set (``split="test"``), one
+dataloader each; :class:`~benchmark.runner.score_writer.ScoreWriter` collects the rows (``dataset`` = the
+manifest's dataset, ``test_set`` = the set's name).
+
+Released weights (``CellConfig.weights``): the detector is built from the owners' published checkpoint
+(``Runtime.weights_path``, converted strictly by :func:`detectors.convert.load_converted`, its SHA-256
+checked against the planned one), nothing is trained, and the source validation split and every test set
+are scored as above; the record carries ``weights`` (source, file, SHA-256, path) and no fit timing.
 
 Resume: ``ModelCheckpoint(save_last=True)`` keeps ``last.ckpt`` in the cell folder; a cell that was killed
 restarts from it (or from scratch when there is none). Scores and the record reach the store only at the
@@ -23,6 +31,7 @@ import platform
 import sys
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +39,8 @@ import pandas as pd
 from lightning.pytorch.callbacks import Callback
 
 from benchmark.runner.cells import Cell, jsonable
-from benchmark.runner.grid import SetSpec
 from benchmark.runner.hardware import hardware
+from benchmark.runner.score_writer import ROW_COLUMNS, ScoreWriter
 from benchmark.store import SCORE_COLUMNS as STORE_SCORE_COLUMNS
 from benchmark.store import VERSIONED, file_sha256, git_commit, package_versions
 from datamodules import atomic
@@ -85,30 +94,10 @@ def record_failure(cell: Cell, store: Any, exc: BaseException | str, started: fl
     return record
 
 
-def _view_rows(rows: list[dict[str, Any]], spec: SetSpec) -> list[dict[str, Any]]:
-    """The rows of a set: all reals plus the fakes of ``spec.methods`` (all fakes when empty).
-
-    A method subset is its own "dataset" on the Cross-AUC axes, and its reals are shared with the other
-    subsets of the same dataset; their ``video_id``/``sample_id`` get ``@<set name>`` appended so a video
-    still belongs to exactly one dataset in the store.
-    """
-    methods = set(spec.methods)
-    if not methods:
-        return rows
-    tag = f"@{spec.name}"
-    return [
-        {**r, "video_id": r["video_id"] + tag, "sample_id": r["sample_id"] + tag}
-        for r in rows
-        if r["label"] == 0 or r["method"] in methods
-    ]
-
-
-def make_frame(cell: Cell, set_name: str, split: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Store rows for one tested set. ``dataset`` is the set's name (the Cross-AUC axis)."""
-    df = pd.DataFrame(rows, columns=["sample_id", "video_id", "dataset", "method", "label", "score"])
-    df["dataset"] = set_name
-    df["test_set"] = set_name
-    df["split"] = split
+def make_frame(cell: Cell, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The store's rows from a :class:`ScoreWriter`'s: ``dataset`` is the manifest's dataset name,
+    ``test_set`` the evaluation set's name (the Cross-AUC axis, see ``ScoreStore.read_scores``)."""
+    df = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
     df["cell_id"] = cell.cell_id
     df["detector"] = cell.detector
     df["train_set"] = cell.train_set
@@ -120,10 +109,11 @@ def make_frame(cell: Cell, set_name: str, split: str, rows: list[dict[str, Any]]
 
 def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     from benchmark.runner.guards import FiniteLossGuard
+    from benchmark.runner.progress import progress_callbacks
 
     rt = cell.runtime
     devices = rt.devices
@@ -139,6 +129,10 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
     if rt.wandb:
         from lightning.pytorch.loggers import WandbLogger
 
+        from datamodules.optional import require
+
+        require("wandb", "--wandb logging")
+
         loggers.append(
             WandbLogger(
                 project=os.environ.get("WANDB_PROJECT", "forgery-bench"),
@@ -151,7 +145,7 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
                 offline=os.environ.get("WANDB_MODE") == "offline",
             )
         )
-    bars = [RichProgressBar()] if rt.progress_bar else []
+    bars = progress_callbacks(rt.progress_bar, f"{cell.label} {cell.cell_id}")  # a tty: rich bar; else lines
     trainer = L.Trainer(
         max_epochs=cell.config.recipe.epochs,
         accelerator=rt.accelerator,
@@ -218,6 +212,16 @@ def run_cell(cell: Cell, callbacks: list[Any] | None = None) -> dict[str, Any]:
         raise CellFailed(f"cell {cell.cell_id} ({cell.label}) failed: {type(e).__name__}: {e}") from e
 
 
+def score_sets(
+    cell: Cell, trainer: Any, model: Any, dm: Any, writer: ScoreWriter, ckpt_path: str | None
+) -> pd.DataFrame:
+    """Score ``ckpt_path`` (``None``: the model as it is) on every evaluation set of the datamodule in one
+    ``Trainer.test`` call; ``writer`` (one of the trainer's callbacks) gathers the rows across ranks and
+    drops DDP padding repeats. Returns the store's rows, sets in the order of the evaluation sets."""
+    trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
+    return make_frame(cell, writer.rows)
+
+
 def _readable_checkpoint(path: Path) -> bool:
     """False (and the file moved aside) when a kill left ``path`` truncated: the cell restarts from scratch."""
     import torch
@@ -232,10 +236,35 @@ def _readable_checkpoint(path: Path) -> bool:
         return False
 
 
+def released_model(cell: Cell) -> Any:
+    """The detector of a released-weights cell: its published checkpoint, converted and loaded strictly."""
+    from detectors.convert import load_converted
+
+    c, path = cell.config, cell.runtime.weights_path
+    if c.weights is None:
+        raise ValueError(f"cell {cell.cell_id} ({cell.label}) scores no released weights")
+    if path is None or not Path(path).is_file():
+        raise FileNotFoundError(f"{c.detector}: released weights file not found: {path}")
+    sha = file_sha256(path)
+    if sha != c.weights.sha256:
+        raise ValueError(
+            f"{c.detector}: {path} changed since the cell was planned (sha256 {sha[:12]} != "
+            f"{c.weights.sha256[:12]}); plan the run again"
+        )
+    return load_converted(c.weights.source, c.detector, path, **c.overrides)
+
+
 def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
     import lightning as L
 
-    from benchmark.runner.cell_data import ensure_manifests, load_factory, reads_manifests, test_loaders
+    from benchmark.runner.cell_data import (
+        check_eval_sets,
+        data_protocols,
+        ensure_manifests,
+        eval_sets,
+        load_factory,
+        reads_manifests,
+    )
     from detectors import create_detector, get_detector_class
 
     work.mkdir(parents=True, exist_ok=True)
@@ -247,55 +276,57 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     timings["preprocess_s"] = round(time.time() - t, 3)
 
     L.seed_everything(cell.seed, workers=True, verbose=False)
-    model = create_detector(c.detector, **c.overrides)
+    model = create_detector(c.detector, **c.overrides) if c.weights is None else released_model(cell)
     dm = load_factory(c.datamodule)(c, model.data_spec, manifests)
-    trainer, ckpt = _trainer(cell, work, callbacks)
-    last = work / "checkpoints" / "last.ckpt"
-    resumed = last.is_file() and _readable_checkpoint(last)
-    if not resumed:  # a fresh start: an abandoned attempt's checkpoints must not linger (nor rename ours -v1)
-        for stale in (work / "checkpoints").glob("*.ckpt"):
-            stale.unlink()
-    t = time.time()
-    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resumed else None)
-    if trainer.interrupted:
-        raise RuntimeError("training was interrupted")
-    timings["fit_s"] = round(time.time() - t, 3)
-    best = ckpt.best_model_path or str(last)
-    if not best or not Path(best).is_file():
-        raise RuntimeError(f"no checkpoint was written in {work / 'checkpoints'}")
+    check_eval_sets(dm, c)
+    writer = ScoreWriter(eval_sets(c))
+    trainer, ckpt = _trainer(cell, work, [*callbacks, writer])
+    resumed, best = False, None
+    if c.weights is None:
+        last = work / "checkpoints" / "last.ckpt"
+        resumed = last.is_file() and _readable_checkpoint(last)
+        if not resumed:  # a fresh start: an abandoned attempt's checkpoints must not linger (nor rename -v1)
+            for stale in (work / "checkpoints").glob("*.ckpt"):
+                stale.unlink()
+        t = time.time()
+        trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resumed else None)
+        if trainer.interrupted:
+            raise RuntimeError("training was interrupted")
+        timings["fit_s"] = round(time.time() - t, 3)
+        best = ckpt.best_model_path or str(last)
+        if not best or not Path(best).is_file():
+            raise RuntimeError(f"no checkpoint was written in {work / 'checkpoints'}")
 
-    # Score the best checkpoint on the source val split and every test set, one loader at a time so
-    # each row's split and set are known; Detector gathers across ranks and drops DDP padding repeats.
     t = time.time()
-    frames = []
-    trainer.test(model, dataloaders=dm.val_dataloader(), ckpt_path=best, verbose=False)
-    frames.append(make_frame(cell, c.train_set.name, "val", _view_rows(model.test_records, c.train_set)))
-    tested: dict[str, list[dict[str, Any]]] = {}
-    for name, loader in test_loaders(dm, c).items():
-        trainer.test(model, dataloaders=loader, ckpt_path=best, verbose=False)
-        tested[name] = list(model.test_records)
-    for spec in c.test_sets:
-        frames.append(make_frame(cell, spec.name, "test", _view_rows(tested[spec.dataset], spec)))
+    scores = score_sets(cell, trainer, model, dm, writer, best)
     timings["test_s"] = round(time.time() - t, 3)
     timings["total_s"] = round(time.time() - started, 3)
 
     record = {
         **base_record(cell),
         "status": "done",
-        "checkpoint": str(Path(best).resolve()),
+        "checkpoint": str(Path(best or cell.runtime.weights_path).resolve()),
         "best_val_auc": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
         "resumed": resumed,
         "pretrained_loaded": bool(model.pretrained_loaded),
+        "reference": settings.reference,
         "recipe_source": settings.recipe.source,
         "recipe_overrides": {k: list(v) for k, v in settings.recipe_changes().items()},
         "arch_overrides": c.arch_overrides,
         "arch_defaults": jsonable(settings.overridden_defaults()),
         "manifest_hash": {n: file_sha256(p) for n, p in manifests.items() if Path(p).is_file()},
-        "n_scores": int(sum(len(f) for f in frames)),
+        "data_protocols": data_protocols(manifests),
+        "n_scores": len(scores),
         "timings": timings,
     }
+    if c.weights is not None:
+        record["weights"] = {
+            "mode": "released",
+            **asdict(c.weights),
+            "label": c.weights.label,
+            "path": str(Path(cell.runtime.weights_path).resolve()),
+        }
     if trainer.is_global_zero:
-        scores = pd.concat(frames, ignore_index=True)
         store.write_cell(cell.cell_id, scores, record)
         write_progress(work / "progress.json", stage="done")
     return record

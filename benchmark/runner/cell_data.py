@@ -1,10 +1,12 @@
-"""The data side of a cell: manifests (preprocessing when missing) and the datamodule.
+"""The data side of a cell: manifests (preprocessing when missing), evaluation sets and the datamodule.
 
 A cell names its datamodule factory as ``"module:function"`` in its config (default
 :func:`build_datamodule`), so tests and users can plug another one in and the choice survives the trip
 to a subprocess, a DDP rank or a SLURM job. A factory is called as ``factory(config, data_spec, manifests)``
 with the cell's :class:`~benchmark.runner.cells.CellConfig`, the detector's ``DataSpec`` and the manifest
-path of each dataset (empty for factories that do not read manifests).
+path of each dataset (empty for factories that do not read manifests). The datamodule it returns must
+serve :func:`eval_sets` of the config (its ``eval_sets``, one test dataloader each, in that order): the
+cell checks it before training.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 import lightning as L
 
 from benchmark.runner.cells import CellConfig, Runtime
+from benchmark.runner.grid import SetSpec
+from datamodules.loading.eval_sets import EvalSet
 from datamodules.spec import DataSpec
 
 DatamoduleFactory = Callable[[CellConfig, DataSpec, dict[str, Path]], L.LightningDataModule]
@@ -70,8 +74,43 @@ def ensure_manifests(config: CellConfig, runtime: Runtime) -> dict[str, Path]:
     return paths
 
 
+def eval_sets(config: CellConfig) -> list[EvalSet]:
+    """What a cell scores, in order: the training set's source ``val`` split (named after the training
+    set, restricted to its methods like validation), then each test set's ``test`` split."""
+
+    def to_eval(s: SetSpec, split: str) -> EvalSet:
+        return EvalSet(name=s.name, dataset=s.dataset, split=split, methods=tuple(s.methods))
+
+    return [to_eval(config.train_set, "val"), *(to_eval(t, "test") for t in config.test_sets)]
+
+
+def check_eval_sets(dm: L.LightningDataModule, config: CellConfig) -> None:
+    """Refuse a datamodule whose evaluation sets are not the cell's (the factory names the culprit)."""
+    want = eval_sets(config)
+    got = getattr(dm, "eval_sets", None)
+    if got is None or list(got) != want:
+        raise ValueError(
+            f"datamodule factory {config.datamodule!r} serves evaluation sets "
+            f"{'(none: no eval_sets attribute)' if got is None else list(got)}; the cell scores {want} "
+            "(benchmark.runner.cell_data.eval_sets(config))"
+        )
+
+
+def data_protocols(manifests: dict[str, Path]) -> dict[str, str]:
+    """The preprocessing protocol each manifest was made with, from its pinned ``preprocess.json``
+    (``datamodules.preprocess.protocols``; a manifest without the file counts as ``default``)."""
+    from datamodules.preprocess import read_pinned
+
+    out = {}
+    for name, path in manifests.items():
+        pinned = read_pinned(Path(path).parent)
+        out[name] = str(pinned["protocol"]) if pinned else "default"
+    return out
+
+
 def build_datamodule(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
-    """The suite's ``ForgeryDataModule`` for one cell (val = the source's val split)."""
+    """The suite's ``ForgeryDataModule`` for one cell (val = the source's val split; evaluation sets =
+    :func:`eval_sets`)."""
     from datamodules.loading.datamodule import ForgeryDataModule
 
     recipe, train = config.recipe, config.train_set
@@ -80,24 +119,12 @@ def build_datamodule(config: CellConfig, spec: DataSpec, manifests: dict[str, Pa
         "eval_batch_size": recipe.eval_batch_size,
         "frames_train": recipe.frames_train,
         "frames_test": recipe.frames_test,
-        "augment": recipe.augment,
+        "augment": recipe.augmentation if recipe.augment else False,  # the recipe's own pipeline
         "seed": config.seed,
         **config.data,  # the grid's data section (validated against grid.DATA_KEYS)
     }
     if train.methods:
         kwargs["train_methods"] = list(train.methods)
     return ForgeryDataModule(
-        spec, train=train.dataset, tests=config.test_datasets, manifests=manifests, **kwargs
+        spec, train=train.dataset, tests=eval_sets(config), manifests=manifests, **kwargs
     )
-
-
-def test_loaders(dm: L.LightningDataModule, config: CellConfig) -> dict[str, Any]:
-    """The test dataloader of each distinct test dataset, by dataset name (order of ``tests``)."""
-    dm.setup("test")
-    loaders = dm.test_dataloader()
-    if not isinstance(loaders, (list, tuple)):
-        loaders = [loaders]
-    names = config.test_datasets
-    if len(loaders) != len(names):
-        raise RuntimeError(f"datamodule returned {len(loaders)} test dataloaders for test sets {names}")
-    return dict(zip(names, loaders, strict=True))

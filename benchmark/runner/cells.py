@@ -1,15 +1,20 @@
 """A cell as typed records: :class:`CellConfig` (the experiment, hashed into the cell id) and
 :class:`Runtime` (where things are and how the cell is executed, not hashed).
 
-The config holds everything that defines the experiment: grid, detector, its overrides and the fully
-resolved recipe (so a change of a paper default in code gives new cells), trainer and data settings, the
-training and test sets, each dataset's layout and preprocessing options, the data origin (demo or real)
-and the datamodule factory. It leaves out where things are on disk (dataset roots, output folders) and how
-the cell is executed (devices, nodes, launcher): those change nothing in the experiment.
+The config holds everything that defines the experiment: grid, detector, its overrides (the reference,
+``paper`` or ``released``, among them) and the fully resolved recipe with its augmentation (so a change of
+a paper default in code gives new cells), trainer and data settings, the training and test sets, each
+dataset's layout and preprocessing options, the data origin (demo or real) and the datamodule factory.
+It leaves out where things are on disk (dataset roots, output folders), how the cell is executed
+(devices, nodes, launcher) and descriptive text (the recipe's ``source`` citation): those change nothing in the
+experiment.
 
 ``cell_id`` = the first 16 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces) of
-:meth:`CellConfig.to_json`; that dict is exactly the config the planner wrote before cells were typed, so
-ids (store keys, cell folders) never changed. Spec files and store records carry the same JSON.
+:meth:`CellConfig.to_json`. Spec files and store records carry the same JSON. Version 2 (recipes carry
+their augmentation, the citation left out) changed every id once; a version-1 spec is refused (re-plan
+it), while version-1 store records stay readable as JSON by the leaderboard. A cell that scores released
+weights has one key more, ``weights`` (source, file, SHA-256), so its id differs from the trained cell's;
+for trained cells the key is left out.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from detectors.recipe import Recipe
 #: the default datamodule factory. The name is hashed into every cell id, so it stays the one the first
 #: cells were run with; ``benchmark.runner.cell_data.FACTORY_ALIASES`` resolves it to where the code lives.
 DEFAULT_DATAMODULE = "benchmark.data:build_datamodule"
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 
 
 def canonical_json(obj: Any) -> str:
@@ -60,6 +65,19 @@ class DatasetSpec:
     options: dict[str, Any] = field(default_factory=dict)  # preprocessing options (frames, compression, ...)
 
 
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Released weights a cell scores instead of training. Hashed: another file is another experiment."""
+
+    source: str  # the checkpoint's code base: the converter that reads it (deepfakebench, sbi)
+    file: str  # the file name as published
+    sha256: str  # SHA-256 of the file the cell was planned with
+
+    @property
+    def label(self) -> str:
+        return f"released weights ({self.source} {self.file}, sha256 {self.sha256[:12]})"
+
+
 @dataclass(frozen=True, kw_only=True)
 class CellConfig:
     """The experiment of one cell. Every field is hashed into the cell id (field name = JSON key)."""
@@ -78,6 +96,7 @@ class CellConfig:
     datasets: dict[str, DatasetSpec]  # every dataset the cell reads, by name
     origin: str  # "demo" (the embedded synthetic benchmark) or "real"
     datamodule: str = DEFAULT_DATAMODULE  # datamodule factory, "module:function"
+    weights: WeightsSpec | None = None  # released weights scored without training; None = trained here
 
     @property
     def test_datasets(self) -> list[str]:
@@ -85,12 +104,23 @@ class CellConfig:
         return list(dict.fromkeys(t.dataset for t in self.test_sets))
 
     def to_json(self) -> dict[str, Any]:
-        """The hashed dict: JSON types only, one key per field."""
-        return jsonable(asdict(self))
+        """The hashed dict: JSON types only, one key per field; the recipe without its citation
+        (:meth:`Recipe.experiment_dict`); ``weights`` only when released weights are scored (a trained
+        cell's dict has no such key)."""
+        d = jsonable({**asdict(self), "recipe": self.recipe.experiment_dict()})
+        if self.weights is None:
+            del d["weights"]
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellConfig:
         _check_keys(d, cls, "cell config")
+        version = d.get("version", CONFIG_VERSION)
+        if version != CONFIG_VERSION:
+            raise ValueError(
+                f"cell config version {version} is not this planner's ({CONFIG_VERSION}): version 1 configs were "
+                "written before recipes carried their augmentation; plan the grid again"
+            )
         required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
         missing = sorted(required - set(d))
         if missing:
@@ -103,6 +133,7 @@ class CellConfig:
                 "test_sets": tuple(_set(t) for t in d["test_sets"]),
                 "recipe": Recipe.from_dict(d["recipe"]),
                 "datasets": {n: DatasetSpec(**v) for n, v in d["datasets"].items()},
+                "weights": WeightsSpec(**d["weights"]) if d.get("weights") is not None else None,
             }
         )
 
@@ -124,13 +155,15 @@ class Runtime:
     num_nodes: int = 1  # nodes one cell spans (Lightning num_nodes; DDP over devices x num_nodes when > 1)
     accelerator: str = "auto"  # Lightning accelerator: auto, cpu, gpu
     wandb: bool = False  # also log to Weights & Biases
-    progress_bar: bool = True  # rich progress bar while the cell runs
+    progress_bar: bool = True  # progress display: rich bar on a terminal, else event lines (progress.py)
+    weights_path: Path | None = None  # the released weights file of a cell whose config has ``weights``
 
     def __post_init__(self) -> None:  # accept strings (JSON, callers) for paths
         for name in ("store_root", "work_root", "processed_root"):
             object.__setattr__(self, name, Path(getattr(self, name)))
-        if self.data_config is not None:
-            object.__setattr__(self, "data_config", Path(self.data_config))
+        for name in ("data_config", "weights_path"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "roots", {n: Path(p) for n, p in self.roots.items()})
 
     def cell_dir(self, cell_id: str) -> Path:
@@ -176,7 +209,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.detector} | {self.train_set} | seed {self.seed}"
+        released = " | released weights" if self.config.weights is not None else ""
+        return f"{self.detector} | {self.train_set} | seed {self.seed}{released}"
 
     @property
     def cell_dir(self) -> Path:

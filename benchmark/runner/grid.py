@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from datamodules.errors import UserError
+
 if TYPE_CHECKING:
     from detectors import DetectorSettings
 
@@ -58,12 +60,15 @@ TRAINER_KEYS = {
     "benchmark",
     "log_every_n_steps",
 }
-#: ForgeryDataModule arguments a grid may set (batch sizes, frames and augmentation come from the recipe)
-DATA_KEYS = {"num_workers", "persistent_workers", "sbi_prob", "soft_regions", "frames_val"}
+#: ForgeryDataModule arguments a grid (or a detector's ``data_defaults``) may set (batch sizes, frames and
+#: augmentation come from the recipe)
+DATA_KEYS = {"num_workers", "persistent_workers", "sbi_prob", "soft_regions", "frames_val", "train_methods"}
 
 
-class GridError(ValueError):
+class GridError(UserError, ValueError):
     """A grid is unknown or its YAML is invalid (the message names the culprit)."""
+
+    hint = "grids live in benchmark/grids/*.yaml; README 'Running grids' lists their keys and sections"
 
 
 @dataclass(frozen=True)

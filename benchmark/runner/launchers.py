@@ -25,10 +25,13 @@ from benchmark.runner.cell import CellFailed, record_failure, run_cell
 from benchmark.runner.cells import Cell
 from benchmark.runner.monitor import DONE, FAILED, QUEUED, RUNNING, Job, Monitor
 from benchmark.runner.plan import write_spec
+from datamodules.errors import UserError
 
 
-class NoFreeDeviceError(RuntimeError):
+class NoFreeDeviceError(UserError, RuntimeError):
     """The sweep asks for more devices per cell than are free."""
+
+    hint = "free a GPU, ask for fewer with --devices, or run on the CPU with --accelerator cpu"
 
 
 def _store(cell: Cell) -> Any:
@@ -230,7 +233,9 @@ class SlurmLauncher:
 
     def executor(self) -> Any:
         """The submitit executor every cell is submitted with, its parameters set (see the class docstring)."""
-        import submitit
+        from datamodules.optional import require
+
+        submitit = require("submitit", "--launcher slurm")
 
         ex = submitit.AutoExecutor(folder=str(self.folder / "%j"), cluster=self.cluster)
         params: dict[str, Any] = {"timeout_min": 24 * 60, "name": "forgery-bench"}

@@ -2,6 +2,11 @@
 
 A cell is a typed record (:mod:`benchmark.runner.cells`); this module builds them from a grid and a data
 configuration, and writes the spec files the launchers hand to a cell process.
+
+A detector's ``data_defaults`` (e.g. SBI: reals + self-blends only) are the cell's data settings under the
+grid's own. With ``weights="released"`` every cell scores the checkpoint its detector's owners publish
+(:func:`detectors.convert.released_conversion`) from ``<weights_dir>/<published file name>`` instead of
+training: a detector without one, or a file that is not there, stops the plan before any cell runs.
 """
 
 from __future__ import annotations
@@ -9,10 +14,58 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from benchmark.runner.cells import DEFAULT_DATAMODULE, Cell, CellConfig, DatasetSpec, Runtime
+from benchmark.runner.cells import DEFAULT_DATAMODULE, Cell, CellConfig, DatasetSpec, Runtime, WeightsSpec
 from benchmark.runner.data_config import DataConfig
-from benchmark.runner.grid import Grid, GridError, SetSpec, detector_settings, load_grid
+from benchmark.runner.grid import DATA_KEYS, Grid, GridError, SetSpec, detector_settings, load_grid
 from datamodules import atomic
+
+#: ``--weights`` values: train every cell, or score the owners' published checkpoints without training
+WEIGHTS_MODES = ("trained", "released")
+DEFAULT_WEIGHTS_DIR = Path("weights")
+
+
+class WeightsError(ValueError):
+    """Released weights were asked for but a detector has none declared or its file is missing."""
+
+
+def released_weights(detectors: list[str], weights_dir: Path) -> dict[str, tuple[WeightsSpec, Path]]:
+    """Each detector's published checkpoint: its :class:`WeightsSpec` (with the file's SHA-256) and path.
+
+    Raises :class:`WeightsError` (one line naming every detector without a declared checkpoint, and every
+    expected path that is missing with the address to download it from).
+    """
+    from benchmark.store import file_sha256
+    from detectors.convert import released_conversion
+
+    found, problems = {}, []
+    for det in dict.fromkeys(detectors):
+        try:
+            source, conversion = released_conversion(det)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        rel = conversion.released
+        path = Path(weights_dir) / rel.file
+        if not path.is_file():
+            problems.append(f"{det}: released weights not found at {path} (published at {rel.url})")
+            continue
+        found[det] = (WeightsSpec(source=source, file=rel.file, sha256=file_sha256(path)), path)
+    if problems:
+        raise WeightsError("--weights released: " + "; ".join(problems))
+    return found
+
+
+def data_settings(detector: str, grid_data: dict) -> dict:
+    """The cell's datamodule settings: the detector's ``data_defaults`` under the grid's data section."""
+    from detectors.registry import get_detector_class
+
+    defaults = dict(get_detector_class(detector).data_defaults)
+    unknown = sorted(set(defaults) - DATA_KEYS)
+    if unknown:
+        raise GridError(
+            f"detector {detector}: data_defaults {unknown} are not datamodule settings {sorted(DATA_KEYS)}"
+        )
+    return {**defaults, **grid_data}
 
 
 def resolve_grid(name: str, data: DataConfig) -> tuple[Grid, str]:
@@ -38,13 +91,19 @@ def plan_cells(
     seeds: list[int] | None = None,
     datamodule: str = DEFAULT_DATAMODULE,
     runtime: Runtime | None = None,
+    weights: str = "trained",
+    weights_dir: Path = DEFAULT_WEIGHTS_DIR,
 ) -> list[Cell]:
     """Every cell of ``grid`` (optionally restricted), in grid order: detector, training set, seed.
 
     ``detectors`` may name any registered detector (the grid's list is only the default);
     ``datasets`` restricts both training and test sets to the sets named (by set or dataset name).
     ``runtime``'s data locations (data config, processed root, dataset roots) are set from ``data``.
+    ``weights="released"`` plans cells that score each detector's published checkpoint found in
+    ``weights_dir`` (see :func:`released_weights`) instead of training.
     """
+    if weights not in WEIGHTS_MODES:
+        raise WeightsError(f"--weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
     dets = list(detectors or grid.detectors)
     settings = detector_settings(grid, dets)
     train_sets, test_sets = list(grid.train_sets), list(grid.test_sets)
@@ -78,9 +137,12 @@ def plan_cells(
         roots={n: data.datasets[n].root for n in sorted(used)},
     )
     specs = {n: DatasetSpec(data.datasets[n].layout, data.datasets[n].options) for n in sorted(used)}
+    released = released_weights(dets, weights_dir) if weights == "released" else {}
     cells = []
     for det in dets:
         sections, resolved = grid.settings(det), settings[det]
+        spec, path = released.get(det, (None, None))
+        det_rt = replace(rt, weights_path=path)
         for tr in train_sets:
             for seed in run_seeds:
                 config = CellConfig(
@@ -93,13 +155,14 @@ def plan_cells(
                     recipe=resolved.recipe,
                     arch_overrides=resolved.arch_overrides,
                     trainer=sections["trainer"],
-                    data=sections["data"],
+                    data=data_settings(det, sections["data"]),
                     datasets=specs,
                     origin=data.origin,
                     datamodule=datamodule,
+                    weights=spec,
                 )
                 # run with exactly the values a spec file carries (JSON types), inline or in a subprocess
-                cells.append(Cell(CellConfig.from_json(config.to_json()), rt))
+                cells.append(Cell(CellConfig.from_json(config.to_json()), det_rt))
     return cells
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from datamodules.optional import EXTRAS
+
 PORTRAIT = 256
 """Side of the square portrait every identity is resampled to."""
 
@@ -80,7 +82,12 @@ def photo_path(package: str, relpath: str) -> Path:
     if spec is None or spec.origin is None:
         raise DemoSourceError(
             f"the demo's face photo {relpath!r} ships in the package {package!r}, which is not installed: "
-            f"pip install {package}"
+            + f"pip install {package}"
+            + (
+                f" (the extra: pip install 'forgery-bench[{EXTRAS[package][0]}]')"
+                if package in EXTRAS
+                else ""
+            )
         )
     path = Path(spec.origin).parent.parent / relpath
     if not path.is_file():

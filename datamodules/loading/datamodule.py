@@ -7,7 +7,12 @@
   paired real (the SBI pairing).
 * Val: the SOURCE dataset's ``val`` split (same methods as train; all of its fakes when training on
   reals + SBI only), ``frames_val`` frames per video.
-* Test: one dataloader per test dataset, in the order given, each from its ``test`` split.
+* Evaluation: one dataloader per evaluation set (:class:`~datamodules.loading.eval_sets.EvalSet`), in
+  the order given: the set's ``split`` of its dataset, restricted to its fake ``methods`` (all reals
+  kept) in the dataset itself, ``frames_val`` / ``frames_test`` frames per video.
+  ``test_dataloader()`` returns them; ``eval_sets`` says which set each loader serves. A plain name in
+  ``tests`` is the ``test`` split of that dataset. The runner also lists the source's ``val`` split
+  here, so one ``Trainer.test`` scores it with the test sets.
 
 Batches follow the DataSpec: ``region_masks`` (painted from the landmarks after augmentation),
 ``forgery_mask`` (the manifest's mask, the blend mask for SBI fakes, zeros for reals), ``method_id``
@@ -37,71 +42,83 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.augmentation import Augmentation
 from datamodules.batch import collate
 from datamodules.loading.dataset import SBI, ManifestDataset
+from datamodules.loading.eval_sets import EvalSet, check_unique
 from datamodules.loading.sampler import TrainBatchSampler, seed_worker
 from datamodules.manifest import DataError, is_empty, read_ok_rows, select_frames
+from datamodules.media.perturb import CropView, Perturbation
 from datamodules.spec import DataSpec
 
 
 class ForgeryDataModule(L.LightningDataModule):
-    """Train on one dataset, validate on its ``val`` split, test on each of ``tests``.
+    """Train on one dataset, validate on its ``val`` split, evaluate on each of ``tests``.
 
     Args:
         spec: the detector's ``DataSpec``.
         train: source dataset name (a key of ``manifests``).
-        tests: test dataset names, one test dataloader each, in this order.
+        tests: evaluation sets (``EvalSet``, or a dataset name: its ``test`` split), one evaluation
+            dataloader each, in this order (``eval_sets``).
         manifests: dataset name -> ``manifest.parquet`` path (crop paths are relative to its folder).
         batch_size, eval_batch_size: training and evaluation batch sizes.
         frames_train, frames_test, frames_val: frames per video per stage (``frames_val`` defaults to
             ``frames_test``), evenly spread over each video's ok frames.
-        augment: training augmentation (:mod:`datamodules.loading.transforms`).
+        augment: the training augmentation: an :class:`~datamodules.augmentation.Augmentation` (the
+            detector's ``Recipe.augmentation``; the runner passes it), ``True`` for its defaults, ``False``
+            for none (:mod:`datamodules.loading.transforms`).
         seed: drives every random draw of the data side.
         train_methods: fake methods used for training and validation (default: all of the train split).
         sbi_prob: probability of turning a training real into a self-blended fake.
         soft_regions: soft (blurred, summing to 1) or one-hot region masks.
+        test_perturbation, test_view: applied to the test sets only (:mod:`datamodules.media.perturb`).
     """
 
     def __init__(
         self,
         spec: DataSpec,
         train: str,
-        tests: Sequence[str],
+        tests: Sequence[str | EvalSet],
         manifests: dict[str, Path | str],
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         frames_train: int = 8,
         frames_test: int = 32,
         frames_val: int | None = None,
-        augment: bool = True,
+        augment: bool | Augmentation = True,
         seed: int = 0,
         num_workers: int = 0,
         train_methods: Sequence[str] | None = None,
         sbi_prob: float = 0.0,
         soft_regions: bool = True,
         persistent_workers: bool = False,
+        test_perturbation: Perturbation | None = None,
+        test_view: CropView | None = None,
     ) -> None:
         super().__init__()
         known = sorted(manifests)
-        for name in [train, *tests]:
+        self.eval_sets: list[EvalSet] = [EvalSet.of(t) for t in tests]
+        check_unique(self.eval_sets)
+        for name in [train, *(s.dataset for s in self.eval_sets)]:
             if name not in manifests:
                 raise DataError(f"unknown dataset {name!r}; known: {', '.join(known) or '(none)'}")
         if not 0.0 <= sbi_prob <= 1.0:
             raise DataError(f"sbi_prob must be in [0, 1], got {sbi_prob}")
         if batch_size <= 0:
             raise DataError(f"batch_size must be positive, got {batch_size}")
-        self.spec, self.train_name, self.test_names = spec, train, list(tests)
+        self.spec, self.train_name = spec, train
         self.manifests = {k: Path(v) for k, v in manifests.items()}
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.frames = {"train": frames_train, "val": frames_val or frames_test, "test": frames_test}
         self.augment, self.seed, self.num_workers = augment, seed, num_workers
         self.train_methods = list(train_methods) if train_methods is not None else None
         self.sbi_prob, self.soft_regions, self.persistent_workers = sbi_prob, soft_regions, persistent_workers
+        self.test_perturbation, self.test_view = test_perturbation, test_view
         self.skipped: dict[str, dict[str, int]] = {}
         self.methods: list[str] = []
         self.train_set: ManifestDataset | None = None
         self.val_set: ManifestDataset | None = None
-        self.test_sets: list[ManifestDataset] = []
+        self.test_sets: list[ManifestDataset] = []  # one per evaluation set, in the order of eval_sets
         self._frames_cache: dict[str, pd.DataFrame] = {}
 
     # ------------------------------------------------------------------ loading and validation
@@ -170,10 +187,18 @@ class ForgeryDataModule(L.LightningDataModule):
         return methods + ([SBI] if self.sbi_prob > 0 and SBI not in methods else [])
 
     def _dataset(
-        self, name: str, rows: pd.DataFrame, augment: bool, masks: bool, blend: bool = False
+        self,
+        name: str,
+        rows: pd.DataFrame,
+        augment: bool | Augmentation,
+        masks: bool,
+        blend: bool = False,
+        **kw: Any,
     ) -> ManifestDataset:
         root = self.manifests[name].parent
-        return ManifestDataset(rows, root, self.spec, augment, self.methods, masks, self.soft_regions, blend)
+        return ManifestDataset(
+            rows, root, self.spec, augment, self.methods, masks, self.soft_regions, blend, **kw
+        )
 
     def _eval_masks(self, rows: pd.DataFrame) -> bool:
         fakes = rows[rows["label"] == 1]
@@ -203,12 +228,18 @@ class ForgeryDataModule(L.LightningDataModule):
             self._check(self.train_name, val, masks)
             self.val_set = self._dataset(self.train_name, val, False, masks)
         if stage in (None, "test", "predict"):
-            self.test_sets = []
-            for name in self.test_names:
-                rows = self._split(name, "test", None)
-                masks = self._eval_masks(rows)
-                self._check(name, rows, masks)
-                self.test_sets.append(self._dataset(name, rows, False, masks))
+            self.test_sets = [self._eval_dataset(s) for s in self.eval_sets]
+
+    def _eval_dataset(self, s: EvalSet) -> ManifestDataset:
+        """The frames of evaluation set ``s``: its split, its fakes' methods (all reals), no augmentation."""
+        rows = self._split(s.dataset, s.split, s.methods or None)
+        masks = self._eval_masks(rows)
+        self._check(s.dataset, rows, masks)
+        if s.split != "test":  # test-time perturbations and views act on the test sets only
+            return self._dataset(s.dataset, rows, False, masks)
+        return self._dataset(
+            s.dataset, rows, False, masks, perturbation=self.test_perturbation, view=self.test_view
+        )
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds: Dataset, **kw: Any) -> DataLoader:
@@ -238,7 +269,8 @@ class ForgeryDataModule(L.LightningDataModule):
         return self._loader(self.val_set, batch_size=self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> list[DataLoader]:
-        if not self.test_sets:
+        """One loader per evaluation set, in the order of ``eval_sets``."""
+        if len(self.test_sets) != len(self.eval_sets):
             self.setup("test")
         return [self._loader(ds, batch_size=self.eval_batch_size, shuffle=False) for ds in self.test_sets]
 

@@ -19,10 +19,12 @@ import pandas as pd
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from datamodules.augmentation import Augmentation
 from datamodules.batch import Batch, batch_tensor, collate
 from datamodules.loading.transforms import SampleTransform
 from datamodules.manifest import REQUIRED, DataError, is_empty
 from datamodules.media.blending import self_blend
+from datamodules.media.perturb import ClipFrames, CropView, Perturbation
 from datamodules.media.regions import REGIONS
 from datamodules.spec import DataSpec
 
@@ -33,6 +35,9 @@ class ManifestDataset(Dataset):
     """Items (dicts with the ``Batch`` fields) from manifest rows.
 
     A key is ``row`` (evaluation: no augmentation draw) or ``(row, sbi, seed)`` from a training sampler.
+    ``perturbation`` / ``view``: test-time perturbation and preprocessing view
+    (:mod:`datamodules.media.perturb`); a ``clip`` perturbation acts on each video's selected crops
+    together (:class:`ClipFrames`).
     """
 
     def __init__(
@@ -40,21 +45,31 @@ class ManifestDataset(Dataset):
         rows: pd.DataFrame,
         root: Path,
         spec: DataSpec,
-        augment: bool,
+        augment: bool | Augmentation,
         methods: Sequence[str],
         with_forgery_mask: bool,
         soft_regions: bool = True,
         blend: bool = False,
+        perturbation: Perturbation | None = None,
+        view: CropView | None = None,
     ) -> None:
         self.root = Path(root)
         self.spec = spec
-        self.transform = SampleTransform(spec, augment, soft_regions)
+        per_clip = perturbation is not None and perturbation.kind == "clip" and not perturbation.is_identity
+        self.transform = SampleTransform(
+            spec, augment, soft_regions, None if per_clip else perturbation, view
+        )
         self.method_index = {m: i + 1 for i, m in enumerate(methods)}
         self.with_forgery_mask = with_forgery_mask
         self.need_landmarks = spec.region_masks or blend
         cols = [c for c in REQUIRED if c not in ("split", "status")]
         self.rows = {c: rows[c].tolist() for c in cols}
         self.labels = np.asarray(self.rows["label"], dtype=np.int64)
+        self._read = self._image
+        if per_clip:
+            self._read = ClipFrames(
+                perturbation.apply_clip, self.rows["video_id"], self.rows["frame_index"], self._image
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -100,7 +115,7 @@ class ManifestDataset(Dataset):
         """One sample; ``out`` optionally holds ``image`` / ``region_masks`` tensors to write into."""
         i, sbi, seed = (int(key), False, None) if not isinstance(key, tuple | list) else key
         i = int(i)
-        image = self._image(i)
+        image = self._read(i)
         lm = np.load(self._path(self.rows["landmarks_path"][i])) if self.need_landmarks else None
         label, method = int(self.labels[i]), str(self.rows["method"][i])
         video_id = str(self.rows["video_id"][i])
@@ -120,5 +135,5 @@ class ManifestDataset(Dataset):
         }
         if self.spec.method_ids:
             item["method_id"] = 0 if label == 0 else self.method_index.get(method, -1)
-        item.update(self.transform(image, lm, mask, seed=seed, out=out))
+        item.update(self.transform(image, lm, mask, seed=seed, out=out, sample_key=item["sample_id"]))
         return item

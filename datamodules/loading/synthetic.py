@@ -7,11 +7,14 @@ forgery mask on fakes, method ids. Deterministic: sample ``i`` always has the sa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.batch import Batch, collate
+from datamodules.loading.eval_sets import EvalSet, check_unique
 from datamodules.media.regions import REGIONS
 from datamodules.spec import DataSpec
 
@@ -52,16 +55,19 @@ def make_batch(spec: DataSpec, n: int = 4, paired: bool | None = None) -> Batch:
 
 
 class SyntheticItems(Dataset):
-    """``n`` items of :func:`make_item`, labels alternating real / fake."""
+    """``n`` items of :func:`make_item`, labels alternating real / fake; with ``methods``, only the reals
+    and the fakes of those methods (every synthetic fake's method is ``"fake"``)."""
 
-    def __init__(self, spec: DataSpec, n: int, dataset: str) -> None:
+    def __init__(self, spec: DataSpec, n: int, dataset: str, methods: Sequence[str] = ()) -> None:
         self.spec, self.n, self.dataset = spec, n, dataset
+        self.index = [i for i in range(n) if i % 2 == 0 or not methods or "fake" in methods]
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.index)
 
     def __getitem__(self, i: int) -> dict:
-        return make_item(self.spec, i, i % 2, self.dataset)
+        k = self.index[i]
+        return make_item(self.spec, k, k % 2, self.dataset)
 
 
 class PairedSyntheticItems(SyntheticItems):
@@ -78,13 +84,21 @@ def collate_pairs(pairs: list[tuple[dict, dict]]) -> Batch:
 
 class SyntheticDataModule(L.LightningDataModule):
     """``n`` samples per split (labels alternating; paired ``[reals; fakes]`` training batches when the
-    spec is paired), one test loader per name in ``test_sets``."""
+    spec is paired), one evaluation loader per set of ``test_sets`` (``EvalSet``s, or names: the set of
+    that name), listed in ``eval_sets``. Items carry the set's ``dataset``; every split has the same
+    ``n`` samples."""
 
     def __init__(
-        self, spec: DataSpec, n: int = 8, batch_size: int = 4, test_sets: tuple[str, ...] = ("a", "b")
+        self,
+        spec: DataSpec,
+        n: int = 8,
+        batch_size: int = 4,
+        test_sets: Sequence[str | EvalSet] = ("a", "b"),
     ):
         super().__init__()
-        self.spec, self.n, self.bs, self.test_sets = spec, n, batch_size, test_sets
+        self.spec, self.n, self.bs = spec, n, batch_size
+        self.eval_sets = [EvalSet.of(t) for t in test_sets]
+        check_unique(self.eval_sets)
 
     def train_dataloader(self) -> DataLoader:
         if self.spec.paired:
@@ -99,7 +113,12 @@ class SyntheticDataModule(L.LightningDataModule):
         return DataLoader(SyntheticItems(self.spec, self.n, "val"), batch_size=self.bs, collate_fn=collate)
 
     def test_dataloader(self) -> list[DataLoader]:
+        """One loader per evaluation set, in the order of ``eval_sets``."""
         return [
-            DataLoader(SyntheticItems(self.spec, self.n, d), batch_size=self.bs, collate_fn=collate)
-            for d in self.test_sets
+            DataLoader(
+                SyntheticItems(self.spec, self.n, s.dataset, s.methods),
+                batch_size=self.bs,
+                collate_fn=collate,
+            )
+            for s in self.eval_sets
         ]

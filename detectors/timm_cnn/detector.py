@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from functools import partialmethod
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,13 @@ class TimmCNN(Detector):
         mean, std: input normalisation, or ``"pretrained"`` for the statistics of ``arch``'s pretrained
             weights (timm's pretrained config).
         drop_path_rate: stochastic depth over the blocks (timm EfficientNet backbones only; 0 = off).
-        deepfakebench_compat: rebuild DeepfakeBench's EfficientNet exactly (unpadded stem, static paddings
-            for 380 px); needs a ``tf_efficientnet_*`` arch.
-        **recipe: overrides of the variant's paper recipe (``lr``, ``epochs``, ...).
+        deepfakebench_compat: rebuild DeepfakeBench's EfficientNet exactly (fresh unpadded stem, static
+            paddings for 380 px, batch-norm eps 1e-3 / momentum 0.01); needs a ``tf_efficientnet_*`` arch.
+            ``reference="released"`` sets it for ``efficientnet_b4``.
+        reference: ``"paper"`` (default) or ``"released"``: the variant's paper recipe or what DeepfakeBench's
+            released training code effectively runs (``released_recipe``, with the variant's
+            ``reference_arguments``); see :mod:`detectors.settings`.
+        **recipe: overrides of the reference's recipe (``lr``, ``epochs``, ...).
     """
 
     def __init__(
@@ -57,9 +62,10 @@ class TimmCNN(Detector):
         std: Norm = IMAGENET_STD,
         drop_path_rate: float = 0.0,
         deepfakebench_compat: bool = False,
+        reference: str = "paper",
         **recipe: Any,
     ) -> None:
-        super().__init__(**recipe)
+        super().__init__(reference=reference, **recipe)
         if deepfakebench_compat and not arch.startswith("tf_efficientnet"):
             raise ValueError(
                 f"deepfakebench_compat=True needs a TensorFlow-padded timm arch (tf_efficientnet_b4), got {arch!r}"
@@ -75,16 +81,34 @@ class TimmCNN(Detector):
         )
 
     @classmethod
-    def variant(cls, **defaults: Any) -> partialmethod:
+    def variant(cls, **defaults: Any) -> Callable[..., None]:
         """The ``__init__`` of a registered variant: this constructor with other signature defaults.
 
-        ``inspect.signature`` (and so :meth:`Detector.resolve_settings`) sees the variant's defaults.
+        Its ``inspect.signature`` (and so :meth:`Detector.resolve_settings`) lists every constructor argument
+        of the class chain with the variant's defaults, also when ``cls.__init__`` forwards ``**kwargs`` to
+        its parent (a ``functools.partialmethod`` would hide those).
         """
-        names, _ = cls.constructor_arguments()
+        names, current = cls.constructor_arguments()
         unknown = sorted(set(defaults) - names)
         if unknown:
             raise TypeError(f"{cls.__name__} has no argument(s) {unknown}; arguments: {sorted(names)}")
-        return partialmethod(cls.__init__, **defaults)
+        base_init = cls.__init__
+
+        def __init__(self: TimmCNN, **kwargs: Any) -> None:
+            base_init(self, **{**defaults, **kwargs})
+
+        order: list[str] = []
+        for klass in cls.__mro__:  # most derived first: its arguments, then its parents'
+            if "__init__" in vars(klass) and isinstance(klass, type) and issubclass(klass, TimmCNN):
+                order += [n for n in inspect.signature(klass.__init__).parameters if n in names]
+        params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        params += [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(n, current[n]))
+            for n in dict.fromkeys(order)
+        ]
+        params.append(inspect.Parameter("recipe", inspect.Parameter.VAR_KEYWORD))
+        __init__.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        return __init__
 
     def forward(self, batch: Batch) -> DetectorOutput:
         return DetectorOutput(logits=self.net(batch.image).squeeze(-1))

@@ -29,7 +29,15 @@ from typing import Any
 
 from torch import Tensor
 
-from detectors.convert import Conversion, ConversionError, StateDict, drop, rehome, strip_module
+from detectors.convert import (
+    Conversion,
+    ConversionError,
+    ReleasedWeights,
+    StateDict,
+    drop,
+    rehome,
+    strip_module,
+)
 
 
 def convert_ucf(state: Mapping[str, Tensor]) -> StateDict:
@@ -66,5 +74,12 @@ def ucf_arguments(state: Mapping[str, Tensor]) -> dict[str, Any]:
 
 
 DEEPFAKEBENCH_UCF = Conversion(
-    convert_ucf, build={"pretrained": False, "input_size": 256}, infer=ucf_arguments
+    convert_ucf,
+    build={"pretrained": False, "input_size": 256},
+    infer=ucf_arguments,
+    released=ReleasedWeights(
+        "ucf_best.pth",
+        "https://github.com/SCLBD/DeepfakeBench/releases/download/v1.0.1/ucf_best.pth",
+        "FF++ c23 (DeepfakeBench protocol, release v1.0.1)",
+    ),
 )
