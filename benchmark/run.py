@@ -50,7 +50,7 @@ from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDevi
 from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
 from benchmark.runner.plan import DEFAULT_WEIGHTS_DIR, WEIGHTS_MODES, WeightsError, plan_cells, resolve_grid
 from benchmark.runner.precheck import check_data
-from datamodules.errors import debug_enabled, format_user_error, is_user_error, run_cli
+from datamodules.errors import debug_enabled, format_user_error, is_user_error, run_cli, user_error
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -197,14 +197,25 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         console.print("[bold red]error:[/] --devices must be >= 1")
         return 2
     if args.num_nodes < 1:
-        console.print("[bold red]error:[/] --num-nodes must be >= 1")
-        return 2
-    if args.num_nodes > 1 and args.launcher != "slurm":
-        console.print(
-            f"[bold red]error:[/] --num-nodes {args.num_nodes} needs --launcher slurm (a cell spans nodes "
-            f"only as a SLURM job); got --launcher {args.launcher}"
+        return _report(
+            console,
+            user_error(
+                ValueError(f"--num-nodes {args.num_nodes}: a cell needs at least one node"),
+                hint="give --num-nodes 1 or more",
+            ),
         )
-        return 2
+    if args.num_nodes > 1 and args.launcher != "slurm":
+        msg = (
+            f"--num-nodes {args.num_nodes} needs --launcher slurm (a cell spans nodes only as a SLURM job); "
+            f"got --launcher {args.launcher}"
+        )
+        return _report(
+            console,
+            user_error(
+                ValueError(msg),
+                hint="add --launcher slurm, or leave --num-nodes out to run each cell on one node",
+            ),
+        )
 
     from benchmark.store import ScoreStore
 

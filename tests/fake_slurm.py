@@ -32,7 +32,7 @@ COMMANDS = ("sbatch", "srun", "sacct", "scancel")
 
 
 def install(bin_dir: Path, state_dir: Path) -> dict[str, str]:
-    """Write the four commands into ``bin_dir``; returns the environment changes that put them first on PATH."""
+    """Write the four commands into ``bin_dir``; returns the environment that puts them first on PATH."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     state_dir.mkdir(parents=True, exist_ok=True)
     for name in COMMANDS:

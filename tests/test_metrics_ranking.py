@@ -1,4 +1,4 @@
-"""The one sort behind the ranking metrics (``benchmark.metrics.ranking``) and the exact pair counts built on it.
+"""The one sort behind the ranking metrics (``benchmark.metrics.ranking``) and the exact pair counts on it.
 
 References are independent: ``numpy.sort`` for the order, explicit loops over every (real, fake) pair in
 exact arithmetic (``tests.exact_reference``) for the counts. The scores are built to reach every branch of

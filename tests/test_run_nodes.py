@@ -64,7 +64,7 @@ def _cell(root: Path, factory: str = "synthetic") -> Cell:
 
 @pytest.fixture
 def slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """``sbatch``/``srun``/``sacct``/``scancel`` of ``tests.fake_slurm`` first on PATH; returns the state folder."""
+    """``tests.fake_slurm``'s sbatch, srun, sacct and scancel first on PATH; yields the state folder."""
     for name, value in fake_slurm.install(tmp_path / "slurm-bin", tmp_path / "slurm-state").items():
         monkeypatch.setenv(name, value)
     yield tmp_path / "slurm-state"
@@ -96,15 +96,20 @@ def test_trainer_spans_num_nodes_with_ddp(tiny: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (("--num-nodes", "2"), r"--num-nodes 2 needs --launcher slurm .*got --launcher local"),
-        (("--num-nodes", "2", "--launcher", "inline"), r"got --launcher inline"),
-        (("--num-nodes", "0", "--launcher", "slurm"), r"--num-nodes must be >= 1"),
+        (("--num-nodes", "2"), r"error: --num-nodes 2 needs --launcher slurm .*got --launcher local"),
+        (("--num-nodes", "2", "--launcher", "inline"), r"error: .*got --launcher inline"),
+        (
+            ("--num-nodes", "0", "--launcher", "slurm"),
+            r"error: --num-nodes 0: a cell needs at least one node",
+        ),
     ],
 )
 def test_num_nodes_needs_the_slurm_launcher(tiny: Path, extra: tuple[str, ...], message: str) -> None:
     con = _console()
     assert main(_args(tiny, *extra), console=con) == 2
-    assert re.search(message, con.export_text().replace("\n", " ")), con.export_text()
+    lines = con.export_text().splitlines()
+    assert any(re.search(message, line) for line in lines), lines
+    assert any(line.startswith("hint: ") for line in lines), lines
     assert not (tiny / "out" / "cells").exists()
 
 

@@ -41,7 +41,7 @@ class PairCounts:
     n_fake: np.ndarray
 
     def matrix(self) -> np.ndarray:
-        """``A[i, j] = num[i, j] / (2 n_real[i] n_fake[j])``, one correctly rounded division (NaN if empty)."""
+        """``A[i, j] = num[i, j] / (2 n_real[i] n_fake[j])``, rounded once (NaN for an empty class)."""
         k = len(self.n_real)
         a = np.full((k, k), np.nan)
         for i in range(k):
@@ -107,7 +107,7 @@ def cross_auc_matrix(
 
 
 def matrix_frame(u: Units, counts: PairCounts | None = None) -> pd.DataFrame:
-    """:func:`matrix_from_units` as a DataFrame: index ``real``, columns ``fake`` (``counts``: already counted)."""
+    """:func:`matrix_from_units` as a DataFrame: index ``real``, columns ``fake`` (``counts``: if counted)."""
     a = (counts or pair_counts(u)).matrix()
     idx = pd.Index(u.datasets, name="real")
     return pd.DataFrame(a, index=idx, columns=pd.Index(u.datasets, name="fake"))

@@ -6,8 +6,8 @@ The config holds everything that defines the experiment: grid, detector, its ove
 a paper default in code gives new cells), trainer and data settings, the training and test sets, each
 dataset's layout and preprocessing options, the data origin (demo or real) and the datamodule factory.
 It leaves out where things are on disk (dataset roots, output folders), how the cell is executed
-(devices, nodes, launcher) and descriptive text (the recipe's ``source`` citation): those change nothing in the
-experiment.
+(devices, nodes, launcher) and descriptive text (the recipe's ``source`` citation): those change nothing
+in the experiment.
 
 ``cell_id`` = the first 16 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces) of
 :meth:`CellConfig.to_json`. Spec files and store records carry the same JSON. Version 2 (recipes carry

@@ -232,7 +232,7 @@ class SlurmLauncher:
         self.num_nodes, self.accelerator = num_nodes, accelerator
 
     def executor(self) -> Any:
-        """The submitit executor every cell is submitted with, its parameters set (see the class docstring)."""
+        """The submitit executor every cell is submitted with, parameters set (see the class docstring)."""
         from datamodules.optional import require
 
         submitit = require("submitit", "--launcher slurm")
