@@ -69,6 +69,7 @@ def base_record(cell: Cell) -> dict[str, Any]:
         "host": platform.node(),
         "hardware": hardware(),
         "devices": cell.runtime.devices,
+        "num_nodes": cell.runtime.num_nodes,
     }
 
 
