@@ -97,13 +97,16 @@ def _resize_matrix(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarr
     return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], np.float64)
 
 
-def _reflect101(x: Tensor, n: int) -> Tensor:
-    """OpenCV's BORDER_REFLECT_101 on continuous pixel coordinates (``... 2 1 | 0 1 2 ... n-1 | n-2 ...``)."""
-    if n == 1:
-        return torch.zeros_like(x)
-    period = 2 * (n - 1)
-    y = torch.remainder(x.abs(), period)
-    return torch.where(y > n - 1, period - y, y)
+def _grid_coords(h: int, w: int) -> np.ndarray:
+    """Pixel coordinates -> ``grid_sample``'s ``align_corners=True`` ones (-1, 1 at the end pixels' centres)."""
+    return np.array([[2 / max(w - 1, 1), 0, -1], [0, 2 / max(h - 1, 1), -1], [0, 0, 1]])
+
+
+def _reflect101(g: Tensor) -> Tensor:
+    """OpenCV's BORDER_REFLECT_101 on ``align_corners=True`` grid coordinates (mirror about the end pixels'
+    centres, -1 and 1: ``... 2 1 | 0 1 2 ... n-1 | n-2 ...`` in pixels)."""
+    y = torch.remainder(g + 1, 4)
+    return torch.where(y > 2, 4 - y, y) - 1
 
 
 def sample(x: Tensor, mats: np.ndarray, out_hw: tuple[int, int], border: str) -> Tensor:
@@ -111,18 +114,13 @@ def sample(x: Tensor, mats: np.ndarray, out_hw: tuple[int, int], border: str) ->
 
     ``mats [B, 3, 3]`` map input pixels to output pixels (OpenCV's pixel-centre convention).
     """
-    b, _, h, w = x.shape
-    inv = torch.as_tensor(np.linalg.inv(mats)[:, :2], dtype=torch.float64, device=x.device)  # [B, 2, 3]
-    oy, ox = torch.meshgrid(
-        torch.arange(out_hw[0], dtype=torch.float64, device=x.device),
-        torch.arange(out_hw[1], dtype=torch.float64, device=x.device),
-        indexing="ij",
-    )
-    sx = inv[:, 0, 0, None, None] * ox + inv[:, 0, 1, None, None] * oy + inv[:, 0, 2, None, None]
-    sy = inv[:, 1, 0, None, None] * ox + inv[:, 1, 1, None, None] * oy + inv[:, 1, 2, None, None]
+    _, _, h, w = x.shape
+    # output grid coordinates -> input grid coordinates
+    theta = _grid_coords(h, w) @ np.linalg.inv(mats) @ np.linalg.inv(_grid_coords(*out_hw))
+    theta = torch.as_tensor(theta[:, :2], dtype=x.dtype, device=x.device)
+    grid = F.affine_grid(theta, [x.shape[0], x.shape[1], *out_hw], align_corners=True)
     if border == "reflect101":
-        sx, sy = _reflect101(sx, w), _reflect101(sy, h)
-    grid = torch.stack([sx * (2 / max(w - 1, 1)) - 1, sy * (2 / max(h - 1, 1)) - 1], -1).to(x.dtype)
+        grid = _reflect101(grid)
     pad = "border" if border == "reflect101" else "zeros"
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=pad, align_corners=True)
 
