@@ -10,15 +10,16 @@ Where the device result can differ from the CPU op's (never in the parameters, o
 * blur: the same Gaussian kernels (``cv2.getGaussianKernel``) and reflect-101 border in float; OpenCV
   blurs uint8 images in fixed point, so a pixel may differ by 1;
 * brightness/contrast and FancyPCA: the same float32 / float64 formulas as the CPU lookup tables, so the
-  values agree exactly on the CPU; FancyPCA's eigenvectors come from ``torch.linalg.eigh`` (a GPU solver
-  may return an eigenvector with the opposite sign: the offset's sign then flips, which leaves its
-  distribution unchanged since ``alpha`` is symmetric about 0);
-* HSV: OpenCV's 8-bit RGB -> HSV in integer arithmetic (its fixed-point division tables), the shift as
-  the CPU's lookup table, HSV -> RGB in float32 as OpenCV's ``HSV2RGB`` computes it, rounded: a pixel may
-  differ by 1 where OpenCV's float rounding differs;
-* JPEG: ``torchvision.io.encode_jpeg`` / ``decode_jpeg`` (libjpeg-turbo on the CPU, nvJPEG for CUDA
-  tensors) instead of OpenCV's codec: same quality, same 4:2:0 subsampling, another encoder build, so
-  not bit-identical; quality 0 (OpenCV treats it as 1) is sent as 1.
+  values agree exactly for the same input; FancyPCA's 3 x 3 covariance is computed on the device and
+  decomposed by numpy on the host, as the CPU op does (``torch.linalg.eigh`` returns other eigenvector
+  signs, which would flip the albumentations-1.1.0 offset);
+* HSV: OpenCV's 8-bit RGB -> HSV in integer arithmetic (its fixed-point division tables: identical),
+  the shift as the CPU's lookup table, HSV -> RGB in float32 as OpenCV's ``HSV2RGB`` computes it, rounded:
+  about a quarter of the pixels differ by 1 (OpenCV vectorises that step with other float rounding);
+* JPEG: ``torchvision.io.encode_jpeg`` / ``decode_jpeg`` instead of OpenCV's codec: on the CPU both are
+  libjpeg-turbo with 4:2:0 subsampling and the same quality (identical bytes on the test image); for
+  CUDA tensors torchvision uses nvJPEG, whose encoder and decoder may round otherwise; quality 0
+  (OpenCV treats it as 1) is sent as 1.
 """
 
 from __future__ import annotations
@@ -62,11 +63,13 @@ def fancy_pca(x: Tensor, alpha: list[float], semantics: str) -> Tensor:
     p = x.double().reshape(x.shape[0], 3, n)
     s = p.sum(2)
     cov = (p @ p.transpose(1, 2) - s[:, :, None] * s[:, None, :] / n) / (n - 1) / 255.0**2
-    vals, vecs = torch.linalg.eigh(cov)
-    vals, vecs = vals.flip(-1), vecs.flip(-1)  # descending, pairs kept
-    basis = vecs.transpose(1, 2) if semantics == ALBU else vecs
-    a = torch.tensor(alpha, dtype=torch.float64, device=x.device)[:, None]
-    offset = (basis @ (a * vals)[..., None])[..., 0]  # [n, 3]
+    # numpy's eigh on the host, as the CPU op: an eigenvector's sign is the solver's choice, and torch's
+    # differs from numpy's (which flips the albumentations-1.1.0 offset, V^T (alpha lambda), entirely)
+    vals, vecs = np.linalg.eigh(cov.cpu().numpy())
+    vals, vecs = vals[:, ::-1], vecs[:, :, ::-1]  # descending, pairs kept
+    basis = vecs.transpose(0, 2, 1) if semantics == ALBU else vecs
+    offset = np.einsum("nij,nj->ni", basis, np.asarray(alpha, np.float64)[:, None] * vals)
+    offset = torch.as_tensor(offset, device=x.device)  # [n, 3]
     return quantise(x.double() + offset[:, :, None, None] * 255, semantics).float()
 
 
