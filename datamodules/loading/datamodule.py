@@ -27,6 +27,11 @@ number of workers. Workers are seeded too (``seed_worker``) for any library that
 In evaluation stages a forgery mask is delivered only when every fake of that split has one (a
 missing mask is not a zero mask); the training split must have one for every fake (or use SBI).
 
+Frames are read from each dataset's packed store when it has a current one (``store="auto"``;
+:mod:`datamodules.pack`, :mod:`datamodules.loading.store`), else from its PNG files: the batches are
+the same. With ``augment_on_device`` the training workers only read, and :meth:`on_after_batch_transfer`
+augments each batch on its device (:mod:`datamodules.loading.device_augment`).
+
 Items come from :mod:`datamodules.loading.dataset`, training batches from
 :mod:`datamodules.loading.sampler`, manifests and frame selection from :mod:`datamodules.manifest`.
 """
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import pandas as pd
@@ -52,6 +57,9 @@ from datamodules.loading.store import STORES, check_pack_covers, open_pack
 from datamodules.manifest import DataError, is_empty, read_ok_rows, select_frames
 from datamodules.media.perturb import CropView, Perturbation
 from datamodules.spec import DataSpec
+
+if TYPE_CHECKING:
+    from datamodules.pack.reader import PackReader
 
 
 class ForgeryDataModule(L.LightningDataModule):
@@ -135,7 +143,7 @@ class ForgeryDataModule(L.LightningDataModule):
         if store not in STORES:
             raise DataError(f"store must be one of {list(STORES)}, got {store!r}")
         self.store, self.augment_on_device = store, bool(augment_on_device)
-        self._packs: dict[str, Any] = {}  # dataset name -> PackReader | None
+        self._packs: dict[str, PackReader | None] = {}
         self._device_augment: DeviceAugment | None = None
 
     # ------------------------------------------------------------------ loading and validation
@@ -230,7 +238,7 @@ class ForgeryDataModule(L.LightningDataModule):
             **kw,
         )
 
-    def _pack(self, name: str):
+    def _pack(self, name: str) -> PackReader | None:
         """The pack serving dataset ``name`` (``datamodules.loading.store.open_pack``), or None: PNG files."""
         if name not in self._packs:
             self._packs[name] = open_pack(self.manifests[name], name, self.store)

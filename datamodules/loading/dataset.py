@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -35,6 +35,9 @@ from datamodules.media.blending import self_blend
 from datamodules.media.perturb import ClipFrames, CropView, Perturbation
 from datamodules.media.regions import REGIONS
 from datamodules.spec import DataSpec
+
+if TYPE_CHECKING:
+    from datamodules.pack.reader import PackReader
 
 SBI = "sbi"
 
@@ -60,7 +63,7 @@ class ManifestDataset(Dataset):
         blend: bool = False,
         perturbation: Perturbation | None = None,
         view: CropView | None = None,
-        pack=None,
+        pack: PackReader | None = None,
         device_augment: bool = False,
     ) -> None:
         self.root = Path(root)

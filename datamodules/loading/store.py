@@ -20,11 +20,17 @@ import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from datamodules.manifest import DataError, is_empty
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from datamodules.pack.reader import PackReader
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,9 @@ class PngStore:
 
     kind = "png"
 
-    def __init__(self, root: Path, crop_paths: Sequence, landmark_paths: Sequence, mask_paths: Sequence):
+    def __init__(
+        self, root: Path, crop_paths: Sequence, landmark_paths: Sequence, mask_paths: Sequence
+    ) -> None:
         self.root = Path(root)
         self.crop_paths, self.landmark_paths, self.mask_paths = crop_paths, landmark_paths, mask_paths
 
@@ -89,7 +97,7 @@ class PackedStore:
 
     kind = "packed"
 
-    def __init__(self, reader, crop_paths: Sequence) -> None:  # reader: PackReader (no import cycle)
+    def __init__(self, reader: PackReader, crop_paths: Sequence) -> None:
         self.reader = reader
         self.entries = reader.lookup(crop_paths)
         missing = [str(crop_paths[i]) for i in np.flatnonzero(self.entries < 0)[:3]]
@@ -109,7 +117,7 @@ class PackedStore:
         return self.reader.mask(int(self.entries[i]))
 
 
-def open_pack(manifest: Path, name: str, store: str):
+def open_pack(manifest: Path, name: str, store: str) -> PackReader | None:
     """The pack that may serve ``manifest`` (a ``PackReader``), or ``None`` for the PNG store.
 
     ``store``: ``"png"`` never reads a pack; ``"packed"`` requires a complete pack made from this
@@ -136,7 +144,9 @@ def open_pack(manifest: Path, name: str, store: str):
     return None
 
 
-def check_pack_covers(reader, rows, need_landmarks: bool, need_masks: bool, name: str) -> None:
+def check_pack_covers(
+    reader: PackReader, rows: pd.DataFrame, need_landmarks: bool, need_masks: bool, name: str
+) -> None:
     """``DataError`` unless the pack holds every row of ``rows`` (a manifest DataFrame) with the landmarks
     and masks the run reads (the packed counterpart of checking that the files exist)."""
     j = reader.lookup(rows["crop_path"].tolist())
