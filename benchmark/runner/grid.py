@@ -62,7 +62,15 @@ TRAINER_KEYS = {
 }
 #: ForgeryDataModule arguments a grid (or a detector's ``data_defaults``) may set (batch sizes, frames and
 #: augmentation come from the recipe)
-DATA_KEYS = {"num_workers", "persistent_workers", "sbi_prob", "soft_regions", "frames_val", "train_methods"}
+DATA_KEYS = {
+    "num_workers",
+    "persistent_workers",
+    "sbi_prob",
+    "soft_regions",
+    "frames_val",
+    "train_methods",
+    "augment_on_device",  # augmentation in the datamodule's on_after_batch_transfer (pixels differ: hashed)
+}
 
 
 class GridError(UserError, ValueError):

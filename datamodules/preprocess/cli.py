@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)), help="processes")
     p.add_argument("--limit", type=int, help="only the first N videos (smoke run)")
     p.add_argument("--overwrite", action="store_true", help="redo everything if options changed")
+    p.add_argument(
+        "--pack",
+        action="store_true",
+        help="then pack the crops, landmarks and masks into memory-mapped shards (python -m datamodules.pack)",
+    )
     p.add_argument("--remap", action="append", help="deepfakebench_json: OLD_PREFIX=NEW_PREFIX (repeatable)")
     p.add_argument(
         "--option", action="append", type=_parse_option, default=[], help="adapter option KEY=VALUE"
@@ -92,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         **opts,
     )
     print(path)
+    if args.pack:
+        from datamodules.pack.writer import describe, pack_dataset
+
+        print(describe(pack_dataset(path.parent, args.dataset, progress=True)))
     return 0
 
 
