@@ -2,12 +2,19 @@
 
 A new detector is one new file plus one line in ``_MODULES``: the file decorates its class with
 ``@register_detector("name")``; the line tells the registry which module to import for that name, so
-``create_detector("xception")`` never imports open_clip.
+``create_detector("xception")`` never imports open_clip (recipe: docs/EXTENDING.md).
+
+A package installed beside the suite adds detectors without editing this file: it declares each name and
+the module that registers it under the entry-point group :data:`ENTRY_POINT_GROUP` in its own
+``pyproject.toml``; every process (also the cells the local and SLURM launchers start) reads them like
+``_MODULES`` lines (:func:`installed_detectors`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +40,9 @@ _MODULES: dict[str, str] = {
 }
 
 _REGISTRY: dict[str, type[Detector]] = {}
+
+#: the entry-point group through which an installed package adds detectors (``name = "package.module"``)
+ENTRY_POINT_GROUP = "forgery_bench.detectors"
 
 T = TypeVar("T", bound=type[Detector])
 
@@ -63,20 +73,45 @@ def register_detector(name: str) -> Callable[[T], T]:
     return deco
 
 
+@functools.cache
+def installed_detectors() -> dict[str, str]:
+    """Detector name -> module, as installed packages declare them under :data:`ENTRY_POINT_GROUP`.
+
+    Read once per process (``installed_detectors.cache_clear()`` reads again). A name the suite already
+    has, or one two entry points give different modules, raises ``ValueError`` naming the entry point.
+    """
+    out: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+        where = f"entry point {ep.name} = {ep.value!r} of {dist} (group {ENTRY_POINT_GROUP})"
+        if ep.name in _MODULES:
+            raise ValueError(f"{where}: the suite already has a detector {ep.name!r}; choose another name")
+        if out.get(ep.name, ep.module) != ep.module:
+            raise ValueError(f"{where}: detector {ep.name!r} is also declared as module {out[ep.name]!r}")
+        out[ep.name] = ep.module
+    return out
+
+
+def _modules() -> dict[str, str]:
+    """Name -> module that registers it: the suite's ``_MODULES`` and the installed packages' entry points."""
+    return {**installed_detectors(), **_MODULES}
+
+
 def list_detectors() -> list[str]:
     """All detector names, registered or registrable, sorted."""
-    return sorted(set(_MODULES) | set(_REGISTRY))
+    return sorted(set(_modules()) | set(_REGISTRY))
 
 
 def get_detector_class(name: str) -> type[Detector]:
     if name not in _REGISTRY:
-        if name not in _MODULES:
+        modules = _modules()
+        if name not in modules:
             raise UnknownDetectorError(
                 f"unknown detector {name!r}; known detectors: {', '.join(list_detectors())}"
             )
-        importlib.import_module(_MODULES[name])
+        importlib.import_module(modules[name])
         if name not in _REGISTRY:
-            raise RuntimeError(f"module {_MODULES[name]} did not register detector {name!r}")
+            raise RuntimeError(f"module {modules[name]} did not register detector {name!r}")
     return _REGISTRY[name]
 
 

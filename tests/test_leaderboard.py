@@ -323,8 +323,13 @@ def _declared() -> list[tuple[str, Column]]:
     )
 
 
+def missing_references() -> list[tuple[str, str]]:
+    """``(table, key)`` of every declared column without a reference in :data:`REFERENCES`."""
+    return [(t, c.key) for t, c in _declared() if (t, c.key) not in REFERENCES]
+
+
 def test_every_declared_column_has_a_reference() -> None:
-    missing = [(t, c.key) for t, c in _declared() if (t, c.key) not in REFERENCES]
+    missing = missing_references()
     assert not missing, f"declare a reference in REFERENCES for {missing}"
 
 
@@ -337,8 +342,15 @@ def _interval(per_seed_resamples: list[pd.Series], coverage: float = 0.95) -> tu
 
 @pytest.mark.parametrize(("seeds", "decimals"), [((0,), None), ((0, 1), None), ((0, 1), 1)])
 def test_analysis_values_match_independent_references(tmp_path: Path, seeds, decimals) -> None:
+    check_analysis_against_references(tmp_path, seeds, decimals)
+
+
+def check_analysis_against_references(tmp_path: Path, seeds: tuple[int, ...], decimals: int | None) -> None:
     """Every declared column (and the matrix), value and interval, against REFERENCES; intervals from the
-    bootstrap's generic path (a brute-force statistic of each resampled frames table, same draws)."""
+    bootstrap's generic path (a brute-force statistic of each resampled frames table, same draws).
+
+    The harness a new column goes through (``tests/test_extending.py`` runs it on the toy column of
+    docs/EXTENDING.md)."""
     n_boot = 40
     fill_store(tmp_path / "store", seeds=seeds, decimals=decimals)
     group, a = _analysed(tmp_path / "store", n_boot)

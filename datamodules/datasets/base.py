@@ -5,12 +5,16 @@ frame folder or image) carrying label, method, compression, split and a globally
 (``f"{dataset}/{method}/{source_video_stem}"``; ``method`` is ``"real"`` for reals).
 
 Adapters live one per module in this package and register with :func:`register_layout`; modules are
-imported only when their layout is asked for (``_MODULES``), so a new layout is one file + one line.
+imported only when their layout is asked for (``_MODULES``), so a new layout is one file + one line
+(recipe: docs/EXTENDING.md). A package installed beside the suite adds layouts without editing this file,
+under the entry-point group :data:`ENTRY_POINT_GROUP` (:func:`installed_layouts`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 import re
 import warnings
 from collections.abc import Iterable, Mapping
@@ -41,6 +45,9 @@ _MODULES: dict[str, str] = {
     "folder": "datamodules.datasets.generic",
 }
 _ADAPTERS: dict[str, type[Adapter]] = {}
+
+#: the entry-point group through which an installed package adds layouts (``name = "package.module"``)
+ENTRY_POINT_GROUP = "forgery_bench.layouts"
 
 
 class DatasetLayoutError(UserError, FileNotFoundError):
@@ -136,19 +143,46 @@ def register_layout(*names: str):
     return deco
 
 
+@functools.cache
+def installed_layouts() -> dict[str, str]:
+    """Layout name -> module, as installed packages declare them under :data:`ENTRY_POINT_GROUP`.
+
+    Read once per process (``installed_layouts.cache_clear()`` reads again). A name the suite already has,
+    or one two entry points give different modules, raises ``ValueError`` naming the entry point.
+    """
+    out: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+        where = f"entry point {ep.name} = {ep.value!r} of {dist} (group {ENTRY_POINT_GROUP})"
+        if ep.name in _MODULES:
+            raise ValueError(f"{where}: the suite already has a layout {ep.name!r}; choose another name")
+        if out.get(ep.name, ep.module) != ep.module:
+            raise ValueError(f"{where}: layout {ep.name!r} is also declared as module {out[ep.name]!r}")
+        out[ep.name] = ep.module
+    return out
+
+
+def _modules() -> dict[str, str]:
+    """Layout -> module that registers it: the suite's ``_MODULES`` and the installed packages' entry points."""
+    return {**installed_layouts(), **_MODULES}
+
+
 def list_layouts() -> list[str]:
     """Every known layout name."""
-    return sorted(_MODULES)
+    return sorted(_modules())
 
 
 def get_adapter(layout: str) -> Adapter:
     """The adapter for ``layout``; an unknown name raises :class:`UnknownLayoutError` listing known ones."""
-    if layout not in _MODULES:
+    modules = _modules()
+    if layout not in modules:
         raise UnknownLayoutError(
             f"unknown dataset layout {layout!r}; known layouts: {', '.join(list_layouts())}"
         )
     if layout not in _ADAPTERS:
-        importlib.import_module(_MODULES[layout])
+        importlib.import_module(modules[layout])
+        if layout not in _ADAPTERS:
+            raise RuntimeError(f"module {modules[layout]} did not register layout {layout!r}")
     cls = _ADAPTERS[layout]
     adapter = cls()
     adapter.layout = layout
