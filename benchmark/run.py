@@ -15,7 +15,10 @@ before any cell runs.
 
 Finished cells (``status: done`` in the store) are skipped; an unfinished cell restarts from its last
 checkpoint (``--no-resume``: from scratch); ``--force`` redoes finished cells too. The exit code is 1 when
-any cell failed (each is recorded with its traceback; the sweep goes on), 2 for bad input.
+any cell failed (each is recorded with its traceback; the sweep goes on), 2 for bad input: every dataset
+the cells to run need is checked before anything is preprocessed or trained
+(:mod:`benchmark.runner.precheck`), and every problem is reported at once, one line each. ``--debug`` (or
+``FORGERY_BENCH_DEBUG=1``) shows the traceback of a bad-input error.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark.runner.cell_data import ensure_manifests, reads_manifests
@@ -44,6 +48,8 @@ from benchmark.runner.grid import GridError
 from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
 from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
 from benchmark.runner.plan import DEFAULT_WEIGHTS_DIR, WEIGHTS_MODES, WeightsError, plan_cells, resolve_grid
+from benchmark.runner.precheck import check_data
+from datamodules.errors import debug_enabled, format_user_error, is_user_error, run_cli
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -136,6 +142,16 @@ def print_plan(cells: list[Cell], store: Any, console: Console, title: str) -> N
     console.print(t)
 
 
+def _report(console: Console, exc: BaseException) -> int:
+    """Print a bad-input error as its message and hint (no traceback unless debugging); return 2."""
+    if debug_enabled():
+        raise exc
+    for i, line in enumerate(format_user_error(exc)):
+        style = "bold red" if i == 0 else "yellow" if line.startswith("hint:") else ""
+        console.print(f"[{style}]{escape(line)}[/]" if style else escape(line), soft_wrap=True)
+    return 2
+
+
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     args = parse_args(argv)
     console = console or Console()
@@ -168,8 +184,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             weights_dir=args.weights_dir,
         )
     except (GridError, DataConfigError, WeightsError, KeyError) as e:
-        console.print(f"[bold red]error:[/] {e}")
-        return 2
+        return _report(console, e)
     for note in (data.note, grid_note):
         if note:
             console.print(f"[bold yellow]note:[/] {note}")
@@ -189,8 +204,13 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     title = f"grid {grid.name}: {len(cells)} cells ({data.origin} data, {data.path}{released})"
     if args.dry_run:
         print_plan(cells, store, console, title)
-        return 0
+        to_run = [c for c in cells if args.force or not store.is_done(c.cell_id)]
+        return _check_data(to_run, args, console)
 
+    to_run = [c for c in cells if args.force or not store.is_done(c.cell_id)]
+    code = _check_data(to_run, args, console)  # before any preprocessing or training
+    if code:
+        return code
     jobs = []
     for cell in cells:
         job = Job(cell)
@@ -229,6 +249,10 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
                 try:
                     ensure_manifests(job.cell.config, job.cell.runtime)
                 except Exception as e:
+                    if is_user_error(e):
+                        return _report(console, e)
+                    if debug_enabled():
+                        raise
                     console.print(f"[bold red]preprocessing failed:[/] {type(e).__name__}: {e}")
                     return 1
                 seen |= set(job.cell.config.datasets)
@@ -264,5 +288,17 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     return 1 if any(j.status == FAILED for j in jobs) else 0
 
 
+def _check_data(cells: list[Cell], args: argparse.Namespace, console: Console) -> int:
+    """Check the data of ``cells`` when their datamodule reads manifests: 0, or 2 after printing every
+    problem (:mod:`benchmark.runner.precheck`)."""
+    if not cells or not reads_manifests(args.datamodule):
+        return 0
+    report = check_data(cells)
+    for note in report.notes:
+        console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+    error = report.error()
+    return 0 if error is None else _report(console, error)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -277,10 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load_converted(args.source, args.detector, args.checkpoint)
     except (ValueError, KeyError, FileNotFoundError) as e:
-        p.error(str(e))
+        p.error(f"{e}\nhint: README 'Scoring DeepfakeBench's released checkpoints' lists the formats read")
     print(f"wrote {save_converted(model, args.output)}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from datamodules.errors import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from datamodules.errors import UserError
 from detectors.base import Detector
 
 # name -> module that registers it (imported only when the name is asked for)
@@ -36,8 +37,10 @@ _REGISTRY: dict[str, type[Detector]] = {}
 T = TypeVar("T", bound=type[Detector])
 
 
-class UnknownDetectorError(KeyError):
+class UnknownDetectorError(UserError, KeyError):
     """Raised for a detector name the registry does not know; the message lists the known names."""
+
+    hint = "README 'Detectors' lists them (`detectors.list_detectors()`)"
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
         return str(self.args[0])

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from datamodules.errors import UserError
 from detectors.recipe import Recipe
 
 PAPER = "paper"
@@ -24,8 +25,10 @@ RELEASED = "released"
 REFERENCES = (PAPER, RELEASED)
 
 
-class UnknownSettingError(TypeError):
+class UnknownSettingError(UserError, TypeError):
     """An override is neither a recipe setting nor a constructor argument of the detector."""
+
+    hint = "the message lists the accepted keys (recipe settings: detectors/recipe.py; the rest: the constructor)"
 
 
 @dataclass(frozen=True)

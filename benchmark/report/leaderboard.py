@@ -111,8 +111,9 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
             f"## Trained on `{g.train_set}`"
             + (" (released weights, not trained here)" if g.released else ""),
             "",
-            f"Data: **{g.origin}**. Seeds: {g.seeds}. Pretrained weights: {g.pretrained}. "
-            f"Reference: {_reference(g)}. Recipe: {rec0.get('recipe_source') or 'n/a'}.",
+            f"Data: **{g.origin}**{_protocol_note(g.records)}. Seeds: {g.seeds}. "
+            f"Pretrained weights: {g.pretrained}. Reference: {_reference(g)}. "
+            f"Recipe: {rec0.get('recipe_source') or 'n/a'}.",
             "",
             "### Per test set (video level unless stated; mean over seeds)",
             "",
@@ -383,6 +384,23 @@ def render_comparisons(
     return "\n".join(lines)
 
 
+def _protocol_note(records: list[dict[str, Any]]) -> str:
+    """`` (preprocessing protocol `sfam`: FF++, CDF-v2)`` for the datasets whose data were preprocessed with
+    a protocol other than the default (the record's ``data_protocols``, read from each manifest's pinned
+    options; older records: the configured ``protocol`` option); "" when all are default."""
+    used: dict[str, set[str]] = {}
+    for r in records:
+        protocols = r.get("data_protocols") or {
+            name: (spec.get("options") or {}).get("protocol", "default")
+            for name, spec in r.get("config", {}).get("datasets", {}).items()
+        }
+        for name, protocol in protocols.items():
+            if protocol != "default":
+                used.setdefault(protocol, set()).add(name)
+    parts = [f"`{p}`: {', '.join(sorted(names))}" for p, names in sorted(used.items())]
+    return f" (preprocessing protocol {'; '.join(parts)})" if parts else ""
+
+
 def _hardware(hw: dict[str, Any] | None) -> str:
     """``CPU model; N x GPU (CUDA x, cuDNN y)`` of a cell record's ``hardware`` (n/a when not recorded)."""
     if not hw:
@@ -476,7 +494,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     if not args.store.is_dir():
-        print(f"error: no score store at {args.store} (run python -m benchmark.run first)", file=sys.stderr)
+        from datamodules.errors import format_user_error, user_error
+
+        missing = FileNotFoundError(f"no score store at {args.store}")
+        hint = "run python -m benchmark.run first, or pass --store <its --out>/store"
+        print("\n".join(format_user_error(user_error(missing, hint))), file=sys.stderr)
         return 2
     try:
         norm = NormalisationSettings(k=args.calibration_videos, repeats=args.calibration_repeats)
@@ -489,4 +511,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from datamodules.errors import run_cli
+
+    sys.exit(run_cli(main))

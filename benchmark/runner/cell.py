@@ -109,10 +109,11 @@ def make_frame(cell: Cell, rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     from benchmark.runner.guards import FiniteLossGuard
+    from benchmark.runner.progress import progress_callbacks
 
     rt = cell.runtime
     devices = rt.devices
@@ -144,7 +145,7 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
                 offline=os.environ.get("WANDB_MODE") == "offline",
             )
         )
-    bars = [RichProgressBar()] if rt.progress_bar else []
+    bars = progress_callbacks(rt.progress_bar, f"{cell.label} {cell.cell_id}")  # a tty: rich bar; else lines
     trainer = L.Trainer(
         max_epochs=cell.config.recipe.epochs,
         accelerator=rt.accelerator,
@@ -257,6 +258,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
 
     from benchmark.runner.cell_data import (
         check_eval_sets,
+        data_protocols,
         ensure_manifests,
         eval_sets,
         load_factory,
@@ -312,6 +314,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         "arch_overrides": c.arch_overrides,
         "arch_defaults": jsonable(settings.overridden_defaults()),
         "manifest_hash": {n: file_sha256(p) for n, p in manifests.items() if Path(p).is_file()},
+        "data_protocols": data_protocols(manifests),
         "n_scores": len(scores),
         "timings": timings,
     }

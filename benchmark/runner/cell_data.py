@@ -96,6 +96,18 @@ def check_eval_sets(dm: L.LightningDataModule, config: CellConfig) -> None:
         )
 
 
+def data_protocols(manifests: dict[str, Path]) -> dict[str, str]:
+    """The preprocessing protocol each manifest was made with, from its pinned ``preprocess.json``
+    (``datamodules.preprocess.protocols``; a manifest without the file counts as ``default``)."""
+    from datamodules.preprocess import read_pinned
+
+    out = {}
+    for name, path in manifests.items():
+        pinned = read_pinned(Path(path).parent)
+        out[name] = str(pinned["protocol"]) if pinned else "default"
+    return out
+
+
 def build_datamodule(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """The suite's ``ForgeryDataModule`` for one cell (val = the source's val split; evaluation sets =
     :func:`eval_sets`)."""

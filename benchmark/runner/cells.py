@@ -154,7 +154,7 @@ class Runtime:
     devices: int = 1  # devices per cell (Lightning DDP when > 1)
     accelerator: str = "auto"  # Lightning accelerator: auto, cpu, gpu
     wandb: bool = False  # also log to Weights & Biases
-    progress_bar: bool = True  # rich progress bar while the cell runs
+    progress_bar: bool = True  # progress display: rich bar on a terminal, else event lines (progress.py)
     weights_path: Path | None = None  # the released weights file of a cell whose config has ``weights``
 
     def __post_init__(self) -> None:  # accept strings (JSON, callers) for paths

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from datamodules.errors import UserError
+
 if TYPE_CHECKING:
     from detectors import DetectorSettings
 
@@ -63,8 +65,10 @@ TRAINER_KEYS = {
 DATA_KEYS = {"num_workers", "persistent_workers", "sbi_prob", "soft_regions", "frames_val", "train_methods"}
 
 
-class GridError(ValueError):
+class GridError(UserError, ValueError):
     """A grid is unknown or its YAML is invalid (the message names the culprit)."""
+
+    hint = "grids live in benchmark/grids/*.yaml; README 'Running grids' lists their keys and sections"
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,13 @@ from benchmark.runner.cell import CellFailed, record_failure, run_cell
 from benchmark.runner.cells import Cell
 from benchmark.runner.monitor import DONE, FAILED, QUEUED, RUNNING, Job, Monitor
 from benchmark.runner.plan import write_spec
+from datamodules.errors import UserError
 
 
-class NoFreeDeviceError(RuntimeError):
+class NoFreeDeviceError(UserError, RuntimeError):
     """The sweep asks for more devices per cell than are free."""
+
+    hint = "free a GPU, ask for fewer with --devices, or run on the CPU with --accelerator cpu"
 
 
 def _store(cell: Cell) -> Any:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datamodules.errors import UserError, user_error
+
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")
@@ -41,12 +43,19 @@ _MODULES: dict[str, str] = {
 _ADAPTERS: dict[str, type[Adapter]] = {}
 
 
-class DatasetLayoutError(FileNotFoundError):
+class DatasetLayoutError(UserError, FileNotFoundError):
     """The files on disk do not match the layout an adapter expects (the message names the culprit)."""
 
+    hint = (
+        "compare the folder with README 'Datasets' (`python -m datamodules.preprocess --list-layouts` prints "
+        "what each layout expects) and fix the root, layout or options"
+    )
 
-class UnknownLayoutError(KeyError):
+
+class UnknownLayoutError(UserError, KeyError):
     """An unknown layout name; the message lists the known ones."""
+
+    hint = "`python -m datamodules.preprocess --list-layouts` lists every layout and what it expects"
 
     def __str__(self) -> str:  # KeyError would print the message with quotes
         return str(self.args[0])
@@ -151,25 +160,49 @@ def enumerate_dataset(
 ) -> list[VideoRecord]:
     """``get_adapter(layout).enumerate(root, dataset, **options)`` with the shared sanity checks.
 
-    An option the adapter does not take is an error (a typo would otherwise be ignored silently).
+    An option the adapter does not take is an error (a typo would otherwise be ignored silently), and so
+    is a dataset with no usable video at all (:class:`DatasetLayoutError` naming the layout, the root and
+    what the layout expects): nothing downstream can use an empty dataset.
     """
+    adapter = get_adapter(layout)
+    known = layout_options(layout)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise user_error(
+            TypeError(
+                f"layout {layout!r} takes no option(s) {unknown}; its options: {', '.join(known) or 'none'}"
+            ),
+            "fix the option's name (a data configuration key other than layout and root is an option)",
+        )
+    records = adapter.enumerate(root, dataset=dataset, **options)
+    if not records:
+        raise DatasetLayoutError(
+            f"layout {layout!r} at {root}: no usable video found"
+            + (f" (options {options})" if options else "")
+            + f"; the layout expects: {expected_layout(adapter)}"
+        )
+    check_unique(records)
+    return records
+
+
+def layout_options(layout: str) -> list[str]:
+    """The options layout ``layout``'s adapter takes (the keyword arguments of its ``enumerate``)."""
     import inspect
 
-    adapter = get_adapter(layout)
-    params = inspect.signature(adapter.enumerate).parameters
-    known = [
+    params = inspect.signature(get_adapter(layout).enumerate).parameters
+    return [
         n
         for n, p in params.items()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("root", "dataset")
     ]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise TypeError(
-            f"layout {layout!r} takes no option(s) {unknown}; its options: {', '.join(known) or 'none'}"
-        )
-    records = adapter.enumerate(root, dataset=dataset, **options)
-    check_unique(records)
-    return records
+
+
+def expected_layout(adapter: Adapter) -> str:
+    """The first paragraph of an adapter's docstring (what it expects on disk), on one line."""
+    import inspect
+
+    doc = inspect.getdoc(type(adapter)) or ""
+    return " ".join(doc.split("\n\n")[0].split()) or f"see README 'Datasets' ({adapter.layout})"
 
 
 # ---- helpers shared by the adapters -------------------------------------------------------------
@@ -269,6 +302,11 @@ class PartialDatasetWarning(UserWarning):
 
 class MissingSplitError(DatasetLayoutError):
     """A split a run needs is absent (or one-sided) in what the adapter found."""
+
+    hint = (
+        "the run needs these splits: check that the root holds the whole official download (README "
+        "'Datasets'), or train / test on another set"
+    )
 
 
 def split_counts(found: object) -> dict[str, dict[str, int]]:
