@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--source",
         default="deepfakebench",
-        help="the checkpoint's code base: deepfakebench (default) or forensics_adapter (the authors' release)",
+        help="the checkpoint's code base: deepfakebench (default), or an authors' release: "
+        + ", ".join(s for s in sorted(sources()) if s != "deepfakebench"),
     )
     p.add_argument(
         "--released", action="store_true", help="list the published checkpoints each detector reads and exit"
@@ -253,19 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "detector",
         nargs="?",
-        help="our detector name (e.g. xception, efficientnet_b4, ucf, sbi, forensics_adapter)",
+        help="our detector name (e.g. xception, efficientnet_b4, ucf, sbi, forensics_adapter, effort, gend)",
     )
-    p.add_argument(
-        "checkpoint", type=Path, nargs="?", help="the released checkpoint (.pth, .tar, .safetensors)"
-    )
-    p.add_argument("output", type=Path, nargs="?", help="where to write the converted .ckpt")
-    p.add_argument("detector", help="our detector name (e.g. xception, efficientnet_b4, ucf)")
     p.add_argument(
         "checkpoint",
         type=Path,
-        help="the released checkpoint (.pth or .safetensors; gend: also a folder or hub id)",
+        nargs="?",
+        help="the released checkpoint (.pth, .tar, .safetensors; gend: also a folder or hub id)",
     )
-    p.add_argument("output", type=Path, help="where to write the converted .ckpt")
+    p.add_argument("output", type=Path, nargs="?", help="where to write the converted .ckpt")
     args = p.parse_args(argv)
     if args.released:
         for name, rel in sorted(released_detectors().items()):
