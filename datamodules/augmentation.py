@@ -129,7 +129,9 @@ class Augmentation:
     semantics: str = "suite"  # "suite", "albumentations-1.1.0" or "torchvision" (see the module docstring)
     # settings added after DeepfakeBench's structure (ADDED_SETTINGS; their defaults change nothing)
     translate_limit: tuple[float, float] = (0.0, 0.0)  # max shift (x, y) as a fraction of (width, height)
-    colour_mode: str = "one_of"  # "one_of" (DeepfakeBench's OneOf) or "each" (every op, each w.p. colour_prob)
+    colour_mode: str = (
+        "one_of"  # "one_of" (DeepfakeBench's OneOf) or "each" (every op, each w.p. colour_prob)
+    )
     rgb_shift_limit: tuple[float, float] = (-20.0, 20.0)  # rgb_shift op: + U(limit) per channel (0..255)
 
     def __post_init__(self) -> None:

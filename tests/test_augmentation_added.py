@@ -56,11 +56,14 @@ def _records_without_added_settings() -> dict[str, Augmentation]:
     out = {}
     for name in list_detectors():
         cls = get_detector_class(name)
-        for ref, recipe in (("paper", cls.default_recipe), ("released", getattr(cls, "released_recipe", None))):
+        for ref, recipe in (
+            ("paper", cls.default_recipe),
+            ("released", getattr(cls, "released_recipe", None)),
+        ):
             aug = None if recipe is None else recipe.augmentation
-            if aug is not None and aug.semantics != "torchvision":
-                if all(getattr(aug, k) == v for k, v in ADDED_SETTINGS.items()):
-                    out[f"{name}/{ref}"] = aug
+            plain = aug is not None and aug.semantics != "torchvision"
+            if plain and all(getattr(aug, k) == v for k, v in ADDED_SETTINGS.items()):
+                out[f"{name}/{ref}"] = aug
     return out
 
 
@@ -81,7 +84,10 @@ def test_added_settings_leave_the_hashed_record_at_their_defaults():
     base = Augmentation()
     assert set(base.to_dict()) - set(base.experiment_dict()) == set(ADDED_SETTINGS)
     moved = base.with_overrides(translate_limit=(0.1, 0.0), colour_mode="each")
-    assert moved.experiment_dict()["translate_limit"] == (0.1, 0.0) and moved.experiment_dict()["colour_mode"] == "each"
+    assert (
+        moved.experiment_dict()["translate_limit"] == (0.1, 0.0)
+        and moved.experiment_dict()["colour_mode"] == "each"
+    )
     assert "rgb_shift_limit" not in moved.experiment_dict()
     recipe = Recipe(augmentation=moved)
     again = Recipe.from_dict(recipe.experiment_dict())

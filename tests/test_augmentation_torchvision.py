@@ -94,7 +94,11 @@ def test_gend_transcription_follows_init_augmentations_off_rules():
     assert aug.colour_prob == 1 and aug.brightness_limit == (-0.3, 0.3) and aug.contrast_limit == (0, 0)
     # ColorJitter's factor range [max(0, 1 - b), 1 + b]; a fixed JPEG quality
     aug = gend_augmentation(dict(GEND_CONFIG, color_jitter_contrast=1.5, jpeg_quality=75))
-    assert aug.contrast_limit == (-1.0, 1.5) and (aug.jpeg_prob, aug.quality_lower, aug.quality_upper) == (1, 75, 75)
+    assert aug.contrast_limit == (-1.0, 1.5) and (aug.jpeg_prob, aug.quality_lower, aug.quality_upper) == (
+        1,
+        75,
+        75,
+    )
     with pytest.raises(ValueError, match="resize / gaussian_noise_sigma"):
         gend_augmentation(dict(GEND_CONFIG, resize=224))
     with pytest.raises(ValueError, match=r"missing \['jpeg_quality'\]"):
@@ -146,7 +150,9 @@ def test_blur_is_torchvisions_gaussian_blur(sigma):
 @pytest.mark.parametrize("quality", [40, 63, 91, 100])
 def test_jpeg_is_torchvisions_on_pil_images(quality):
     img = _photo(5, 80)
-    np.testing.assert_array_equal(ops.jpeg(img, quality, TV), np.asarray(F.jpeg(Image.fromarray(img), quality)))
+    np.testing.assert_array_equal(
+        ops.jpeg(img, quality, TV), np.asarray(F.jpeg(Image.fromarray(img), quality))
+    )
 
 
 def _affine_only(**kw) -> Augmentation:
@@ -177,7 +183,9 @@ def test_affine_is_torchvisions_random_affine(seed):
     side = 96
     img = _photo(seed, side)
     aug = _affine_only(flip_prob=0.5)
-    out = _pixels(FaceTransform(DataSpec(input_size=side, mean=(0.0,) * 3, std=(1.0,) * 3), aug)(img, seed=seed).image)
+    out = _pixels(
+        FaceTransform(DataSpec(input_size=side, mean=(0.0,) * 3, std=(1.0,) * 3), aug)(img, seed=seed).image
+    )
     d = ops.draw(aug, np.random.default_rng(seed))
     t = torch.from_numpy(img).permute(2, 0, 1).contiguous()
     if d.flip:
@@ -263,7 +271,7 @@ def test_draws_follow_gend_probabilities():
         assert abs(freq[k] - p) < 4 * np.sqrt(p * (1 - p) / 4000) + 1e-9, (k, freq[k])
     assert {d.blur[0] for d in draws if d.blur} == {7}
     sigmas = [d.blur[1] for d in draws if d.blur]
-    assert 0.1 <= min(sigmas) and max(sigmas) <= 2.0
+    assert min(sigmas) >= 0.1 and max(sigmas) <= 2.0
     factors = [1 + d.beta for d in draws] + [d.alpha for d in draws]
     assert 0.9 <= min(factors) < 0.91 and 1.09 < max(factors) <= 1.1
 
@@ -271,7 +279,9 @@ def test_draws_follow_gend_probabilities():
 @pytest.mark.parametrize("semantics", ["suite", TV])
 def test_landmarks_and_masks_follow_the_translation(semantics):
     side = 64
-    aug = _affine_only(rotate_limit=(0, 0), scale_limit=(1, 1), translate_limit=(0.2, 0.1), semantics=semantics)
+    aug = _affine_only(
+        rotate_limit=(0, 0), scale_limit=(1, 1), translate_limit=(0.2, 0.1), semantics=semantics
+    )
     img = _photo(0, side)
     mask = np.zeros((side, side), np.float32)
     mask[20:40, 24:36] = 1

@@ -210,14 +210,18 @@ def test_effort_and_gend_released_weights_are_found_and_scored(tmp_path: Path) -
     )
     weights = tmp_path / "weights"
     paths = _write_clip_releases(weights)
-    planned = {c.detector: c.config.weights for c in _cells(tmp_path, weights="released", weights_dir=weights)}
+    planned = {
+        c.detector: c.config.weights for c in _cells(tmp_path, weights="released", weights_dir=weights)
+    }
     assert {d: (w.source, w.file) for d, w in planned.items()} == {
         "effort": ("effort", EFFORT_FILE),
         "gend": ("gend", GEND_FILE),
     }
     assert all(planned[d].sha256 == hashlib.sha256(p.read_bytes()).hexdigest() for d, p in paths.items())
 
-    assert main(_args(tmp_path, "--weights", "released", "--weights-dir", str(weights)), console=_console()) == 0
+    assert (
+        main(_args(tmp_path, "--weights", "released", "--weights-dir", str(weights)), console=_console()) == 0
+    )
     store = ScoreStore(tmp_path / "out" / "store")
     scores = store.read_scores()
     for det, path in paths.items():
@@ -235,5 +239,7 @@ def test_effort_and_gend_released_weights_are_found_and_scored(tmp_path: Path) -
         assert len({round(s, 6) for s in expected.values()}) > 1  # the weights really score
 
     (weights / GEND_FILE).unlink()
-    with pytest.raises(WeightsError, match=rf"gend: released weights not found at .*{GEND_FILE} \(published at {GEND_URL}\)"):
+    with pytest.raises(
+        WeightsError, match=rf"gend: released weights not found at .*{GEND_FILE} \(published at {GEND_URL}\)"
+    ):
         _cells(tmp_path, weights="released", weights_dir=weights)

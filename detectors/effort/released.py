@@ -25,7 +25,7 @@ released key                                                shape               
   every projection also holds frozen copies of the principal factors ``U_r``, ``S_r``, ``V_r``
   (``weight_main = U_r diag(S_r) V_r``). They feed only the orthogonality loss, which the released
   ``get_losses`` does not use; they are checked for shape and dropped (they would double the memory of the
-  attention weights). The repository's ``effort_detector.py`` registers them as (frozen) ``nn.Parameter``\ s
+  attention weights). The repository's ``effort_detector.py`` registers them as (frozen) parameters
   and its ``training/test.py`` loads checkpoints with ``strict=True``, so the checkpoint its README links
   has them too.
 * ``deepfakebench`` (SCLBD/DeepfakeBench ``training/detectors/effort_detector.py``): no ``U_r/S_r/V_r``.

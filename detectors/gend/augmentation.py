@@ -90,7 +90,9 @@ def gend_augmentation(augs: Mapping[str, Any]) -> Augmentation:
     if blur:
         kx, ky = (ks, ks) if isinstance(ks, int) else ks
         if kx != ky:
-            raise ValueError(f"GenD Augmentations.gaussian_blur_kernel_size {ks!r}: only square kernels transcribe")
+            raise ValueError(
+                f"GenD Augmentations.gaussian_blur_kernel_size {ks!r}: only square kernels transcribe"
+            )
         s.update(blur_prob=float(augs["gaussian_blur_prob"]), blur_limit=(int(kx), int(kx)))
         s["blur_sigma"] = _pair(augs["gaussian_blur_sigma"], "gaussian_blur_sigma")
     else:
