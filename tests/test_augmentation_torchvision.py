@@ -122,6 +122,19 @@ def test_brightness_and_contrast_are_torchvisions_on_pil_images(factor):
                                       np.asarray(F.adjust_contrast(pil, factor)))  # fmt: skip
 
 
+def test_contrast_grey_mean_is_pils():
+    """ImageEnhance.Contrast's degenerate grey: int(ImageStat.Stat(image.convert("L")).mean[0] + 0.5)."""
+    from PIL import ImageStat
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1, 3), (7, 5, 3), (224, 224, 3), (380, 380, 3)]:
+        for _ in range(5):
+            img = rng.integers(0, 256, shape, dtype=np.uint8)
+            expected = int(ImageStat.Stat(Image.fromarray(img).convert("L")).mean[0] + 0.5)
+            assert ops.pil_grey_mean(img) == expected
+    assert ops.pil_grey_mean(np.full((4, 4, 3), 255, np.uint8)) == 255
+
+
 def test_colour_jitter_is_torchvisions_with_its_drawn_factors_and_order():
     jitter = T.ColorJitter(brightness=0.1, contrast=0.1)
     torch.manual_seed(0)

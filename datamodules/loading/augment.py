@@ -262,12 +262,18 @@ def pil_brightness_lut(factor: float) -> np.ndarray:
     return _pil_blend_lut(0, factor)
 
 
+_PIL_L24 = np.array([[19595, 38470, 7471]], np.float32)  # Pillow's Convert.c L24 weights (sum 2^16)
+
+
 def pil_grey_mean(img: np.ndarray) -> int:
     """The rounded mean of PIL's ``convert("L")`` of a uint8 RGB image (``ImageEnhance.Contrast``'s grey):
     ``L = (299 R + 587 G + 114 B) / 1000`` as Pillow's fixed point ``(19595 R + 38470 G + 7471 B + 2^15) >> 16``."""
-    x = img.reshape(-1, 3).astype(np.int64)
-    grey = (x[:, 0] * 19595 + x[:, 1] * 38470 + x[:, 2] * 7471 + 0x8000) >> 16
-    return int(grey.sum() / grey.size + 0.5)
+    # float32 is exact here: every product and sum is an integer below 2^24, and / 2^16 only moves the exponent
+    grey = cv2.transform(img.astype(np.float32), _PIL_L24)
+    grey += 0x8000
+    grey *= 1.0 / 65536
+    np.floor(grey, out=grey)
+    return int(cv2.sumElems(grey)[0] / grey.size + 0.5)
 
 
 def pil_contrast_lut(img: np.ndarray, factor: float) -> np.ndarray:
