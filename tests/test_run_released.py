@@ -165,11 +165,11 @@ def test_a_checkpoint_changed_after_planning_fails_its_cell(tiny: Path) -> None:
 # the published files, as their owners name them: Effort's README (YZY-stack/Effort-AIGI-Detection at 96f5dea)
 # links the FF++ checkpoint on Google Drive, loaded as effort_clip_L14_trainOn_FaceForensic.pth by GenD's
 # src/model/Effort.py; GenD's README (yermandy/GenD at e03532d) loads "yermandy/GenD_CLIP_L_14" from the hub,
-# whose weights file is model.safetensors (transformers' save_pretrained)
+# whose weights file is model.safetensors (transformers' save_pretrained), downloaded from the hub's resolve URL
 EFFORT_FILE = "effort_clip_L14_trainOn_FaceForensic.pth"
 EFFORT_URL = "https://drive.google.com/file/d/1m4fyJecABU-Yk3bJ4b1WhUwQa0xCkMLI/view"
-GEND_FILE = "GenD_CLIP_L_14/model.safetensors"
-GEND_URL = "https://huggingface.co/yermandy/GenD_CLIP_L_14"
+GEND_FILE = "model.safetensors"
+GEND_URL = "https://huggingface.co/yermandy/GenD_CLIP_L_14/resolve/main/model.safetensors"
 
 
 def test_effort_and_gend_checkpoints_are_listed(capsys) -> None:
@@ -191,7 +191,7 @@ def _write_clip_releases(weights: Path) -> dict[str, Path]:
     v = TINY_CLIP_CFG["vision_cfg"]
     geom = {"width": v["width"], "layers": v["layers"], "patch": v["patch_size"], "image": v["image_size"]}
     paths = {"effort": weights / EFFORT_FILE, "gend": weights / GEND_FILE}
-    paths["gend"].parent.mkdir(parents=True)
+    weights.mkdir(parents=True)
     torch.save(materialise(effort_shapes(**geom, principal=True), seed=1), paths["effort"])
     gend = materialise(gend_shapes(**geom, proj_dim=TINY_CLIP_CFG["embed_dim"]), seed=2)
     save_file(gend, paths["gend"], metadata={"format": "pt"})

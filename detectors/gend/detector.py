@@ -90,7 +90,7 @@ class GenD(Detector):
     collection named in GenD's README; ``GenD_PE_L`` and ``GenD_DINOv3_L`` are other networks); the README
     does not state its training data (the paper's models train on FF++ c23). ``python -m detectors.convert --source gend gend yermandy/GenD_CLIP_L_14 out.ckpt`` (a hub id, a
     ``save_pretrained`` folder or its ``model.safetensors``), and ``python -m benchmark.run --weights
-    released`` reads ``<weights dir>/GenD_CLIP_L_14/model.safetensors``; see :mod:`detectors.gend.released`.
+    released`` reads ``<weights dir>/model.safetensors`` (the hub file); see :mod:`detectors.gend.released`.
 
     Deviations, all deliberate:
     * open_clip's vision tower instead of transformers' ``CLIPModel`` (same network and weights, renamed).

@@ -22,15 +22,15 @@ For ``yermandy/GenD_CLIP_L_14`` these 394 tensors (float32, ``{"format": "pt"}``
 
 Where the checkpoint comes from (:func:`locate_gend`): a ``.safetensors``/``.pth`` file (a ``config.json``
 beside it is checked), a folder holding ``model.safetensors`` (and ``config.json``, checked when present), or
-a hub id such as ``yermandy/GenD_CLIP_L_14`` fetched with ``huggingface_hub`` (cached).
+a hub id such as ``yermandy/GenD_CLIP_L_14`` fetched with ``huggingface_hub`` (cached). Offline
+(``HF_HUB_OFFLINE=1``) a hub id is looked up in the local cache only and fails at once, naming the repository
+and how to get the files. Only CLIP backbones with the ``LinearNorm`` head (GenD proper) are accepted; the PE
+and DINOv3 variants are other networks.
 
 The published checkpoint (:data:`GEND_RELEASED`, what ``python -m benchmark.run --weights released`` scores):
-``yermandy/GenD_CLIP_L_14`` (the only CLIP model GenD's README names, MIT licence), expected in the weights
-folder as ``GenD_CLIP_L_14/model.safetensors``, i.e. the hub repository downloaded into a folder of its name
-(``hf download yermandy/GenD_CLIP_L_14 --local-dir weights/GenD_CLIP_L_14``). Offline (``HF_HUB_OFFLINE=1``) a hub id
-is looked up in the local cache only and fails at once, naming the repository and how to get the files.
-Only CLIP backbones with the ``LinearNorm`` head (GenD proper) are accepted; the PE and DINOv3 variants are
-other networks.
+``yermandy/GenD_CLIP_L_14`` (the only CLIP model GenD's README names, MIT licence), its ``model.safetensors``
+expected in the weights folder under that name, with the hub's ``config.json`` beside it if wanted (checked
+when present): ``hf download yermandy/GenD_CLIP_L_14 model.safetensors config.json --local-dir weights``.
 """
 
 from __future__ import annotations
@@ -168,8 +168,8 @@ def gend_arguments(state: Mapping[str, Tensor]) -> dict[str, Any]:
 
 #: GenD's published CLIP checkpoint (GenD README: ``GenD.from_pretrained("yermandy/GenD_CLIP_L_14")``)
 GEND_RELEASED = ReleasedWeights(
-    f"{GEND_HUB_ID.split('/')[1]}/{WEIGHTS_FILE}",
-    f"https://huggingface.co/{GEND_HUB_ID}",
+    WEIGHTS_FILE,
+    f"https://huggingface.co/{GEND_HUB_ID}/resolve/main/{WEIGHTS_FILE}",
     "not stated by the GenD README (the paper's models train on FF++ c23)",
 )
 GEND_RELEASE = Conversion(
