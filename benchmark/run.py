@@ -6,6 +6,7 @@ Examples::
     python -m benchmark.run --grid demo --dry-run                     # list the cells and what is done
     python -m benchmark.run --grid cross --devices 2                  # DDP over 2 devices inside each cell
     python -m benchmark.run --grid cross --launcher slurm --slurm-partition gpu
+    python -m benchmark.run --grid cross --launcher slurm --num-nodes 2 --devices 8   # 16 GPUs per cell
     python -m benchmark.run --grid cross --weights released --weights-dir weights   # no training
 
 ``--weights released`` scores each detector's published checkpoint (``<weights dir>/<published file
@@ -49,7 +50,7 @@ from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDevi
 from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
 from benchmark.runner.plan import DEFAULT_WEIGHTS_DIR, WEIGHTS_MODES, WeightsError, plan_cells, resolve_grid
 from benchmark.runner.precheck import check_data
-from datamodules.errors import debug_enabled, format_user_error, is_user_error, run_cli
+from datamodules.errors import debug_enabled, format_user_error, is_user_error, run_cli, user_error
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -65,7 +66,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--detectors", nargs="+", help="detectors to run (default: the grid's)")
     p.add_argument("--datasets", nargs="+", help="restrict training and test sets to these")
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the grid's)")
-    p.add_argument("--devices", type=int, default=1, help="devices per cell (DDP when > 1)")
+    p.add_argument("--devices", type=int, default=1, help="devices per cell and node (DDP when > 1)")
+    p.add_argument(
+        "--num-nodes", type=int, default=1, help="nodes per cell (DDP across nodes; needs --launcher slurm)"
+    )
     p.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--launcher", default="local", choices=["local", "slurm", "inline"])
     p.add_argument("--dry-run", action="store_true", help="print the cells and what is done; run nothing")
@@ -169,6 +173,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             store_root=args.out / "store",
             work_root=args.out / "cells",
             devices=args.devices,
+            num_nodes=args.num_nodes,
             accelerator=args.accelerator,
             wandb=args.wandb,
         )
@@ -191,6 +196,26 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     if args.devices < 1:
         console.print("[bold red]error:[/] --devices must be >= 1")
         return 2
+    if args.num_nodes < 1:
+        return _report(
+            console,
+            user_error(
+                ValueError(f"--num-nodes {args.num_nodes}: a cell needs at least one node"),
+                hint="give --num-nodes 1 or more",
+            ),
+        )
+    if args.num_nodes > 1 and args.launcher != "slurm":
+        msg = (
+            f"--num-nodes {args.num_nodes} needs --launcher slurm (a cell spans nodes only as a SLURM job); "
+            f"got --launcher {args.launcher}"
+        )
+        return _report(
+            console,
+            user_error(
+                ValueError(msg),
+                hint="add --launcher slurm, or leave --num-nodes out to run each cell on one node",
+            ),
+        )
 
     from benchmark.store import ScoreStore
 
@@ -228,6 +253,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         launcher = SlurmLauncher(
             args.out / "slurm",
             devices=args.devices,
+            num_nodes=args.num_nodes,
+            accelerator=args.accelerator,
             cluster=args.slurm_cluster,
             parameters={
                 k: v

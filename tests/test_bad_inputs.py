@@ -722,6 +722,12 @@ CLI_CASES: list[CLICase] = [
             "benchmark.run:main", _bad_grid_args, r"5 problems with the data this sweep needs"),
     CLICase("cli_run_unknown_grid", "`python -m benchmark.run --grid nope`", "benchmark.run:main",
             lambda t: ["--grid", "nope", "--data", _grid_data(t), "--dry-run"], r"unknown grid 'nope'; known grids: "),
+    CLICase("cli_run_num_nodes_without_slurm", "`python -m benchmark.run --num-nodes 2` with the local launcher",
+            "benchmark.run:main", lambda t: [*_tiny_grid_args(t), "--num-nodes", "2"],
+            r"--num-nodes 2 needs --launcher slurm .*got --launcher local"),
+    CLICase("cli_run_zero_nodes", "`python -m benchmark.run --num-nodes 0`", "benchmark.run:main",
+            lambda t: [*_tiny_grid_args(t), "--num-nodes", "0", "--launcher", "slurm"],
+            r"--num-nodes 0: a cell needs at least one node"),
     CLICase("cli_preprocess_missing_root", "`python -m datamodules.preprocess` with a root that does not exist",
             "datamodules.preprocess.cli:main",
             lambda t: ["--dataset", "CDF-v2", "--root", str(t / "nope"), "--out", str(t / "o")],
@@ -745,6 +751,12 @@ def _grid_data(tmp: Path) -> str:
     from tests.runner_fixtures import write_data_config
 
     return str(write_data_config(tmp))
+
+
+def _tiny_grid_args(tmp: Path) -> list[str]:
+    from tests.runner_fixtures import write_grid
+
+    return ["--grid", str(write_grid(tmp)), "--data", _grid_data(tmp), "--out", str(tmp / "out"), "--dry-run"]
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])

@@ -69,6 +69,7 @@ def base_record(cell: Cell) -> dict[str, Any]:
         "host": platform.node(),
         "hardware": hardware(),
         "devices": cell.runtime.devices,
+        "num_nodes": cell.runtime.num_nodes,
     }
 
 
@@ -150,7 +151,8 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
         max_epochs=cell.config.recipe.epochs,
         accelerator=rt.accelerator,
         devices=devices,
-        strategy="ddp" if devices > 1 else "auto",
+        num_nodes=rt.num_nodes,
+        strategy="ddp" if devices > 1 or rt.num_nodes > 1 else "auto",
         logger=loggers,
         callbacks=[ckpt, FiniteLossGuard(), _ProgressCallback(work / "progress.json"), *bars, *callbacks],
         default_root_dir=str(work),

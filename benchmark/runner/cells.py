@@ -6,8 +6,8 @@ The config holds everything that defines the experiment: grid, detector, its ove
 a paper default in code gives new cells), trainer and data settings, the training and test sets, each
 dataset's layout and preprocessing options, the data origin (demo or real) and the datamodule factory.
 It leaves out where things are on disk (dataset roots, output folders), how the cell is executed
-(devices, launcher) and descriptive text (the recipe's ``source`` citation): those change nothing in the
-experiment.
+(devices, nodes, launcher) and descriptive text (the recipe's ``source`` citation): those change nothing
+in the experiment.
 
 ``cell_id`` = the first 16 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces) of
 :meth:`CellConfig.to_json`. Spec files and store records carry the same JSON. Version 2 (recipes carry
@@ -151,7 +151,8 @@ class Runtime:
     processed_root: Path = Path("data/processed")  # manifests: <processed_root>/<dataset>/manifest.parquet
     data_config: Path | None = None  # the data YAML the cell was planned from (for the reader)
     roots: dict[str, Path] = field(default_factory=dict)  # dataset folders, to preprocess a missing manifest
-    devices: int = 1  # devices per cell (Lightning DDP when > 1)
+    devices: int = 1  # devices per node (Lightning DDP when > 1)
+    num_nodes: int = 1  # nodes one cell spans (Lightning num_nodes; DDP over devices x num_nodes when > 1)
     accelerator: str = "auto"  # Lightning accelerator: auto, cpu, gpu
     wandb: bool = False  # also log to Weights & Biases
     progress_bar: bool = True  # progress display: rich bar on a terminal, else event lines (progress.py)
