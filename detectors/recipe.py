@@ -88,15 +88,20 @@ class Recipe:
     def diff(self, other: Recipe) -> dict[str, tuple[Any, Any]]:
         """Settings that differ from ``other`` as ``{name: (other_value, self_value)}``; augmentation
         settings are listed one by one as ``augmentation.<name>``."""
-        a, b = _flat(other.experiment_dict()), _flat(self.experiment_dict())
+        a, b = _flat(other._settings()), _flat(self._settings())
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def experiment_dict(self) -> dict[str, Any]:
-        """:meth:`to_dict` without the descriptive fields (:data:`NOT_EXPERIMENTAL`): what a cell id hashes."""
+    def _settings(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in NOT_EXPERIMENTAL}
+
+    def experiment_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the descriptive fields (:data:`NOT_EXPERIMENTAL`): what a cell id hashes.
+        The augmentation is its :meth:`~datamodules.augmentation.Augmentation.experiment_dict` (settings
+        added later are left out at their defaults, so earlier cell ids stay the same)."""
+        return {**self._settings(), "augmentation": self.augmentation.experiment_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Recipe:

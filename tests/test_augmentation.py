@@ -78,6 +78,46 @@ def test_released_recipe_runs_n_epochs_plus_one(name):
     assert set(changes) == {"epochs", "augmentation.semantics"}
 
 
+# Effort: training/config/detector/effort.yaml, use_data_augmentation: true and data_aug, at 8a4a7bf
+# (SCLBD/DeepfakeBench); YZY-stack/Effort-AIGI-Detection DeepfakeBench/training/config/detector/effort.yaml at
+# 96f5dea has the same block
+DFB_EFFORT = dict(flip_prob=0.5, rotate_prob=0.5, rotate_limit=(-10, 10), blur_prob=0.5, blur_limit=(3, 7),
+                  brightness_prob=0.5, brightness_limit=(-0.1, 0.1), contrast_limit=(-0.1, 0.1),
+                  quality_lower=40, quality_upper=100)  # fmt: skip
+
+
+def test_effort_recipe_augmentation_is_its_config_transcribed():
+    recipe = get_detector_class("effort").default_recipe
+    expected = {**DFB_EFFORT, **PIPELINE, "semantics": "suite"}
+    assert {k: getattr(recipe.augmentation, k) for k in expected} == expected
+    assert recipe.augment is True
+
+
+# mapooon/SelfBlendedImages src/utils/sbi.py at 9fe4efe: SBI_Dataset.__getitem__ flips (hflip) when
+# np.random.rand() < 0.5, then get_transforms() = Compose([RGBShift((-20, 20), (-20, 20), (-20, 20), p=0.3),
+# HueSaturationValue(hue_shift_limit=(-0.3, 0.3), sat_shift_limit=(-0.3, 0.3), val_shift_limit=(-0.3, 0.3),
+# p=0.3), RandomBrightnessContrast(brightness_limit=(-0.3, 0.3), contrast_limit=(-0.3, 0.3), p=0.3),
+# ImageCompression(quality_lower=40, quality_upper=100, p=0.5)]); nothing else
+SBI_RELEASED = dict(flip_prob=0.5, rotate_prob=0.0, blur_prob=0.0, colour_mode="each", colour_prob=0.3,
+                    colour_ops=("rgb_shift", "hsv", "brightness_contrast"), rgb_shift_limit=(-20, 20),
+                    hue_shift_limit=(-0.3, 0.3), sat_shift_limit=(-0.3, 0.3), val_shift_limit=(-0.3, 0.3),
+                    brightness_limit=(-0.3, 0.3), contrast_limit=(-0.3, 0.3), jpeg_prob=0.5, quality_lower=40,
+                    quality_upper=100, translate_limit=(0, 0), scale_limit=(1, 1))  # fmt: skip
+# DeepfakeBench training/dataset/sbi_api.py at 8a4a7bf: SBI_API.__call__ applies the same get_transforms()
+# Compose and never flips (hflip is defined, not called; sbi_dataset.py's SBIDataset.__getitem__ does not
+# flip, and never calls the init_data_aug_method transform built from sbi.yaml's data_aug, whose
+# use_data_augmentation: false is read only by the abstract dataset's __getitem__, which it overrides)
+SBI_DEEPFAKEBENCH = dict(SBI_RELEASED, flip_prob=0.0)
+
+
+@pytest.mark.parametrize("name,expected", [("sbi", SBI_RELEASED), ("sbi_deepfakebench", SBI_DEEPFAKEBENCH)])
+def test_sbi_recipes_carry_the_post_blend_augmentation_their_code_applies(name, expected):
+    recipe = get_detector_class(name).default_recipe
+    assert recipe.augment is True
+    assert {k: getattr(recipe.augmentation, k) for k in expected} == expected
+    assert recipe.augmentation.semantics == "suite"
+
+
 def test_sfam_declares_its_own_augmentation_and_has_no_released_reference():
     for name in ("sfam", "clip_linear"):
         cls = get_detector_class(name)

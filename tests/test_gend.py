@@ -204,6 +204,8 @@ def test_checkpoint_lookup(tmp_path, released_state, monkeypatch):
         (folder / "config.json").write_text(json.dumps(config))
         with pytest.raises(ConversionError, match=match):
             locate_gend(folder)
+        with pytest.raises(ConversionError, match=match):  # the weights file named directly: its config too
+            locate_gend(folder / "model.safetensors")
     with pytest.raises(FileNotFoundError, match="not a hub id"):
         locate_gend(tmp_path / "nothing" / "here")
     # a hub id offline with an empty cache: refused at once, naming the repository and the way out

@@ -1,8 +1,9 @@
 """Cross-AUC (real_i vs fake_j): the matrix, its summaries and the pooled AUC.
 
 ``A[i, j] = AUC(R_i, F_j) = P(s(f) > s(r)) + 1/2 P(s(f) = s(r))`` for ``r`` a real sample of dataset ``i``
-and ``f`` a fake sample of dataset ``j``, all scored by one model (Luo et al., "SFAM", arXiv 2604.21478;
-definitions in docs/reference clip_detectors.md section 4). The diagonal is the usual per-dataset AUC.
+and ``f`` a fake sample of dataset ``j``, all scored by one model (Luo et al., "SFAM", arXiv 2604.21478: AUC
+"across dataset pairs by contrasting real samples from one dataset with fake samples from another (and vice
+versa)"; definitions and summaries: README "Metrics"). The diagonal is the usual per-dataset AUC.
 Not the "Cross-dataset AUC" of Nguyen et al. (arXiv 2606.19184), which is another metric.
 
 The whole K x K matrix costs one sort: every unit's score (all datasets, both labels) is sorted once and

@@ -3,7 +3,8 @@
 Training augmentation follows an :class:`~datamodules.augmentation.Augmentation` record (a detector's
 ``Recipe.augmentation``; ``augment=True`` means the record's defaults): its structure is DeepfakeBench's
 ``init_data_aug_method`` and its ops are in :mod:`datamodules.loading.augment`. Order: flip, then
-rotation (and the optional scale jitter), then blur, one colour op, JPEG, as in DeepfakeBench.
+rotation (with the optional scale jitter and translation), then blur, the colour op(s), JPEG, as in
+DeepfakeBench.
 
 The geometric steps and the resize to ``spec.input_size`` are ONE ``cv2.warpAffine`` with one matrix,
 applied to the image, to the forgery mask (warped straight to ``spec.mask_side``) and to the 68

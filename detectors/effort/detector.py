@@ -14,7 +14,7 @@ from detectors.base import Detector, DetectorOutput
 from detectors.clip_backbone import clip_geometry, create_clip
 from detectors.effort.released import EFFORT_DEEPFAKEBENCH, EFFORT_RELEASE
 from detectors.effort.svd_residual import apply_svd_residual, residual_parameters
-from detectors.recipe import Recipe
+from detectors.recipe import Recipe, deepfakebench_augmentation
 from detectors.registry import register_detector
 
 
@@ -49,15 +49,21 @@ class Effort(Detector):
 
     Recipe (``default_recipe``, released ``training/config/detector/effort.yaml``): Adam lr 2e-4
     (betas 0.9/0.999, eps 1e-8), weight decay 5e-4, batch 32, 10 epochs, no scheduler, 8 frames per video
-    for training and test, 224 px, augmentation on, FF++ c23 (all four methods) for training.
+    for training and test, 224 px, FF++ c23 (all four methods) for training; augmentation on
+    (``use_data_augmentation: true``) with the config's ``data_aug`` block transcribed key for key
+    (:func:`detectors.recipe.deepfakebench_augmentation`: DeepfakeBench's ``init_data_aug_method`` with flip
+    0.5, rotation +-10 p 0.5, blur 3-7 p 0.5, one of brightness/contrast +-0.1, FancyPCA or HSV p 0.5, JPEG
+    40-100 p 0.5; the same ten values as DeepfakeBench's shared block).
 
     Published (Effort Table 1, FF++ c23 training; the table does not state frame or video level):
     AUC CDF-v2 .956, DFD .965, DFDC .843, DFDCP .909. Target: reproduce within 2 AUC points on a GPU with
     real data (not verifiable on this CPU-only machine).
 
-    Released weights: ``python -m detectors.convert --source effort effort <checkpoint.pth> out.ckpt``
-    (Effort repository layout) or ``--source deepfakebench`` (DeepfakeBench's); see
-    :mod:`detectors.effort.released`.
+    Released weights: the FF++-trained ViT-L/14 checkpoint linked from the Effort repository's README
+    (``effort_clip_L14_trainOn_FaceForensic.pth``; :data:`detectors.effort.released.EFFORT_RELEASED`), scored
+    by ``python -m benchmark.run --weights released``;
+    ``python -m detectors.convert --source effort effort <checkpoint.pth> out.ckpt`` (Effort repository
+    layout) or ``--source deepfakebench`` (DeepfakeBench's) converts one; see :mod:`detectors.effort.released`.
 
     Deviations, all deliberate:
     * open_clip's vision tower instead of transformers' ``CLIPModel`` (the same network and weights,
@@ -67,10 +73,10 @@ class Effort(Detector):
       same model up to reparametrisation (a released head converts exactly as ``w_fake - w_real``).
     * The frozen principal factors ``U_r``, ``S_r``, ``V_r`` the Effort repository also stores are not
       kept: they only feed the unused orthogonality loss (``weight_main`` holds their product).
-    * Data: the suite's face crops and augmentation (flip, rotation/scale, blur p 0.1, brightness/contrast
-      or HSV, JPEG 40-100) instead of DeepfakeBench's (flip, rotation +-10 p 0.5, blur 3-7 p 0.5,
-      brightness/contrast +-0.1 p 0.5, JPEG 40-100); checkpoints are selected on the source validation
-      split (the suite's protocol).
+    * Data: the suite's face crops; the config's augmentation computed as its parameters say (the released
+      code's albumentations 1.1.0 computes a few ops differently: :mod:`datamodules.augmentation`), with the
+      landmarks following the geometry; checkpoints are selected on the source validation split (the
+      suite's protocol).
     * The SVD runs on the CPU in float32 when the detector is built (96 SVDs of 1024 x 1024 for ViT-L/14,
       a few seconds to a minute on a CPU); the released code does the same on the model's device.
 
@@ -93,9 +99,25 @@ class Effort(Detector):
         eval_batch_size=32,
         frames_train=8,
         frames_test=8,
-        augment=True,
+        augment=True,  # effort.yaml: use_data_augmentation: true
+        # training/config/detector/effort.yaml, data_aug (SCLBD/DeepfakeBench 8a4a7bf; the same block in
+        # YZY-stack/Effort-AIGI-Detection DeepfakeBench/training/config/detector/effort.yaml at 96f5dea)
+        augmentation=deepfakebench_augmentation(
+            {
+                "flip_prob": 0.5,
+                "rotate_prob": 0.5,
+                "rotate_limit": (-10, 10),
+                "blur_prob": 0.5,
+                "blur_limit": (3, 7),
+                "brightness_prob": 0.5,
+                "brightness_limit": (-0.1, 0.1),
+                "contrast_limit": (-0.1, 0.1),
+                "quality_lower": 40,
+                "quality_upper": 100,
+            }
+        ),
         source="Effort (Yan et al. ICML 2025) released training/config/detector/effort.yaml: Adam 2e-4, "
-        "wd 5e-4, batch 32, 10 epochs, 8 frames, 224 px",
+        "wd 5e-4, batch 32, 10 epochs, 8 frames, 224 px, its data_aug block",
     )
     tiny_config: ClassVar[dict[str, Any]] = {"tiny": True}
     converters = {"effort": EFFORT_RELEASE, "deepfakebench": EFFORT_DEEPFAKEBENCH}

@@ -25,13 +25,22 @@ released key                                                shape               
   every projection also holds frozen copies of the principal factors ``U_r``, ``S_r``, ``V_r``
   (``weight_main = U_r diag(S_r) V_r``). They feed only the orthogonality loss, which the released
   ``get_losses`` does not use; they are checked for shape and dropped (they would double the memory of the
-  attention weights).
+  attention weights). The repository's ``effort_detector.py`` registers them as (frozen) parameters
+  and its ``training/test.py`` loads checkpoints with ``strict=True``, so the checkpoint its README links
+  has them too.
 * ``deepfakebench`` (SCLBD/DeepfakeBench ``training/detectors/effort_detector.py``): no ``U_r/S_r/V_r``.
 
 ``backbone.embeddings.position_ids`` is present when the checkpoint was written by transformers < 4.31 (a
 persistent buffer then); it is checked to be ``0..256`` and dropped. ``residual_rank`` is read from
 ``S_residual`` and the open_clip model name from the tower's geometry. Everything else maps one to one;
 unknown, missing or misshapen keys raise, naming them.
+
+The published checkpoint (:data:`EFFORT_RELEASED`, what ``python -m benchmark.run --weights released``
+scores): the Effort README's "CLIP-L14 + our Effort training on FaceForensics++" Google Drive file. The
+README names no file; ``effort_clip_L14_trainOn_FaceForensic.pth`` is the name GenD's repository loads it
+under (yermandy/GenD ``src/model/Effort.py``, ``src/exp/third_party.py``; not checked against the download
+here: no internet), so save it under that name.
+Licence: CC BY-NC 4.0 (the Effort README).
 """
 
 from __future__ import annotations
@@ -43,7 +52,14 @@ from typing import Any
 from torch import Tensor
 
 from detectors.clip_hf import HFCLIPLayoutError, hf_vision_to_open_clip, open_clip_name, sub_state
-from detectors.convert import Conversion, ConversionError, StateDict, pop_head, strip_module
+from detectors.convert import (
+    Conversion,
+    ConversionError,
+    ReleasedWeights,
+    StateDict,
+    pop_head,
+    strip_module,
+)
 
 _PROJ = re.compile(r"^encoder\.layers\.(\d+)\.self_attn\.(q_proj|k_proj|v_proj|out_proj)\.(.+)$")
 _PRINCIPAL = ("U_r", "S_r", "V_r")
@@ -132,7 +148,15 @@ def effort_arguments(state: Mapping[str, Tensor]) -> dict[str, Any]:
     return {"residual_rank": int(backbone[key].shape[0]), **name}
 
 
-EFFORT_RELEASE = Conversion(convert_effort_release, build={"pretrained": None}, infer=effort_arguments)
+#: the FF++-trained checkpoint the Effort README links (YZY-stack/Effort-AIGI-Detection at 96f5dea)
+EFFORT_RELEASED = ReleasedWeights(
+    "effort_clip_L14_trainOn_FaceForensic.pth",
+    "https://drive.google.com/file/d/1m4fyJecABU-Yk3bJ4b1WhUwQa0xCkMLI/view",
+    "FF++, all four methods (Effort README; effort.yaml: c23, DeepfakeBench protocol)",
+)
+EFFORT_RELEASE = Conversion(
+    convert_effort_release, build={"pretrained": None}, infer=effort_arguments, released=EFFORT_RELEASED
+)
 EFFORT_DEEPFAKEBENCH = Conversion(
     convert_effort_deepfakebench, build={"pretrained": None}, infer=effort_arguments
 )

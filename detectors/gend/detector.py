@@ -13,6 +13,7 @@ from datamodules.batch import Batch
 from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
 from detectors.base import Detector, DetectorAux, DetectorOutput
 from detectors.clip_backbone import clip_geometry, create_clip
+from detectors.gend.augmentation import GEND_AUGMENTATION
 from detectors.gend.losses import alignment, uniformity
 from detectors.gend.released import GEND_RELEASE
 from detectors.recipe import Recipe
@@ -39,7 +40,8 @@ class GenD(Detector):
     Yermakov, Cech, Matas, Fritz, "Deepfake Detection that Generalizes Across Benchmarks", WACV 2026
     (arXiv 2508.06248). Built from the paper and the released code (yermandy/GenD, MIT licence; our own
     code): ``src/model/GenD.py``, ``src/heads/head.py``, ``src/loss.py``, ``src/losses/unifalign.py``,
-    ``src/config.py`` and the experiment ``wacv-LN+L2+UnAl`` in ``src/exp/wacv_rebuttal.py``.
+    ``src/config.py``, ``src/dataset/augmentations.py`` and the experiment ``wacv-LN+L2+UnAl`` in
+    ``src/exp/wacv_rebuttal.py`` (commit e03532d).
 
     Network: the OpenAI CLIP vision tower (ViT-L/14, 224 px, CLIP mean/std) whose features are HF's
     ``pooler_output`` (post-LayerNorm CLS, unprojected = open_clip's ``visual(x)`` with ``proj = None``,
@@ -60,8 +62,13 @@ class GenD(Detector):
     Recipe (``default_recipe``; released ``Config`` defaults with the experiment's settings): AdamW lr 3e-4,
     betas 0.9/0.999, weight decay 0 (the released parameter groups exempt biases and norms; we keep those
     groups, so a weight-decay override reaches only the head's weight), batch 512, 30 epochs, 32 frames per
-    video, 224 px, augmentation on, training on FF++ c23 (all four methods, every source video's real and
-    fakes: the paper's "paired" setting), bf16 mixed precision in the released runs.
+    video, 224 px, training on FF++ c23 (all four methods, every source video's real and fakes: the paper's
+    "paired" setting), bf16 mixed precision in the released runs. Augmentation: the released torchvision
+    pipeline transcribed from ``src/config.py`` ``Augmentations`` (:mod:`detectors.gend.augmentation`):
+    horizontal flip (p 0.5); always a random affine (rotation +-10 degrees, translation up to 10 % of each
+    side rounded to whole pixels, scale 0.9-1.1, zero fill); Gaussian blur with a 7-pixel kernel and sigma
+    U[0.1, 2] (p 0.1); always ColorJitter (brightness and contrast factors U[0.9, 1.1] in a random order, as
+    PIL computes them); always JPEG with quality 40-100.
 
     Pairing: the paper finds that training on real and fake frames of the SAME source videos matters. The
     released sampler does not pair batches: it shuffles all training frames (``DataLoader(shuffle=True,
@@ -71,13 +78,19 @@ class GenD(Detector):
     a uniformly drawn real per fake, as UCF trains) would change the released recipe: balanced classes
     and reals not from the fake's source video.
 
-    Published numbers: arXiv 2508.06248 reports cross-dataset AUROC over 14 test sets (video level: frame
-    probabilities averaged per video, the released ``reduce_video_predictions: mean``). Its table could
-    not be read from this machine, so no number is transcribed here; target: within 2 AUC points on a GPU
-    with real data.
+    Published numbers: arXiv 2508.06248 (v3) reports cross-dataset AUROC of FF++-trained models over 14 test
+    sets, at video level (frame probabilities averaged per video, the released ``reduce_video_predictions:
+    mean``). **Its results tables could not be read from this machine**: the stored copy of the arXiv page
+    (https://arxiv.org/html/2508.06248v3) is served only from its beginning, and no other copy of the tables
+    was found (third-party aggregator pages quote a few numbers without the model variant, setting or level:
+    not transcribed), so no number of the paper is given here. Target: within 2 AUC points of the paper's
+    CLIP ViT-L/14 row on a GPU with real data.
 
-    Released weights: ``python -m detectors.convert --source gend gend yermandy/GenD_CLIP_L_14 out.ckpt``
-    (a hub id, a ``save_pretrained`` folder or its ``model.safetensors``); see :mod:`detectors.gend.released`.
+    Released weights: ``yermandy/GenD_CLIP_L_14`` on the Hugging Face hub (the only CLIP model of the
+    collection named in GenD's README; ``GenD_PE_L`` and ``GenD_DINOv3_L`` are other networks); the README
+    does not state its training data (the paper's models train on FF++ c23). ``python -m detectors.convert --source gend gend yermandy/GenD_CLIP_L_14 out.ckpt`` (a hub id, a
+    ``save_pretrained`` folder or its ``model.safetensors``), and ``python -m benchmark.run --weights
+    released`` reads ``<weights dir>/model.safetensors`` (the hub file); see :mod:`detectors.gend.released`.
 
     Deviations, all deliberate:
     * open_clip's vision tower instead of transformers' ``CLIPModel`` (same network and weights, renamed).
@@ -90,10 +103,13 @@ class GenD(Detector):
       on the released validation mix (DeepSpeak, Celeb-DF v3, FFIW validation sets).
     * Data: the suite's aligned face crops at 224 px (released: RetinaFace boxes enlarged 1.3x, not
       aligned, then HF's CLIP processor: bicubic resize of the shorter side to 224, centre crop); 32
-      frames evenly spread per video (released: 32 random frames per video); the suite's augmentation
-      (flip, rotation +-10 and scale 0.9-1.1, blur, brightness/contrast or HSV, JPEG 40-100) instead of
-      GenD's (flip, affine rotation 10 / translation 0.1 / scale 0.9-1.1, blur p 0.1, colour jitter 0.1,
-      JPEG 40-100).
+      frames evenly spread per video (released: 32 random frames per video).
+    * Augmentation: GenD's pipeline with torchvision's draws and pixel arithmetic, but where the suite runs
+      augmentations: the flip and the affine are folded into the one bilinear resampling that also resizes
+      the stored crop to 224 px (released: pixel copy, then a NEAREST-neighbour affine at the stored crop's
+      resolution, then the CLIP processor's bicubic resize); blur, colour jitter and JPEG act on the 224 px
+      image (released: on the stored crop, before the resize), so the 7-pixel blur kernel covers a larger
+      part of the face here. Landmarks and masks follow the geometry, as everywhere in the suite.
     * No NaN fallback (the released loss replaces a NaN total by zero); the runner's finite-loss guard fails
       the cell instead.
 
@@ -117,8 +133,10 @@ class GenD(Detector):
         frames_train=32,
         frames_test=32,
         augment=True,
+        augmentation=GEND_AUGMENTATION,  # src/config.py Augmentations defaults (detectors/gend/augmentation.py)
         source="GenD (Yermakov et al. WACV 2026) released src/config.py + src/exp/wacv_rebuttal.py "
-        "wacv-LN+L2+UnAl: AdamW 3e-4, wd 0, batch 512, 30 epochs (cyclic cosine, here one cosine), 32 frames",
+        "wacv-LN+L2+UnAl: AdamW 3e-4, wd 0, batch 512, 30 epochs (cyclic cosine, here one cosine), 32 frames; "
+        "augmentation: src/config.py Augmentations via src/dataset/augmentations.py (torchvision v2)",
     )
     tiny_config: ClassVar[dict[str, Any]] = {"tiny": True}
     converters = {"gend": GEND_RELEASE}

@@ -20,12 +20,17 @@ For ``yermandy/GenD_CLIP_L_14`` these 394 tensors (float32, ``{"format": "pt"}``
 ``position_ids``: transformers 4.56 does not save it) account for the published ``model.safetensors`` size,
 1,215,928,160 bytes, to the byte (``tests/test_gend.py`` recomputes it).
 
-Where the checkpoint comes from (:func:`locate_gend`): a ``.safetensors``/``.pth`` file, a folder holding
-``model.safetensors`` (and ``config.json``, checked when present), or a hub id such as
-``yermandy/GenD_CLIP_L_14`` fetched with ``huggingface_hub`` (cached). Offline (``HF_HUB_OFFLINE=1``) a hub id
-is looked up in the local cache only and fails at once, naming the repository and how to get the files.
-Only CLIP backbones with the ``LinearNorm`` head (GenD proper) are accepted; the PE and DINOv3 variants are
-other networks.
+Where the checkpoint comes from (:func:`locate_gend`): a ``.safetensors``/``.pth`` file (a ``config.json``
+beside it is checked), a folder holding ``model.safetensors`` (and ``config.json``, checked when present), or
+a hub id such as ``yermandy/GenD_CLIP_L_14`` fetched with ``huggingface_hub`` (cached). Offline
+(``HF_HUB_OFFLINE=1``) a hub id is looked up in the local cache only and fails at once, naming the repository
+and how to get the files. Only CLIP backbones with the ``LinearNorm`` head (GenD proper) are accepted; the PE
+and DINOv3 variants are other networks.
+
+The published checkpoint (:data:`GEND_RELEASED`, what ``python -m benchmark.run --weights released`` scores):
+``yermandy/GenD_CLIP_L_14`` (the only CLIP model GenD's README names, MIT licence), its ``model.safetensors``
+expected in the weights folder under that name, with the hub's ``config.json`` beside it if wanted (checked
+when present): ``hf download yermandy/GenD_CLIP_L_14 model.safetensors config.json --local-dir weights``.
 """
 
 from __future__ import annotations
@@ -40,7 +45,14 @@ from typing import Any
 from torch import Tensor
 
 from detectors.clip_hf import HFCLIPLayoutError, hf_vision_to_open_clip, open_clip_name, sub_state
-from detectors.convert import Conversion, ConversionError, StateDict, pop_head, strip_module
+from detectors.convert import (
+    Conversion,
+    ConversionError,
+    ReleasedWeights,
+    StateDict,
+    pop_head,
+    strip_module,
+)
 
 GEND_HUB_ID = "yermandy/GenD_CLIP_L_14"
 WEIGHTS_FILE = "model.safetensors"
@@ -103,6 +115,9 @@ def locate_gend(source: str | Path, cache_dir: str | Path | None = None) -> Path
     """The weights file of a GenD checkpoint given as a file, a folder or a hub id (see the module doc)."""
     path = Path(source)
     if path.is_file():
+        config = path.with_name(CONFIG_FILE)
+        if config.is_file():
+            check_gend_config(json.loads(config.read_text()), str(config))
         return path
     if path.is_dir():
         config = path / CONFIG_FILE
@@ -151,4 +166,12 @@ def gend_arguments(state: Mapping[str, Tensor]) -> dict[str, Any]:
         raise ConversionError(str(e)) from e
 
 
-GEND_RELEASE = Conversion(convert_gend, build={"pretrained": None}, infer=gend_arguments, locate=locate_gend)
+#: GenD's published CLIP checkpoint (GenD README: ``GenD.from_pretrained("yermandy/GenD_CLIP_L_14")``)
+GEND_RELEASED = ReleasedWeights(
+    WEIGHTS_FILE,
+    f"https://huggingface.co/{GEND_HUB_ID}/resolve/main/{WEIGHTS_FILE}",
+    "not stated by the GenD README (the paper's models train on FF++ c23)",
+)
+GEND_RELEASE = Conversion(
+    convert_gend, build={"pretrained": None}, infer=gend_arguments, released=GEND_RELEASED, locate=locate_gend
+)
