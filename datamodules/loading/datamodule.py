@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.batch import collate
 from datamodules.loading.dataset import SBI, ManifestDataset
 from datamodules.loading.eval_sets import EvalSet, check_unique
+from datamodules.loading.input_keys import file_sha256
 from datamodules.loading.sampler import TrainBatchSampler, seed_worker
 from datamodules.manifest import DataError, is_empty, read_ok_rows, select_frames
 from datamodules.media.perturb import CropView, Perturbation
@@ -187,8 +188,9 @@ class ForgeryDataModule(L.LightningDataModule):
         self, name: str, rows: pd.DataFrame, augment: bool, masks: bool, blend: bool = False, **kw: Any
     ) -> ManifestDataset:
         root = self.manifests[name].parent
+        source = file_sha256(self.manifests[name])  # unaugmented samples get input keys
         return ManifestDataset(
-            rows, root, self.spec, augment, self.methods, masks, self.soft_regions, blend, **kw
+            rows, root, self.spec, augment, self.methods, masks, self.soft_regions, blend, source=source, **kw
         )
 
     def _eval_masks(self, rows: pd.DataFrame) -> bool:

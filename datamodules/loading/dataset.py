@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from datamodules.batch import Batch, batch_tensor, collate
+from datamodules.loading.input_keys import input_identity, input_key
 from datamodules.loading.transforms import SampleTransform
 from datamodules.manifest import REQUIRED, DataError, is_empty
 from datamodules.media.blending import self_blend
@@ -36,7 +37,8 @@ class ManifestDataset(Dataset):
     A key is ``row`` (evaluation: no augmentation draw) or ``(row, sbi, seed)`` from a training sampler.
     ``perturbation`` / ``view``: test-time perturbation and preprocessing view
     (:mod:`datamodules.media.perturb`); a ``clip`` perturbation acts on each video's selected crops
-    together (:class:`ClipFrames`).
+    together (:class:`ClipFrames`). ``source`` (the manifest's SHA-256) gives unaugmented samples an
+    ``input_key`` (:mod:`datamodules.loading.input_keys`); self-blended ones get none.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class ManifestDataset(Dataset):
         blend: bool = False,
         perturbation: Perturbation | None = None,
         view: CropView | None = None,
+        source: str | None = None,
     ) -> None:
         self.root = Path(root)
         self.spec = spec
@@ -64,6 +67,14 @@ class ManifestDataset(Dataset):
         cols = [c for c in REQUIRED if c not in ("split", "status")]
         self.rows = {c: rows[c].tolist() for c in cols}
         self.labels = np.asarray(self.rows["label"], dtype=np.int64)
+        self.identity = None
+        if source is not None and not augment:
+            clip = (
+                zip(self.rows["video_id"], map(int, self.rows["frame_index"]), strict=True)
+                if per_clip
+                else None
+            )
+            self.identity = input_identity(source, spec, perturbation, view, clip)
         self._read = self._image
         if per_clip:
             self._read = ClipFrames(
@@ -134,5 +145,9 @@ class ManifestDataset(Dataset):
         }
         if self.spec.method_ids:
             item["method_id"] = 0 if label == 0 else self.method_index.get(method, -1)
+        if self.identity is not None and not sbi:
+            item["input_key"] = input_key(
+                self.identity, item["sample_id"], self._path(self.rows["crop_path"][i])
+            )
         item.update(self.transform(image, lm, mask, seed=seed, out=out, sample_key=item["sample_id"]))
         return item
