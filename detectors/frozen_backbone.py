@@ -148,11 +148,17 @@ def _digests(model: nn.Module, named: Mapping[str, Tensor]) -> dict[str, str]:
 
 
 def module_sha256(model: nn.Module, module: nn.Module) -> str:
-    """SHA-256 of ``module``'s state dict (every tensor; cached on ``model`` until a tensor changes).
+    """SHA-256 of ``module``'s state dict (every tensor, module-relative names; cached on ``model`` until a
+    tensor changes, and shared with the lean-checkpoint hashes of the same tensors).
 
     The identity of a frozen tower's outputs (the frozen-feature cache keys on it)."""
-    named = {f"module:{id(module)}:{k}": v for k, v in module.state_dict().items()}
-    return combined_sha256({k.split(":", 2)[2]: d for k, d in _digests(model, named).items()})
+    prefixes = model.__dict__.setdefault("_module_prefixes", {})
+    if id(module) not in prefixes:
+        name = next((n for n, m in model.named_modules() if m is module), None)
+        prefixes[id(module)] = f"module:{id(module)}:" if name is None else (f"{name}." if name else "")
+    prefix = prefixes[id(module)]
+    digests = _digests(model, {prefix + k: v for k, v in module.state_dict().items()})
+    return combined_sha256({k[len(prefix) :]: d for k, d in digests.items()})
 
 
 # ---------------------------------------------------------------------------------------------- the rule
