@@ -259,7 +259,7 @@ class Detector(L.LightningModule):
         ``train`` (only sound without augmentation), of training batches. Returns the mode in effect:
         ``"off"`` (no cache, or a detector without a separable frozen forward), ``"eval"`` or
         ``"train+eval"``. Only batches whose every sample has an ``input_key`` are cached."""
-        usable = cache is not None and self.frozen_scope() is not None
+        usable = cache is not None and type(self).frozen_scope is not Detector.frozen_scope
         self.frozen_cache = cache if usable else None
         self.frozen_cache_train = usable and train
         return "off" if not usable else ("train+eval" if train else "eval")
@@ -271,6 +271,8 @@ class Detector(L.LightningModule):
         if cache is None or not keys or not all(keys) or (self.training and not self.frozen_cache_train):
             return self(batch)
         scope = self.frozen_scope()
+        if scope is None:
+            return self(batch)
         feats = cache.features(scope, keys, lambda: self.frozen_features(batch), batch.image.device)
         return self.forward_from_frozen(batch, feats)
 

@@ -263,7 +263,17 @@ def slim_checkpoint(model: Detector, checkpoint: dict[str, Any]) -> dict[str, An
     found = {k: c for k, c in found.items() if k in state}
     dtypes = {k: c.tensor.dtype for k, c in found.items()}
     current = _digests(model, {k: c.tensor for k, c in found.items()})
-    reference = _reference_digests(model, sorted(found), dtypes)
+    try:
+        reference = _reference_digests(model, sorted(found), dtypes)
+    except Exception as e:  # a constructor that cannot run again here: save everything, say why once
+        if not model.__dict__.get("_lean_warned"):
+            warnings.warn(
+                f"{model.name}: saving full checkpoints, the detector could not be rebuilt to check its frozen "
+                f"backbone ({type(e).__name__}: {e})",
+                stacklevel=2,
+            )
+            model.__dict__["_lean_warned"] = True
+        return None
     same = sorted(k for k in found if reference[k] is not None and reference[k] == current[k])
     if not same:
         return None
@@ -330,6 +340,13 @@ def restore_frozen(model: Detector, checkpoint: dict[str, Any], where: str = "ch
     filled = {k: own[k].to(dtypes[k]) for k in keys}
     got = combined_sha256(_digests(model, filled))
     want = section["sha256"]
+    state = section.get("init_rng_state")
+    if got != want and state is not None and not torch.equal(state, model._init_rng_state):
+        # The model was built under another random state (e.g. Trainer.test(model, ckpt_path=...) on a model
+        # made elsewhere): rebuild the detector as the checkpoint recorded it and take its tensors.
+        fresh = rebuild(type(model), model.hparams, state).state_dict()
+        filled = {k: fresh[k].to(dtypes[k]) for k in keys if k in fresh}
+        got = combined_sha256({k: tensor_digest(t) for k, t in filled.items()})
     if got != want:
         raise FrozenBackboneMismatch(
             f"{where}: refusing to load: its frozen backbone ({describe_sources(section)}) has sha256 {want}, "

@@ -230,6 +230,21 @@ def test_a_backbone_that_cannot_be_rebuilt_is_saved_in_full(tmp_path):
     assert torch.equal(_logits(model), _logits(_load(tmp_path / "m.ckpt")))
 
 
+def test_trainer_test_with_a_lean_checkpoint_on_a_model_built_elsewhere(tmp_path):
+    """``Trainer.test(model, ckpt_path=lean)`` with a model built under another random state (another
+    random tower): the tower is rebuilt as the checkpoint recorded it, the scores are the trained model's."""
+    model = _tiny("sfam")
+    _fit_and_save(model, tmp_path / "m.ckpt")
+    want = _logits(model)
+    torch.manual_seed(31337)
+    other = _tiny("sfam")
+    assert not torch.equal(other.model.visual.conv1.weight, model.model.visual.conv1.weight)
+    dm = SyntheticDataModule(model.data_spec, n=4, batch_size=4, test_sets=("a",))
+    quiet_trainer().test(other, datamodule=dm, ckpt_path=str(tmp_path / "m.ckpt"), verbose=False)
+    assert torch.equal(other.model.visual.conv1.weight, model.model.visual.conv1.weight)
+    assert torch.equal(_logits(other), want)
+
+
 def test_loading_leaves_the_callers_random_state_alone(tmp_path):
     model = _tiny("clip_linear")
     _fit_and_save(model, tmp_path / "m.ckpt")

@@ -97,9 +97,8 @@ def _score(models: list, dm, cache) -> tuple[float, list[list[float]]]:
 
 
 def run(quick: bool) -> list[Figure]:
-    from detectors.frozen_cache import FrozenFeatureCache
-
     from detectors.frozen_backbone import module_sha256
+    from detectors.frozen_cache import FrozenFeatureCache
 
     n, batch, repeat = (8, 4, 1) if quick else (32, 8, 2)
     models = _models(SEEDS)
