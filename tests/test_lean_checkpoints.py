@@ -322,10 +322,11 @@ def test_cell_resumed_from_a_lean_last_checkpoint_reaches_the_same_scores(tmp_pa
         ("forensics_adapter", {"clip_model": "ViT-B-16-quickgelu"}, 0.10),
     ],
 )
-def test_demo_sized_lean_checkpoints_are_a_small_fraction(name, over, limit):
+def test_demo_sized_lean_checkpoints_are_a_small_fraction(name, over, limit, tmp_path):
     """ViT-B/16 as in the demo grid (random initialisation offline): the best checkpoint (lean, weights
-    only) against what a cell wrote before (every tensor plus Adam's two moments of each trainable one)."""
-    from detectors.frozen_backbone import slim_checkpoint
+    only) against what a cell wrote before (every tensor plus Adam's two moments of each trainable one);
+    the lean file reloads (tower rebuilt from the recorded random state) to the same outputs."""
+    from detectors.export import checkpoint_of
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -333,11 +334,12 @@ def test_demo_sized_lean_checkpoints_are_a_small_fraction(name, over, limit):
     state = model.state_dict()
     trainable = [p for p in model.parameters() if p.requires_grad]
     before = _nbytes(state.values()) + 2 * _nbytes(trainable)
-    ckpt = {"state_dict": dict(state)}
-    slim_checkpoint(model, ckpt)
+    ckpt = checkpoint_of(model, full=False)
     lean = _nbytes(ckpt["state_dict"].values())
     tower = _tower(model)
     assert lean == _nbytes(state.values()) - _nbytes(tower.state_dict().values())
     print(f"\n{name}: before {before / 1e6:.1f} MB, lean best {lean / 1e6:.2f} MB ({lean / before:.2%})")
     assert lean / before < limit
     assert re.fullmatch(r"[0-9a-f]{64}", ckpt[LEAN_KEY]["sha256"])
+    torch.save(ckpt, tmp_path / "lean.ckpt")
+    assert torch.equal(_logits(model, n=2), _logits(_load(tmp_path / "lean.ckpt"), n=2))
