@@ -99,6 +99,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_WEIGHTS_DIR,
         help="where released checkpoints are, under their published file names (default weights/)",
     )
+    p.add_argument(
+        "--frozen-cache",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse frozen-backbone outputs across seeds, cells and re-scorings (sfam, clip_linear; "
+        "<out>/cache/frozen; default on; identical scores either way)",
+    )
+    p.add_argument(
+        "--frozen-cache-max-gb",
+        type=float,
+        default=None,
+        help="bound the frozen cache (least recently used go)",
+    )
     p.add_argument("--datamodule", default=DEFAULT_DATAMODULE, help=argparse.SUPPRESS)
     p.add_argument("--slurm-cluster", default=None, help="submitit cluster: slurm (auto), local or debug")
     p.add_argument("--slurm-partition", default=None)
@@ -176,6 +189,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             num_nodes=args.num_nodes,
             accelerator=args.accelerator,
             wandb=args.wandb,
+            frozen_cache=args.frozen_cache,
+            frozen_cache_max_gb=args.frozen_cache_max_gb,
         )
         cells = plan_cells(
             grid,

@@ -23,6 +23,7 @@ import torch
 
 from datamodules.errors import UserError
 from detectors.base import Detector
+from detectors.frozen_backbone import LEAN_KEY, constructor_arguments, rebuild, restore_frozen
 
 # name -> module that registers it (imported only when the name is asked for)
 _MODULES: dict[str, str] = {
@@ -129,7 +130,10 @@ def load_detector(path: str | Path, expected: str | None = None, map_location: s
     """Rebuild a detector from a Lightning checkpoint without unpickling arbitrary objects.
 
     The checkpoint is read with ``weights_only=True``; the detector is re-created from its registry name
-    and saved hyper-parameters, then the state dict is loaded strictly.
+    and saved hyper-parameters, then the state dict is loaded strictly. A lean checkpoint (its frozen
+    backbone stored by reference, :mod:`detectors.frozen_backbone`) is rebuilt with the random state it
+    recorded, its backbone hash-checked (:class:`~detectors.frozen_backbone.FrozenBackboneMismatch` names
+    both hashes when it differs) and filled in; a full checkpoint loads every tensor from the file.
 
     Args:
         expected: if given, refuse a checkpoint of another detector.
@@ -148,10 +152,12 @@ def load_detector(path: str | Path, expected: str | None = None, map_location: s
         raise ValueError(f"{path} is not a checkpoint written by this suite (no 'detector_name')")
     if expected is not None and name != expected:
         raise ValueError(f"{path} is a checkpoint of detector {name!r}, not {expected!r}")
-    get_detector_class(name).upgrade_checkpoint(ckpt)
-    hparams = dict(ckpt.get("hyper_parameters", {}))
-    hparams.pop("_instantiator", None)
-    model = create_detector(name, **hparams)
+    cls = get_detector_class(name)
+    cls.upgrade_checkpoint(ckpt)
+    hparams = constructor_arguments(ckpt.get("hyper_parameters", {}))
+    lean = ckpt.get(LEAN_KEY)
+    model = rebuild(cls, hparams, lean["init_rng_state"], quiet=False) if lean else cls(**hparams)
+    restore_frozen(model, ckpt, where=str(path))
     model.load_state_dict(ckpt["state_dict"], strict=True)
     model.pretrained_loaded = bool(ckpt.get("pretrained_loaded", False))
     return model

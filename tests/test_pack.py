@@ -257,3 +257,22 @@ def test_preprocess_pack_flag_packs_what_preprocessing_wrote(tmp_path):
     packed.setup("fit")
     for x, y in zip(png.train_dataloader(), packed.train_dataloader(), strict=True):
         _assert_same(x, y)
+
+
+def test_packed_crops_have_input_keys_from_their_checksums(packed_root):
+    """Evaluation samples read from a pack get frozen-cache input keys whose stamp is the xxh3 of the
+    record's bytes in the shard (no crop file is touched); the dataset and sample parts equal the PNG
+    store's; a rewritten record would change the key."""
+    import xxhash
+
+    png, packed = _dm(packed_root, "png"), _dm(packed_root, "packed")
+    a, b = next(iter(png.val_dataloader())), next(iter(packed.val_dataloader()))
+    assert len(a.input_key) == len(b.input_key) == len(b.sample_id) > 0
+    reader = packed.val_set.store.reader
+    for k, (ka, kb) in enumerate(zip(a.input_key, b.input_key, strict=True)):
+        identity, sample, kind, digest = kb.split(":")[0], kb.split(":")[1], *kb.rsplit(":", 2)[1:]
+        assert sample == b.sample_id[k].split(":")[0] and ka.startswith(f"{identity}:{sample}:")
+        j = int(packed.val_set.store.entries[k])
+        shard = reader.shard_paths[int(reader._shard[j])].read_bytes()
+        off, n = int(reader._offset[j]), int(reader._nbytes[j])
+        assert kind == "xxh3" and int(digest, 16) == xxhash.xxh3_64_intdigest(shard[off : off + n])

@@ -157,6 +157,8 @@ class Runtime:
     wandb: bool = False  # also log to Weights & Biases
     progress_bar: bool = True  # progress display: rich bar on a terminal, else event lines (progress.py)
     weights_path: Path | None = None  # the released weights file of a cell whose config has ``weights``
+    frozen_cache: bool = True  # reuse frozen-backbone outputs (detectors.frozen_cache; identical scores)
+    frozen_cache_max_gb: float | None = None  # bound on the frozen cache (None: unbounded)
 
     def __post_init__(self) -> None:  # accept strings (JSON, callers) for paths
         for name in ("store_root", "work_root", "processed_root"):
@@ -169,6 +171,11 @@ class Runtime:
     def cell_dir(self, cell_id: str) -> Path:
         """The folder of cell ``cell_id``: checkpoints, logs, progress and failure files."""
         return self.work_root / cell_id
+
+    @property
+    def frozen_cache_dir(self) -> Path:
+        """The frozen-feature cache shared by the cells: ``<work root>/../cache/frozen`` (runs/cache/frozen)."""
+        return self.work_root.parent / "cache" / "frozen"
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(asdict(self))

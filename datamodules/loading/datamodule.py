@@ -52,6 +52,7 @@ from datamodules.batch import collate
 from datamodules.loading.dataset import SBI, ManifestDataset
 from datamodules.loading.device_augment import DeviceAugment, finish
 from datamodules.loading.eval_sets import EvalSet, check_unique
+from datamodules.loading.input_keys import file_sha256
 from datamodules.loading.sampler import TrainBatchSampler, seed_worker
 from datamodules.loading.store import STORES, check_pack_covers, open_pack
 from datamodules.manifest import DataError, is_empty, read_ok_rows, select_frames
@@ -225,6 +226,7 @@ class ForgeryDataModule(L.LightningDataModule):
         **kw: Any,
     ) -> ManifestDataset:
         root = self.manifests[name].parent
+        source = file_sha256(self.manifests[name])  # unaugmented samples get input keys
         return ManifestDataset(
             rows,
             root,
@@ -235,6 +237,7 @@ class ForgeryDataModule(L.LightningDataModule):
             self.soft_regions,
             blend,
             pack=self._pack(name),
+            source=source,
             **kw,
         )
 

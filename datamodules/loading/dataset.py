@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 from datamodules.augmentation import Augmentation
 from datamodules.batch import Batch, batch_tensor, collate
 from datamodules.loading.device_augment import RAW, raw_fields
+from datamodules.loading.input_keys import input_identity, input_key
 from datamodules.loading.store import PackedStore, PngStore
 from datamodules.loading.transforms import SampleTransform
 from datamodules.manifest import REQUIRED, is_empty
@@ -48,7 +49,8 @@ class ManifestDataset(Dataset):
     A key is ``row`` (evaluation: no augmentation draw) or ``(row, sbi, seed)`` from a training sampler.
     ``perturbation`` / ``view``: test-time perturbation and preprocessing view
     (:mod:`datamodules.media.perturb`); a ``clip`` perturbation acts on each video's selected crops
-    together (:class:`ClipFrames`).
+    together (:class:`ClipFrames`). ``source`` (the manifest's SHA-256) gives unaugmented samples an
+    ``input_key`` (:mod:`datamodules.loading.input_keys`); self-blended ones get none.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class ManifestDataset(Dataset):
         view: CropView | None = None,
         pack: PackReader | None = None,
         device_augment: bool = False,
+        source: str | None = None,
     ) -> None:
         self.root = Path(root)
         self.spec = spec
@@ -86,6 +89,14 @@ class ManifestDataset(Dataset):
             )
         )
         self.device_augment = device_augment
+        self.identity = None
+        if source is not None and not augment:
+            clip = (
+                zip(self.rows["video_id"], map(int, self.rows["frame_index"]), strict=True)
+                if per_clip
+                else None
+            )
+            self.identity = input_identity(source, spec, perturbation, view, clip)
         self._read = self._image
         if per_clip:
             self._read = ClipFrames(
@@ -154,6 +165,9 @@ class ManifestDataset(Dataset):
     def _item(self, key: int | tuple[int, bool, int], out: dict[str, Tensor] | None = None) -> dict[str, Any]:
         """One sample; ``out`` optionally holds ``image`` / ``region_masks`` tensors to write into."""
         item, image, lm, mask, seed = self._load(key)
+        if self.identity is not None and "#" not in item["video_id"]:  # not a self-blend
+            i = int(key[0] if isinstance(key, tuple | list) else key)
+            item["input_key"] = input_key(self.identity, item["sample_id"], self.store.stamp(i))
         item.update(self.transform(image, lm, mask, seed=seed, out=out, sample_key=item["sample_id"]))
         return item
 

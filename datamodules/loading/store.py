@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from datamodules.loading.input_keys import file_stamp
 from datamodules.manifest import DataError, is_empty
 
 if TYPE_CHECKING:
@@ -87,6 +88,10 @@ class PngStore:
     def mask(self, i: int) -> np.ndarray:
         return read_mask(self.root / str(self.mask_paths[i]))
 
+    def stamp(self, i: int) -> str:
+        """What identifies the stored crop's bytes cheaply: the file's size and modification time."""
+        return file_stamp(self.root / str(self.crop_paths[i]))
+
 
 class PackedStore:
     """The frames of ``rows`` served from a pack (:class:`datamodules.pack.reader.PackReader`).
@@ -115,6 +120,10 @@ class PackedStore:
 
     def mask(self, i: int) -> np.ndarray:
         return self.reader.mask(int(self.entries[i]))
+
+    def stamp(self, i: int) -> str:
+        """What identifies the stored crop's bytes: the pack's checksum of them."""
+        return f"xxh3:{self.reader.checksum(int(self.entries[i])):016x}"
 
 
 def open_pack(manifest: Path, name: str, store: str) -> PackReader | None:

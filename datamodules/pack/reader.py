@@ -149,6 +149,10 @@ class PackReader:
         r, c = self._lm[j]
         return int(r * c * self._lm_dtype[j].itemsize) if r else 0
 
+    def checksum(self, j: int) -> int:
+        """Record ``j``'s stored checksum (xxh3-64 of its bytes), without reading the shard."""
+        return int(self._checksum[j])
+
     def crop(self, j: int) -> np.ndarray:
         """Record ``j``'s crop, uint8 RGB ``[H, W, 3]`` (a read-only view of the shard)."""
         m, off = self._record(j)
