@@ -3,6 +3,7 @@
 import sys
 
 from benchmark.report.leaderboard import main
+from datamodules.errors import run_cli
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -241,12 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
+    from datamodules.errors import format_user_error, user_error
     from detectors import load_detector
 
     try:
         model = load_detector(args.checkpoint, expected=args.detector, map_location=args.device)
     except (FileNotFoundError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        hint = (
+            "pass a checkpoint this suite wrote (runs/cells/<id>/checkpoints/) or one detectors.convert wrote"
+        )
+        print("\n".join(format_user_error(user_error(e, hint))), file=sys.stderr)
         return 2
     model.eval().to(args.device)
     preds = []
@@ -254,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         for p in args.paths:
             preds.append(predict_path(model, p, args.frames, args.overlay, backend=args.backend))
     except PredictInputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        hint = "pass image files (.png, .jpg, ...) or videos (.mp4, .avi, ...)"
+        print("\n".join(format_user_error(user_error(e, hint))), file=sys.stderr)
         return 2
     if args.json:
         print(
@@ -273,4 +278,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from datamodules.errors import run_cli
+
+    sys.exit(run_cli(main))

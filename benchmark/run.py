@@ -6,6 +6,7 @@ Examples::
     python -m benchmark.run --grid demo --dry-run                     # list the cells and what is done
     python -m benchmark.run --grid cross --devices 2                  # DDP over 2 devices inside each cell
     python -m benchmark.run --grid cross --launcher slurm --slurm-partition gpu
+    python -m benchmark.run --grid cross --launcher slurm --num-nodes 2 --devices 8   # 16 GPUs per cell
     python -m benchmark.run --grid cross --weights released --weights-dir weights   # no training
     python -m benchmark.run --grid cross --perturb deeperforensics   # finished cells under distortions
 
@@ -22,7 +23,10 @@ with the grid's own ``perturb`` section (the demo grid's small subset) on the ce
 
 Finished cells (``status: done`` in the store) are skipped; an unfinished cell restarts from its last
 checkpoint (``--no-resume``: from scratch); ``--force`` redoes finished cells too. The exit code is 1 when
-any cell failed (each is recorded with its traceback; the sweep goes on), 2 for bad input.
+any cell failed (each is recorded with its traceback; the sweep goes on), 2 for bad input: every dataset
+the cells to run need is checked before anything is preprocessed or trained
+(:mod:`benchmark.runner.precheck`), and every problem is reported at once, one line each. ``--debug`` (or
+``FORGERY_BENCH_DEBUG=1``) shows the traceback of a bad-input error.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark.runner.cell_data import ensure_manifests, reads_manifests
@@ -52,8 +57,10 @@ from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDevi
 from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
 from benchmark.runner.perturbed import conditions_by_detector, perturbed_jobs, plan_perturbed, print_perturbed
 from benchmark.runner.plan import DEFAULT_WEIGHTS_DIR, WEIGHTS_MODES, WeightsError, plan_cells, resolve_grid
+from benchmark.runner.precheck import check_data
 from benchmark.runner.sweeps import NAMED as SWEEPS
 from benchmark.runner.sweeps import SweepError
+from datamodules.errors import debug_enabled, format_user_error, is_user_error, run_cli, user_error
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -69,7 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--detectors", nargs="+", help="detectors to run (default: the grid's)")
     p.add_argument("--datasets", nargs="+", help="restrict training and test sets to these")
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the grid's)")
-    p.add_argument("--devices", type=int, default=1, help="devices per cell (DDP when > 1)")
+    p.add_argument("--devices", type=int, default=1, help="devices per cell and node (DDP when > 1)")
+    p.add_argument(
+        "--num-nodes", type=int, default=1, help="nodes per cell (DDP across nodes; needs --launcher slurm)"
+    )
     p.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--launcher", default="local", choices=["local", "slurm", "inline"])
     p.add_argument("--dry-run", action="store_true", help="print the cells and what is done; run nothing")
@@ -105,6 +115,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SWEEP",
         help=f"train nothing; score every finished cell under test-time conditions: {', '.join(SWEEPS)} "
         "(the grid's perturb section) or a sweep YAML file",
+    )
+    p.add_argument(
+        "--frozen-cache",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse frozen-backbone outputs across seeds, cells and re-scorings (sfam, clip_linear; "
+        "<out>/cache/frozen; default on; identical scores either way)",
+    )
+    p.add_argument(
+        "--frozen-cache-max-gb",
+        type=float,
+        default=None,
+        help="bound the frozen cache (least recently used go)",
     )
     p.add_argument("--datamodule", default=DEFAULT_DATAMODULE, help=argparse.SUPPRESS)
     p.add_argument("--slurm-cluster", default=None, help="submitit cluster: slurm (auto), local or debug")
@@ -153,6 +176,16 @@ def print_plan(cells: list[Cell], store: Any, console: Console, title: str) -> N
     console.print(t)
 
 
+def _report(console: Console, exc: BaseException) -> int:
+    """Print a bad-input error as its message and hint (no traceback unless debugging); return 2."""
+    if debug_enabled():
+        raise exc
+    for i, line in enumerate(format_user_error(exc)):
+        style = "bold red" if i == 0 else "yellow" if line.startswith("hint:") else ""
+        console.print(f"[{style}]{escape(line)}[/]" if style else escape(line), soft_wrap=True)
+    return 2
+
+
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     args = parse_args(argv)
     console = console or Console()
@@ -170,8 +203,11 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             store_root=args.out / "store",
             work_root=args.out / "cells",
             devices=args.devices,
+            num_nodes=args.num_nodes,
             accelerator=args.accelerator,
             wandb=args.wandb,
+            frozen_cache=args.frozen_cache,
+            frozen_cache_max_gb=args.frozen_cache_max_gb,
         )
         cells = plan_cells(
             grid,
@@ -189,14 +225,33 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             args.perturb or ["grid"], grid, detectors, required=bool(args.perturb)
         )
     except (GridError, DataConfigError, WeightsError, SweepError, KeyError) as e:
-        console.print(f"[bold red]error:[/] {e}")
-        return 2
+        return _report(console, e)
     for note in (data.note, grid_note):
         if note:
             console.print(f"[bold yellow]note:[/] {note}")
     if args.devices < 1:
         console.print("[bold red]error:[/] --devices must be >= 1")
         return 2
+    if args.num_nodes < 1:
+        return _report(
+            console,
+            user_error(
+                ValueError(f"--num-nodes {args.num_nodes}: a cell needs at least one node"),
+                hint="give --num-nodes 1 or more",
+            ),
+        )
+    if args.num_nodes > 1 and args.launcher != "slurm":
+        msg = (
+            f"--num-nodes {args.num_nodes} needs --launcher slurm (a cell spans nodes only as a SLURM job); "
+            f"got --launcher {args.launcher}"
+        )
+        return _report(
+            console,
+            user_error(
+                ValueError(msg),
+                hint="add --launcher slurm, or leave --num-nodes out to run each cell on one node",
+            ),
+        )
 
     from benchmark.store import ScoreStore
 
@@ -213,8 +268,14 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
             print_plan(cells, store, console, title)
         planned = plan_perturbed(cells, sweeps, store)  # what the finished cells add now
         print_perturbed(planned, store, console, f"{title}: perturbed cells", notes=bool(args.perturb))
-        return 0
+        to_run = [] if args.perturb else [c for c in cells if args.force or not store.is_done(c.cell_id)]
+        return _check_data(to_run, args, console)
 
+    # --perturb trains nothing: its derived cells read the manifests their finished parents were scored on
+    to_run = [] if args.perturb else [c for c in cells if args.force or not store.is_done(c.cell_id)]
+    code = _check_data(to_run, args, console)  # before any preprocessing or training
+    if code:
+        return code
     jobs = []
     for cell in [] if args.perturb else cells:  # --perturb: score finished cells, train nothing
         job = Job(cell)
@@ -232,6 +293,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         launcher = SlurmLauncher(
             args.out / "slurm",
             devices=args.devices,
+            num_nodes=args.num_nodes,
+            accelerator=args.accelerator,
             cluster=args.slurm_cluster,
             parameters={
                 k: v
@@ -253,6 +316,10 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
                 try:
                     ensure_manifests(job.cell.config, job.cell.runtime)
                 except Exception as e:
+                    if is_user_error(e):
+                        return _report(console, e)
+                    if debug_enabled():
+                        raise
                     console.print(f"[bold red]preprocessing failed:[/] {type(e).__name__}: {e}")
                     return 1
                 seen |= set(job.cell.config.datasets)
@@ -314,5 +381,17 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     return 1 if any(j.status == FAILED for j in jobs) else 0
 
 
+def _check_data(cells: list[Cell], args: argparse.Namespace, console: Console) -> int:
+    """Check the data of ``cells`` when their datamodule reads manifests: 0, or 2 after printing every
+    problem (:mod:`benchmark.runner.precheck`)."""
+    if not cells or not reads_manifests(args.datamodule):
+        return 0
+    report = check_data(cells)
+    for note in report.notes:
+        console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+    error = report.error()
+    return 0 if error is None else _report(console, error)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -32,6 +32,10 @@ class Batch:
         method_id: optional long ``[B]``: 0 for real, 1..M for the training methods (UCF).
         region_masks: optional float ``[B, R, H, W]`` in the order of ``datamodules.media.regions.REGIONS``.
         forgery_mask: optional float ``[B, 1, H, W]`` in [0, 1], soft, all zero for reals.
+        input_key: optional, per sample, what its ``image`` is made from (source crop, transform,
+            perturbation; :mod:`datamodules.loading.input_keys`), ``""`` for a sample without one (an
+            augmented or self-blended one): two samples with the same key have the same image. Detectors
+            key cached frozen-backbone outputs on it.
     """
 
     image: Tensor
@@ -44,6 +48,7 @@ class Batch:
     region_masks: Tensor | None = None
     forgery_mask: Tensor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    input_key: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
@@ -126,6 +131,8 @@ def collate(items: Sequence[dict[str, Any]] | Batch, stacked: dict[str, Tensor] 
         out[name] = _stack([torch.as_tensor(it[name]) for it in items])
     for name in _LIST_FIELDS:
         out[name] = [str(it.get(name, "")) for it in items]
+    if any(it.get("input_key") for it in items):
+        out["input_key"] = [str(it.get("input_key") or "") for it in items]
     out["label"] = out["label"].long()
     if "method_id" in out:
         out["method_id"] = out["method_id"].long()

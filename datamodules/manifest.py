@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from datamodules.atomic import atomic_path
+from datamodules.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,19 @@ COLUMNS: tuple[str, ...] = tuple(DTYPES)
 #: columns a reader needs (``compression``, ``reason`` and ``source_label`` only inform people; manifests
 #: written before ``source_label`` existed lack it)
 REQUIRED: tuple[str, ...] = tuple(c for c in COLUMNS if c not in ("compression", "reason", "source_label"))
-STATUSES = ("ok", "no_face", "face_lost", "decode_error", "error")
+#: a frame's outcome: ``ok``; no crop because of the face (``no_face``, ``face_lost``), of a preprocessing
+#: protocol's rule (``low_confidence``, ``small_face``: ``datamodules.preprocess.protocols``) or of the file
+#: (``decode_error``, ``error``). Every status but ``ok`` keeps its row with a reason.
+STATUSES = ("ok", "no_face", "face_lost", "low_confidence", "small_face", "decode_error", "error")
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A manifest or dataset that cannot serve what the DataSpec or the run asks for."""
+
+    hint = (
+        "re-run preprocessing (`python -m datamodules.preprocess`, README 'Datasets') or point the data "
+        "configuration's processed_root at the preprocessed data"
+    )
 
 
 def manifest_path(processed_root: str | os.PathLike, name: str) -> Path:

@@ -1,5 +1,6 @@
 """Face-forgery detectors behind one interface (``detectors.base.Detector``) and a registry by name."""
 
+from datamodules.augmentation import Augmentation
 from datamodules.spec import DataSpec
 from detectors.base import DataSpecError, Detector, DetectorAux, DetectorOutput, ScoredBatch
 from detectors.recipe import Recipe
@@ -11,9 +12,12 @@ from detectors.registry import (
     load_detector,
     register_detector,
 )
-from detectors.settings import DetectorSettings, UnknownSettingError
+from detectors.settings import PAPER, RELEASED, DetectorSettings, UnknownSettingError
 
 __all__ = [
+    "PAPER",
+    "RELEASED",
+    "Augmentation",
     "DataSpec",
     "DataSpecError",
     "Detector",

@@ -3,7 +3,9 @@
 A detector subclasses :class:`Detector` and writes only
 
 * ``__init__`` (build the network; call ``super().__init__(**recipe_overrides)`` first and set
-  ``self.data_spec``),
+  ``self.data_spec``; a detector whose released code differs from its paper also takes
+  ``reference: str = "paper"``, passes it on as ``super().__init__(reference=reference, **recipe)`` and
+  declares ``released_recipe`` / ``reference_arguments``, see :mod:`detectors.settings`),
 * ``forward(batch) -> DetectorOutput`` (one fake-logit per image, shape ``[B]``, plus a typed ``aux``
   record: :class:`DetectorAux`, or a subclass holding the tensors the detector's own loss reads),
 * optionally ``loss(batch, out) -> dict`` with a ``"loss"`` key when it needs more than binary
@@ -42,10 +44,11 @@ from torchmetrics.classification import BinaryAUROC
 from datamodules.batch import Batch
 from datamodules.spec import DataSpec
 from detectors.recipe import Recipe
-from detectors.settings import DetectorSettings, UnknownSettingError
+from detectors.settings import PAPER, REFERENCES, DetectorSettings, UnknownSettingError
 
 if TYPE_CHECKING:
     from detectors.convert import Conversion
+    from detectors.frozen_cache import FrozenFeatureCache
 
 
 @dataclass
@@ -116,22 +119,54 @@ class Detector(L.LightningModule):
     name: ClassVar[str] = ""
     #: the paper's training recipe; instances may override single settings.
     default_recipe: ClassVar[Recipe] = Recipe()
+    #: the recipe the released code effectively trains with (``reference="released"``), if it differs
+    released_recipe: ClassVar[Recipe | None] = None
+    #: constructor arguments a reference sets (``{"released": {"arch": ...}}``): defaults that
+    #: ``resolve_settings`` reports and ``create_detector`` passes; explicit overrides win
+    reference_arguments: ClassVar[dict[str, dict[str, Any]]] = {}
     #: overrides that build a tiny configuration for tests (never the default).
     tiny_config: ClassVar[dict[str, Any]] = {}
     #: checkpoint formats of other code bases this detector loads, by source name (``deepfakebench``)
     converters: ClassVar[dict[str, Conversion]] = {}
     #: datamodule settings the method itself needs (SBI: reals + self-blends only); a grid's data section wins
     data_defaults: ClassVar[dict[str, Any]] = {}
+    #: checkpoints store rebuildable frozen backbones by reference (:mod:`detectors.frozen_backbone`)
+    lean_checkpoints: ClassVar[bool] = True
 
-    def __init__(self, **recipe_overrides: Any) -> None:
+    def __init__(self, reference: str = PAPER, **recipe_overrides: Any) -> None:
+        # The CPU random state before anything is built: a lean checkpoint records it, so a frozen backbone
+        # at random initialisation is rebuilt with the same numbers (detectors.frozen_backbone).
+        init_rng_state = torch.random.get_rng_state()
         super().__init__()
-        self.recipe: Recipe = type(self).default_recipe.with_overrides(**recipe_overrides)
+        self._init_rng_state: Tensor = init_rng_state
+        self.reference = reference
+        self.recipe: Recipe = type(self).recipe_for(reference).with_overrides(**recipe_overrides)
         self.data_spec: DataSpec = DataSpec()
         self.pretrained_loaded: bool = False  # set True by subclasses that loaded real weights
         self._frozen: list[nn.Module] = []
+        self._frozen_rebuildable: list[bool | None] = []
+        self.frozen_cache: FrozenFeatureCache | None = None  # see attach_frozen_cache
+        self.frozen_cache_train: bool = False
         self.val_auc = BinaryAUROC()
         # Collects the init arguments of the whole subclass chain (Lightning walks the __init__ frames).
         self.save_hyperparameters()
+        if "reference" not in type(self).constructor_arguments()[0]:
+            self.hparams.pop("reference", None)  # this base's own argument: not the detector's to replay
+
+    @classmethod
+    def references(cls) -> tuple[str, ...]:
+        """The references this detector can be built as (``("paper",)`` without a released recipe)."""
+        return REFERENCES if cls.released_recipe is not None else (PAPER,)
+
+    @classmethod
+    def recipe_for(cls, reference: str) -> Recipe:
+        """The base recipe of ``reference``: ``default_recipe`` (paper) or ``released_recipe``."""
+        known = cls.references()
+        if reference not in known:
+            raise ValueError(
+                f"{cls.name or cls.__name__}: unknown reference {reference!r}; this detector has {list(known)}"
+            )
+        return cls.default_recipe if reference == PAPER else cls.released_recipe  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ settings
     @classmethod
@@ -177,14 +212,26 @@ class Detector(L.LightningModule):
                 f"accepted: {', '.join(sorted(arch_keys | recipe_keys))}"
             )
         recipe_over = {k: v for k, v in overrides.items() if k in recipe_keys}
+        reference = overrides.get("reference", defaults.get("reference", PAPER))
+        base = cls.recipe_for(reference)
         return DetectorSettings(
             detector=name,
             paper_recipe=cls.default_recipe,
-            recipe=cls.default_recipe.with_overrides(**recipe_over),
-            arch_defaults=defaults,
+            recipe=base.with_overrides(**recipe_over),
+            arch_defaults={**defaults, **cls.reference_arguments.get(reference, {})},
             recipe_overrides=recipe_over,
             arch_overrides={k: v for k, v in overrides.items() if k not in recipe_keys},
+            reference=reference,
+            reference_recipe=base,
         )
+
+    @classmethod
+    def build_arguments(cls, **overrides: Any) -> dict[str, Any]:
+        """The keyword arguments ``create_detector`` calls the class with: the reference's
+        ``reference_arguments`` under the overrides (no validation here: the constructor does it)."""
+        _, defaults = cls.constructor_arguments()
+        reference = overrides.get("reference", defaults.get("reference", PAPER))
+        return {**cls.reference_arguments.get(reference, {}), **overrides}
 
     # ------------------------------------------------------------------ subclass API
     def forward(self, batch: Batch) -> DetectorOutput:  # pragma: no cover - abstract
@@ -195,11 +242,20 @@ class Detector(L.LightningModule):
         return {"loss": F.binary_cross_entropy_with_logits(out.logits, batch.label.float())}
 
     # ------------------------------------------------------------------ frozen parts
-    def freeze_module(self, module: nn.Module) -> nn.Module:
-        """Freeze ``module``: no gradients, always in eval mode, excluded from the optimiser."""
+    def freeze_module(self, module: nn.Module, rebuildable: bool | None = None) -> nn.Module:
+        """Freeze ``module``: no gradients, always in eval mode, excluded from the optimiser.
+
+        ``rebuildable`` says whether lean checkpoints may store its frozen tensors by reference
+        (:mod:`detectors.frozen_backbone`): ``None`` (default) for the parts built by a backbone builder
+        that tags its modules (``create_clip``, ``create_timm_backbone``), ``True`` for every frozen tensor
+        of ``module`` (the constructor re-creates them from its arguments), ``False`` never. Either way a
+        tensor is left out only when a rebuild reproduces it bit for bit. Parameters unfrozen afterwards
+        (``requires_grad_(True)``) are trained and saved.
+        """
         module.requires_grad_(False)
         module.eval()
         self._frozen.append(module)
+        self._frozen_rebuildable.append(rebuildable)
         return module
 
     def train(self, mode: bool = True) -> Detector:
@@ -213,6 +269,49 @@ class Detector(L.LightningModule):
 
     def num_trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.trainable_parameters())
+
+    # ------------------------------------------------------------------ frozen forward (cache hook)
+    def frozen_scope(self) -> dict[str, Any] | None:
+        """What identifies :meth:`frozen_features` besides the input: the frozen tower's state-dict SHA-256
+        (:func:`detectors.frozen_backbone.module_sha256`) and what is read from it. ``None`` (default): this
+        detector's forward does not split into a frozen part and the rest, nothing is cached."""
+        return None
+
+    def frozen_features(self, batch: Batch) -> dict[str, Tensor]:
+        """The frozen backbone's outputs that the rest of ``forward`` reads (tensors, computed without
+        gradients). With :meth:`frozen_scope` set, ``forward(batch)`` must equal
+        ``forward_from_frozen(batch, frozen_features(batch))`` bit for bit."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no separable frozen forward (frozen_scope is None)"
+        )
+
+    def forward_from_frozen(self, batch: Batch, feats: dict[str, Tensor]) -> DetectorOutput:
+        """``forward`` from precomputed :meth:`frozen_features` (possibly read from the cache)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no separable frozen forward (frozen_scope is None)"
+        )
+
+    def attach_frozen_cache(self, cache: FrozenFeatureCache | None, train: bool = False) -> str:
+        """Use ``cache`` for the frozen forward of evaluation batches (validation, test, predict) and, with
+        ``train`` (only sound without augmentation), of training batches. Returns the mode in effect:
+        ``"off"`` (no cache, or a detector without a separable frozen forward), ``"eval"`` or
+        ``"train+eval"``. Only batches whose every sample has an ``input_key`` are cached."""
+        usable = cache is not None and type(self).frozen_scope is not Detector.frozen_scope
+        self.frozen_cache = cache if usable else None
+        self.frozen_cache_train = usable and train
+        return "off" if not usable else ("train+eval" if train else "eval")
+
+    def forward_batch(self, batch: Batch) -> DetectorOutput:
+        """What every step runs: ``self(batch)``, or the cached frozen forward when a cache is attached
+        (:meth:`attach_frozen_cache`) and the batch has input keys."""
+        cache, keys = self.frozen_cache, batch.input_key
+        if cache is None or not keys or not all(keys) or (self.training and not self.frozen_cache_train):
+            return self(batch)
+        scope = self.frozen_scope()
+        if scope is None:
+            return self(batch)
+        feats = cache.features(scope, keys, lambda: self.frozen_features(batch), batch.image.device)
+        return self.forward_from_frozen(batch, feats)
 
     # ------------------------------------------------------------------ checks
     def check_batch(self, batch: Batch, training: bool) -> None:
@@ -242,7 +341,7 @@ class Detector(L.LightningModule):
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         self.check_batch(batch, training=True)
-        out = self(batch)
+        out = self.forward_batch(batch)
         losses = self.loss(batch, out)
         if "loss" not in losses:
             raise KeyError(
@@ -257,7 +356,7 @@ class Detector(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self.check_batch(batch, training=False)
-        out = self(batch)
+        out = self.forward_batch(batch)
         loss = F.binary_cross_entropy_with_logits(out.logits, batch.label.float())
         self.val_auc.update(torch.sigmoid(out.logits.float()), batch.label)
         self.log("val/loss", loss, batch_size=len(batch), on_epoch=True, sync_dist=True)
@@ -274,12 +373,12 @@ class Detector(L.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         """The probabilities of fake ``[B]``; a callback (``ScoreWriter``) turns them into rows."""
         self.check_batch(batch, training=False)
-        return self.probabilities(self(batch))
+        return self.probabilities(self.forward_batch(batch))
 
     def predict_step(self, batch: Batch, batch_idx: int = 0, dataloader_idx: int = 0) -> ScoredBatch:
         """Ids, probabilities of fake and the inference maps of ``aux``, on the CPU."""
         self.check_batch(batch, training=False)
-        out = self(batch)
+        out = self.forward_batch(batch)
         return ScoredBatch(
             sample_id=list(batch.sample_id),
             video_id=list(batch.video_id),
@@ -352,14 +451,26 @@ class Detector(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Name the detector and, when ``lean_checkpoints``, leave the rebuildable frozen backbone out of
+        the state dict (stored by reference: source and SHA-256, see :mod:`detectors.frozen_backbone`)."""
+        from detectors.frozen_backbone import slim_checkpoint
+
         checkpoint["detector_name"] = self.name
         checkpoint["pretrained_loaded"] = bool(self.pretrained_loaded)
+        if self.lean_checkpoints:
+            slim_checkpoint(self, checkpoint)
 
     @classmethod
     def upgrade_checkpoint(cls, checkpoint: dict[str, Any]) -> None:
         """Bring a checkpoint written by an earlier version of this detector up to date, in place
         (``hyper_parameters``, ``state_dict``). Called by :func:`detectors.load_detector` and by Lightning
-        (resume, ``Trainer.test(ckpt_path=...)``) before the weights are loaded. Default: nothing to do."""
+        (resume, ``Trainer.test(ckpt_path=...)``) before the weights are loaded. Default: nothing to do.
+        In a lean checkpoint the frozen backbone's names are listed in ``checkpoint["frozen_backbone"]
+        ["keys"]`` (not in ``state_dict``): an upgrade that renames them renames them there too."""
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Upgrade, then fill a lean checkpoint's frozen backbone from this model's own (hash-checked)."""
+        from detectors.frozen_backbone import restore_frozen
+
         type(self).upgrade_checkpoint(checkpoint)
+        restore_frozen(self, checkpoint, where=f"{self.name} checkpoint")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
+from detectors.frozen_backbone import BackboneSource, tag_backbone
 from detectors.weights import warn_random_init
 
 TINY_CLIP_CFG = {
@@ -55,25 +56,35 @@ def create_clip(
     weights_path: str | Path | None = None,
     tiny: bool = False,
 ) -> tuple[nn.Module, bool]:
-    """Build an open_clip CLIP model. Returns ``(model, pretrained_loaded)``."""
+    """Build an open_clip CLIP model. Returns ``(model, pretrained_loaded)``.
+
+    Every module of the model is tagged with its :class:`~detectors.frozen_backbone.BackboneSource`, so a
+    detector that freezes a part of it gets lean checkpoints (the part stored by reference).
+    """
     import open_clip
 
+    def tagged(model: nn.Module, arch: str, tag: str | None = None, file: Path | None = None) -> nn.Module:
+        init = "pretrained" if tag or file else "random"
+        source = BackboneSource("open_clip", arch, tag, str(file) if file else None, init)
+        return tag_backbone(model, source)
+
     if tiny:
-        return open_clip.CLIP(**TINY_CLIP_CFG), False
+        return tagged(open_clip.CLIP(**TINY_CLIP_CFG), "tiny"), False
     if weights_path is not None:
         path = Path(weights_path)
         if not path.is_file():
             raise FileNotFoundError(f"CLIP weights file not found: {path}")
-        return open_clip.create_model(model_name, pretrained=str(path)), True
+        return tagged(open_clip.create_model(model_name, pretrained=str(path)), model_name, file=path), True
     if pretrained:
         try:
-            return open_clip.create_model(model_name, pretrained=pretrained, require_pretrained=True), True
+            model = open_clip.create_model(model_name, pretrained=pretrained, require_pretrained=True)
+            return tagged(model, model_name, pretrained), True
         except Exception as e:  # offline (HF_HUB_OFFLINE=1 fails fast), unknown tag, ...
             warn_random_init(
                 f"open_clip '{model_name}' ({pretrained})",
                 f"{type(e).__name__}: {str(e).splitlines()[0][:160]}",
             )
-    return open_clip.create_model(model_name, pretrained=None), False
+    return tagged(open_clip.create_model(model_name, pretrained=None), model_name), False
 
 
 def clip_geometry(model: nn.Module) -> ClipGeometry:

@@ -6,8 +6,11 @@
 Each detector declares the formats it reads in its class attribute ``converters`` (source name ->
 :class:`Conversion`), written beside the detector: DeepfakeBench's Xception, EfficientNet-B4, ResNet-34
 (CNN-Aug) and SBI in :mod:`detectors.timm_cnn.deepfakebench`, its UCF in :mod:`detectors.ucf.deepfakebench`,
-SelfBlendedImages' own checkpoints in :mod:`detectors.timm_cnn.sbi_release`; their docstrings hold the key
-mapping tables. This module only dispatches and holds the helpers converters share.
+SelfBlendedImages' own checkpoints in :mod:`detectors.timm_cnn.sbi_release`, Forensics Adapter's released
+checkpoint (source ``forensics_adapter``) in :mod:`detectors.forensics_adapter.released`, Effort's (sources
+``effort`` and ``deepfakebench``) in :mod:`detectors.effort.released`, GenD's Hugging Face checkpoints
+(source ``gend``; a hub id, a folder or a file) in :mod:`detectors.gend.released`; their docstrings hold
+the key mapping tables. This module only dispatches and holds the helpers converters share.
 
 A conversion may name the checkpoint its owners publish (:class:`ReleasedWeights`): file name, address and
 training data. ``python -m benchmark.run --weights released`` scores those files without training
@@ -66,12 +69,22 @@ class Conversion:
         build: constructor arguments that rebuild their network with our detector.
         infer: constructor arguments read from their state dict (e.g. a head's size); they win over ``build``.
         released: the trained checkpoint of this format the owners publish for the detector, if any.
+        fresh: prefixes of OUR keys their checkpoints cannot hold (parts their code never saves, e.g.
+            modules it re-creates at every call); they keep the detector's initialisation, every other
+            key loads strictly. Listed in the converter's docstring.
+        seed: torch seed of the detector's construction (so ``fresh`` parts are the same draw on every
+            conversion); ``None`` = the current RNG state.
+        locate: where a checkpoint given by name is (e.g. a hub id or a folder -> the weights file); default:
+            the name is the file.
     """
 
     convert: Callable[[Mapping[str, Tensor]], StateDict]
     build: dict[str, Any] = field(default_factory=dict)
     infer: Callable[[Mapping[str, Tensor]], dict[str, Any]] | None = None
     released: ReleasedWeights | None = None
+    fresh: tuple[str, ...] = ()
+    seed: int | None = None
+    locate: Callable[[str | Path], Path] | None = None
 
 
 def sources() -> dict[str, list[str]]:
@@ -114,7 +127,8 @@ def load_converted(
 ) -> Detector:
     """Build detector ``name`` as ``source`` ran it and load its ``checkpoint`` strictly.
 
-    ``checkpoint`` is a file (read with ``weights_only=True`` or safetensors) or an in-memory state dict.
+    ``checkpoint`` is a file (read with ``weights_only=True`` or safetensors), a name the conversion's
+    ``locate`` resolves to a file (GenD: a hub id or a folder), or an in-memory state dict.
     ``overrides`` go to the detector's constructor (e.g. recipe settings for fine-tuning). The returned
     detector has ``pretrained_loaded=True``.
     """
@@ -125,11 +139,26 @@ def load_converted(
             f"no {source!r} converter for {name!r}; "
             + "; ".join(f"{s}: {', '.join(dets)}" for s, dets in sorted(known.items()))
         )
-    state = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
+    if isinstance(checkpoint, (str, Path)):
+        state = read_state_dict(conversion.locate(checkpoint) if conversion.locate else checkpoint)
+    else:
+        state = dict(checkpoint)
     converted = conversion.convert(state)
     kwargs = {**conversion.build, **(conversion.infer(state) if conversion.infer else {}), **overrides}
-    model = create_detector(name, **kwargs)
-    load_into(model, converted, what=f"{source} {name} checkpoint", convert=lambda s: s)
+    if conversion.seed is None:
+        model = create_detector(name, **kwargs)
+    else:
+        # a fixed draw for the ``fresh`` parts; the caller's RNG stays untouched
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(conversion.seed)
+            model = create_detector(name, **kwargs)
+    load_into(
+        model,
+        converted,
+        what=f"{source} {name} checkpoint",
+        convert=lambda s: s,
+        ignore_missing=conversion.fresh,
+    )
     model.pretrained_loaded = True
     return model
 
@@ -214,14 +243,24 @@ def main(argv: list[str] | None = None) -> int:
         "(detectors.load_detector).",
     )
     p.add_argument(
-        "--source", default="deepfakebench", help="the checkpoint's code base (default deepfakebench)"
+        "--source",
+        default="deepfakebench",
+        help="the checkpoint's code base: deepfakebench (default), or an authors' release: "
+        + ", ".join(s for s in sorted(sources()) if s != "deepfakebench"),
     )
     p.add_argument(
         "--released", action="store_true", help="list the published checkpoints each detector reads and exit"
     )
-    p.add_argument("detector", nargs="?", help="our detector name (e.g. xception, efficientnet_b4, ucf, sbi)")
     p.add_argument(
-        "checkpoint", type=Path, nargs="?", help="the released checkpoint (.pth, .tar, .safetensors)"
+        "detector",
+        nargs="?",
+        help="our detector name (e.g. xception, efficientnet_b4, ucf, sbi, forensics_adapter, effort, gend)",
+    )
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        nargs="?",
+        help="the released checkpoint (.pth, .tar, .safetensors; gend: also a folder or hub id)",
     )
     p.add_argument("output", type=Path, nargs="?", help="where to write the converted .ckpt")
     args = p.parse_args(argv)
@@ -235,10 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load_converted(args.source, args.detector, args.checkpoint)
     except (ValueError, KeyError, FileNotFoundError) as e:
-        p.error(str(e))
+        p.error(f"{e}\nhint: README 'Scoring DeepfakeBench's released checkpoints' lists the formats read")
     print(f"wrote {save_converted(model, args.output)}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from datamodules.errors import run_cli
+
+    raise SystemExit(run_cli(main))

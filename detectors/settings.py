@@ -3,6 +3,13 @@
 :meth:`detectors.base.Detector.resolve_settings` is the one place that splits overrides into recipe
 settings and constructor (architecture) arguments and knows their defaults; the grid check, the planner
 and the cell record all read a :class:`DetectorSettings`.
+
+References. A detector whose released code trains or builds otherwise than its paper describes accepts
+``reference``: :data:`PAPER` (the default: what the paper describes and its authors evidently intended)
+or :data:`RELEASED` (the released code's effective behaviour, bugs included, so a user with the compute
+can tell which one explains the published numbers). The reference chooses the base recipe
+(``default_recipe`` or ``released_recipe``) and may set other constructor arguments
+(``reference_arguments``, e.g. DeepfakeBench's EfficientNet build).
 """
 
 from __future__ import annotations
@@ -10,11 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from datamodules.errors import UserError
 from detectors.recipe import Recipe
 
+PAPER = "paper"
+RELEASED = "released"
+REFERENCES = (PAPER, RELEASED)
 
-class UnknownSettingError(TypeError):
+
+class UnknownSettingError(UserError, TypeError):
     """An override is neither a recipe setting nor a constructor argument of the detector."""
+
+    hint = "the message lists the accepted keys (recipe settings: detectors/recipe.py; the rest: the constructor)"
 
 
 @dataclass(frozen=True)
@@ -24,10 +38,13 @@ class DetectorSettings:
     Attributes:
         detector: registry name.
         paper_recipe: the class's ``default_recipe`` (the paper's).
-        recipe: ``paper_recipe`` with the recipe overrides.
-        arch_defaults: every constructor argument's signature default (architecture, weights, losses).
+        recipe: ``reference_recipe`` with the recipe overrides.
+        arch_defaults: every constructor argument's default (architecture, weights, losses): the
+            signature's, with the reference's ``reference_arguments`` over them.
         recipe_overrides: the overrides that are :class:`Recipe` fields, as given.
         arch_overrides: the overrides that are constructor arguments, as given.
+        reference: :data:`PAPER` or :data:`RELEASED` (always :data:`PAPER` for a detector without one).
+        reference_recipe: the reference's base recipe (``paper_recipe`` for :data:`PAPER`).
     """
 
     detector: str
@@ -36,6 +53,8 @@ class DetectorSettings:
     arch_defaults: dict[str, Any]
     recipe_overrides: dict[str, Any]
     arch_overrides: dict[str, Any]
+    reference: str = PAPER
+    reference_recipe: Recipe | None = None
 
     @property
     def arch(self) -> dict[str, Any]:
@@ -43,8 +62,13 @@ class DetectorSettings:
         return {**self.arch_defaults, **self.arch_overrides}
 
     def recipe_changes(self) -> dict[str, tuple[Any, Any]]:
-        """Recipe settings that differ from the paper's, ``{name: (paper, used)}`` (see :meth:`Recipe.diff`)."""
-        return self.recipe.diff(self.paper_recipe)
+        """Recipe settings that differ from the reference's, ``{name: (reference, used)}`` (see
+        :meth:`Recipe.diff`): the overrides, never what the reference itself implies."""
+        return self.recipe.diff(self.reference_recipe or self.paper_recipe)
+
+    def reference_changes(self) -> dict[str, tuple[Any, Any]]:
+        """What the reference changes in the paper's recipe, ``{name: (paper, reference)}``."""
+        return (self.reference_recipe or self.paper_recipe).diff(self.paper_recipe)
 
     def overridden_defaults(self) -> dict[str, Any]:
         """The default each overridden constructor argument would have had."""

@@ -83,16 +83,25 @@ def create_timm_backbone(
     """
     import timm
 
+    from detectors.frozen_backbone import BackboneSource, tag_backbone
+
+    def tagged(model: nn.Module, loaded: bool) -> nn.Module:  # lean checkpoints reference a frozen part
+        file = str(weights_path) if weights_path is not None else None
+        tag = "timm" if loaded and file is None else None
+        return tag_backbone(
+            model, BackboneSource("timm", arch, tag, file, "pretrained" if loaded else "random")
+        )
+
     if weights_path is not None:
         model = timm.create_model(arch, pretrained=False, **kwargs)
         load_into(model, read_state_dict(weights_path), what=f"{arch} from {weights_path}", convert=convert)
-        return model, True
+        return tagged(model, True), True
     if pretrained:
         try:
-            return timm.create_model(arch, pretrained=True, **kwargs), True
+            return tagged(timm.create_model(arch, pretrained=True, **kwargs), True), True
         except Exception as e:  # offline: URLError, LocalEntryNotFoundError, ...
             warn_random_init(f"timm '{arch}'", f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
-    return timm.create_model(arch, pretrained=False, **kwargs), False
+    return tagged(timm.create_model(arch, pretrained=False, **kwargs), False), False
 
 
 def load_into(

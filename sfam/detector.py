@@ -14,7 +14,8 @@ from datamodules.batch import Batch
 from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
 from detectors.base import DataSpecError, Detector, DetectorAux, DetectorOutput
 from detectors.clip_backbone import create_clip
-from detectors.recipe import Recipe
+from detectors.frozen_backbone import module_sha256
+from detectors.recipe import SUITE_AUGMENTATION, Recipe
 from detectors.registry import register_detector
 from sfam.alignment import patch_alignment_loss, patch_labels
 from sfam.losses import LossWeights, contrastive_loss, region_labels
@@ -41,9 +42,10 @@ _RECIPE = Recipe(
     frames_train=8,
     frames_test=32,
     augment=True,
+    augmentation=SUITE_AUGMENTATION,  # SFAM publishes no augmentation (sfam/README.md, "Recipe")
     source=(
-        "SFAM (Luo, Chen, Liu, arXiv 2604.21478) publishes no recipe; ours follows the proposal in "
-        "clip_detectors.md §3.3 (AdamW 1e-4, wd 1e-4, batch 32, cosine, 10 epochs) and Effort's 8 frames/video"
+        "SFAM (Luo, Chen, Liu, arXiv 2604.21478) publishes no recipe; ours (sfam/README.md, 'Recipe'): AdamW "
+        "1e-4, wd 1e-4, batch 32, cosine, 10 epochs, Effort's 8 frames/video, the suite's augmentation"
     ),
 )
 
@@ -138,9 +140,32 @@ class SFAMDetector(Detector):
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: Batch) -> DetectorOutput:
+        self._check_regions(batch)  # before the expensive frozen pass
+        return self.forward_from_frozen(batch, self.frozen_features(batch))
+
+    def _check_regions(self, batch: Batch) -> None:
         if self.model.needs_regions and batch.region_masks is None:
             raise DataSpecError(f"{self.name} needs batch.region_masks (DataSpec.region_masks)")
-        return self.output(self.model(batch.image, batch.region_masks))
+
+    def frozen_features(self, batch: Batch) -> dict[str, Tensor]:
+        """Frozen CLIP's outputs: ``cls`` ``[B,D]`` and, when the modules read patches, ``tokens``
+        ``[L,B,N,D]`` (:meth:`sfam.model.SFAMModel.clip_features`)."""
+        cls, tokens = self.model.clip_features(batch.image)
+        return {"cls": cls} if tokens is None else {"cls": cls, "tokens": tokens}
+
+    def forward_from_frozen(self, batch: Batch, feats: dict[str, Tensor]) -> DetectorOutput:
+        self._check_regions(batch)
+        return self.output(self.model.forward_features(feats["cls"], feats.get("tokens"), batch.region_masks))
+
+    def frozen_scope(self) -> dict[str, Any]:
+        """The CLIP tower's state-dict SHA-256 and the blocks read (shared by ``clip_linear`` and every SFAM
+        variant with the same backbone and layers)."""
+        m = self.model
+        return {
+            "features": "sfam.clip_features",
+            "backbone": module_sha256(self, m.visual),
+            "layers": list(m.layers) if m.needs_patches else None,
+        }
 
     def output(self, out: SFAMOutput) -> DetectorOutput:
         """The detector's output (fake-logit and explanation maps) from the model's output."""

@@ -2,8 +2,11 @@
 
 Both heads read unit-norm features scaled by CLIP's logit scale and start from the CLIP zero-shot
 classifier ``w = t_fake - t_real`` (the LP-FT / WiSE-FT practice: Kumar et al. ICLR 2022, Wortsman et al.
-CVPR 2022), so with pretrained CLIP an untrained SFAM already scores like zero-shot CLIP; the function
-class is that of an ordinary linear layer.
+CVPR 2022); the function class is that of an ordinary linear layer. With OpenAI weights an untrained
+``clip_linear`` therefore scores exactly like zero-shot CLIP with the global prompts (its image head reads
+CLIP's normalised image embedding). An untrained SFAM does not: its image head reads an attention pool of
+``[CLS; region features]``, and the region features come from the adapter and the experts, so it starts
+near, not at, the zero-shot classifier (``sfam/README.md``, "Heads start at zero-shot CLIP").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SFAM's training objective: CE + patch alignment + per-region real/fake + image-text contrastive + balance.
 
-Default weights (:class:`LossWeights`) follow the proposal in the project's reference notes
-(clip_detectors.md §3.3), not the paper, whose values are not public:
+Default weights (:class:`LossWeights`) are our design (``sfam/README.md``, "What follows the abstract, what
+is our reading": the loss row), not the paper's, whose values are not public:
 ``L = 1.0 CE + 1.0 L_patch + 0.5 L_region + 0.1 L_itc + 0.01 L_balance``.
 """
 

@@ -1,7 +1,7 @@
 """Short synthetic videos made from the real face photos that ship inside installed packages.
 
-Sources (env.md §4): ``skimage.data.astronaut()`` (1 face), matplotlib's ``grace_hopper.jpg`` (1 face),
-insightface's ``t1.jpg`` (6 faces). Videos are a few small frames with a slow drift, written with
+Sources (sample images of installed dependencies): ``skimage.data.astronaut()`` (1 face), matplotlib's
+``mpl-data/sample_data/grace_hopper.jpg`` (1 face), insightface's ``data/images/t1.jpg`` (6 faces). Videos are a few small frames with a slow drift, written with
 OpenCV (``mp4v`` in ``.mp4`` or ``MJPG`` in ``.avi``).
 """
 

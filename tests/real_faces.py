@@ -1,6 +1,7 @@
 """Real face photos shipped inside installed packages, detected, aligned and landmarked once per session.
 
-skimage's astronaut and matplotlib's grace_hopper (../shared/reference/env.md §4). The crop is a 5-point
+skimage's astronaut (``skimage.data.astronaut()``) and matplotlib's grace_hopper
+(``mpl-data/sample_data/grace_hopper.jpg``), sample images of installed dependencies. The crop is a 5-point
 similarity alignment (ArcFace template, margin 1.3) to 256 px; 68 landmarks are then found on the crop.
 """
 

@@ -3,8 +3,10 @@
 ``CASES``: inputs that must raise, each with the exact exception class and a regex the message must
 match (the culprit: file, column, rows, name, with the known names where relevant).
 ``ROW_CASES``: inputs that must NOT raise: preprocessing keeps a manifest row with a status and reason
-for each (corrupt, empty, truncated, non-video files, frames without a face), and converts grayscale and
-RGBA images instead of failing on them.
+for each (corrupt, empty, truncated, non-video files, frames without a face, faces a protocol excludes), and
+converts grayscale and RGBA images instead of failing on them.
+``CLI_CASES``: bad input given to a command-line entry point: exit code 2, an ``error:`` line naming the
+culprit and a ``hint:`` line, never a traceback (``datamodules.errors.run_cli``).
 
 README.md's "Bad-input matrix" section is generated from these tables (``python -m tests.test_bad_inputs``)
 and a test checks it is current, so the count printed there cannot drift.
@@ -29,6 +31,7 @@ import torch
 
 from benchmark.runner.data_config import DataConfigError
 from benchmark.runner.grid import GridError
+from benchmark.runner.precheck import DataCheckError
 from datamodules.datasets import DatasetLayoutError, UnknownLayoutError, enumerate_dataset
 from datamodules.datasets.base import MissingSplitError, check_unique, require_splits
 from datamodules.loading.datamodule import DataError, TrainBatchSampler
@@ -183,6 +186,48 @@ def _preprocess_other_options(tmp: Path) -> None:
     cv2.imwrite(str(tmp / "d/test/real/noise.png"), noise)
     preprocess_dataset("D", "folder", tmp / "d", tmp / "out", frames=1, size=64, progress=False)
     preprocess_dataset("D", "folder", tmp / "d", tmp / "out", frames=1, size=96, progress=False)
+
+
+def _dfb_skip_everything(tmp: Path) -> None:
+    from tests.dataset_fixtures import uadfv_deepfakebench, uadfv_download
+
+    path = uadfv_deepfakebench(uadfv_download(tmp / "rgb"), tmp)
+    path.write_text(path.read_text().replace(str(tmp / "rgb"), str(tmp / "elsewhere")))
+    enumerate_dataset("deepfakebench_json", path, missing="skip")
+
+
+def _data_check(edit=None):
+    """The data check of a sweep on the five-problem grid of tests/test_precheck.py (``edit(root)`` first)."""
+
+    def run(tmp: Path):
+        from benchmark.runner.data_config import parse_data_config
+        from benchmark.runner.grid import load_grid
+        from benchmark.runner.plan import plan_cells
+        from benchmark.runner.precheck import require_data
+        from tests.test_precheck import bad_data
+
+        grid, cfg = bad_data(tmp)
+        if edit:
+            grid = edit(tmp)
+        return require_data(plan_cells(load_grid(grid), parse_data_config(cfg)))
+
+    return run
+
+
+def _only_uadfv(tmp: Path) -> Path:
+    import yaml
+
+    g = yaml.safe_load((tmp / "bad.yaml").read_text())
+    g.update(train_sets=["FF++"], test_sets=["UADFV"])
+    (tmp / "bad.yaml").write_text(yaml.safe_dump(g))
+    return tmp / "bad.yaml"
+
+
+def _protocol_on_prealigned(tmp: Path) -> None:
+    from tests.dataset_fixtures import uadfv_deepfakebench, uadfv_download
+
+    path = uadfv_deepfakebench(uadfv_download(tmp / "rgb"), tmp)
+    preprocess_dataset("U", "deepfakebench_json", path, tmp / "out", protocol="sfam", progress=False)
 
 
 def _ckpt(tmp: Path, name: str = "resnet34") -> Path:
@@ -414,6 +459,26 @@ CASES: list[Case] = [
          FaceBackendError, r"unknown face backend 'retinaface'; known: .*mtcnn"),
     Case("preprocess_other_options", "resuming a preprocessed dataset with another crop size",
          _preprocess_other_options, PreprocessConfigError, r"preprocessed with other options \{'size': \(64, 96\)\}"),
+    Case("no_usable_video", "a layout's folders that hold no video (UADFV's real/ and fake/ empty)",
+         lambda t: (t / "real").mkdir() or (t / "fake").mkdir() or enumerate_dataset("uadfv", t), DatasetLayoutError,
+         r"layout 'uadfv' at .*: no usable video found; the layout expects: UADFV: no official split"),
+    Case("deepfakebench_json_skip_everything", "DeepfakeBench JSON with missing='skip' whose every video lacks frames",
+         _dfb_skip_everything, DatasetLayoutError,
+         r"UADFV\.json: no usable video: all 4 listed video\(s\) were skipped \(missing='skip'\) because their "
+         r"frames do not exist \(frames resolved against base .*\).*elsewhere/real/frames/0000/"),
+    Case("preprocess_misspelt_option", "a misspelt preprocessing option",
+         lambda t: preprocess_dataset("D", "uadfv", t, t / "o", frmes=2, progress=False), TypeError,
+         r"dataset 'D': option\(s\) \['frmes'\] are neither preprocessing options \(.*frames.*\) nor options of "
+         r"layout 'uadfv' \(none\)"),
+    Case("unknown_protocol", "an unknown preprocessing protocol",
+         lambda t: preprocess_dataset("D", "uadfv", t, t / "o", protocol="sfm", progress=False), PreprocessConfigError,
+         r"unknown preprocessing protocol 'sfm'; known protocols: default, sfam"),
+    Case("protocol_without_probability", "protocol sfam with dlib, whose face score is no probability",
+         lambda t: preprocess_dataset("D", "uadfv", t, t / "o", protocol="sfam", backend="dlib", progress=False),
+         PreprocessConfigError, r"protocol 'sfam' keeps faces of detector confidence >= 0\.9, but backend 'dlib'"),
+    Case("protocol_on_prealigned_frames", "protocol sfam on DeepfakeBench's already aligned frames",
+         _protocol_on_prealigned, PreprocessConfigError,
+         r"protocol 'sfam' filters faces by .* 4 video\(s\) of dataset 'U' are frames already aligned"),
     # the data loader (manifests -> batches)
     Case("datamodule_unknown_dataset", "a datamodule asked for a dataset it has no manifest for",
          _dm_setup(train="nope"), DataError, r"unknown dataset 'nope'; known: src"),
@@ -454,6 +519,17 @@ CASES: list[Case] = [
     Case("data_config_missing_root", "a configured dataset without its root",
          _data_config("datasets: {X: {layout: ffpp}}\n"), DataConfigError,
          r"dataset 'X' needs at least 'layout' and 'root'"),
+    Case("data_config_unknown_protocol", "a data configuration naming an unknown protocol",
+         _data_config("datasets: {X: {layout: ffpp, root: r, protocol: SFAM}}\n"), DataConfigError,
+         r"dataset 'X' asks for unknown preprocessing protocol 'SFAM'; known protocols: default, sfam"),
+    Case("grid_data_problems", "a sweep whose datasets have a missing root, a test-only training set, a missing "
+         "method (checked before any preprocessing)", _data_check(), DataCheckError,
+         r"^5 problems with the data this sweep needs .*\n- FF\+\+ .*FaceSwap.*\n- CDF-v2 .*does not exist\n"
+         r"- DFDC .*'train' is empty.*\n- DFDC .*'val' is empty.*\n- UADFV .*protocol 'default'"),
+    Case("manifest_of_another_protocol", "a preprocessed dataset whose protocol is not the configured one",
+         _data_check(_only_uadfv), DataCheckError,
+         r"^1 problem with .*\n- UADFV \(uadfv, .*manifest\.parquet\): the manifest was preprocessed with protocol "
+         r"'default' but the data configuration asks for 'sfam'"),
     # scores and metrics
     Case("nan_score", "a NaN score", _metric(score=[0.1, np.nan, 0.8, 0.9]), ValueError,
          r"column 'score' has NaN or infinite values in rows \[1\]"),
@@ -526,6 +602,7 @@ class RowCase:
     video_id: str
     statuses: frozenset[str]  # the statuses its rows must carry (all of them, nothing else)
     reason: str = ""  # regex one row's reason must match
+    protocol: str = "default"  # the preprocessing protocol of the run (datamodules.preprocess.protocols)
 
 
 def _img(rel: str, img: np.ndarray) -> Callable[[Path], object]:
@@ -584,21 +661,34 @@ ROW_CASES: list[RowCase] = [
     RowCase("rgba_image", "an RGBA image (alpha dropped, cropped)",
             _img("test/fake/rgba.png", np.dstack([_FACE, np.full(_FACE.shape[:2], 128, np.uint8)])), "B/fake/rgba",
             frozenset({"ok"})),
+    # the sfam protocol: faces smaller than 128 x 128 source pixels are excluded, as rows
+    RowCase("small_face_sfam", "a face of about 86x110 px", _img("test/real/small.png", cv2.cvtColor(photo("astronaut", 512), cv2.COLOR_RGB2BGR)),
+            "B/real/small", frozenset({"small_face"}), r"face box \d+x\d+ source px, smaller than 128x128", "sfam"),
+    RowCase("big_face_downscaled_sfam", "a face of about 172x220 px, detected on a 640 px downscale (control)",
+            _img("test/fake/big.png", cv2.cvtColor(photo("astronaut", 1024), cv2.COLOR_RGB2BGR)), "B/fake/big",
+            frozenset({"ok"}), "", "sfam"),
 ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def bad_manifest(tmp_path_factory) -> pd.DataFrame:
-    root = tmp_path_factory.mktemp("bad_folder")
-    for c in ROW_CASES:
-        c.make(root)
-    out = tmp_path_factory.mktemp("out")
-    return pd.read_parquet(preprocess_dataset("B", "folder", root, out, frames=2, size=64, progress=False))
+def bad_manifest(tmp_path_factory) -> dict[str, pd.DataFrame]:
+    """One preprocessing run per protocol, each over a folder holding its cases' files."""
+    out = {}
+    for protocol in dict.fromkeys(c.protocol for c in ROW_CASES):
+        root = tmp_path_factory.mktemp(f"bad_folder_{protocol}")
+        for c in ROW_CASES:
+            if c.protocol == protocol:
+                c.make(root)
+        path = preprocess_dataset("B", "folder", root, tmp_path_factory.mktemp("out"), frames=2, size=64,
+                                  protocol=protocol, progress=False)  # fmt: skip
+        out[protocol] = pd.read_parquet(path)
+    return out
 
 
 @pytest.mark.parametrize("case", ROW_CASES, ids=[c.id for c in ROW_CASES])
-def test_bad_file_keeps_its_rows_with_status_and_reason(case: RowCase, bad_manifest: pd.DataFrame) -> None:
-    rows = bad_manifest[bad_manifest.video_id == case.video_id]
+def test_bad_file_keeps_its_rows_with_status_and_reason(case: RowCase, bad_manifest: dict) -> None:
+    manifest = bad_manifest[case.protocol]
+    rows = manifest[manifest.video_id == case.video_id]
     assert len(rows) >= 1, f"{case.video_id} has no manifest row: a failed file was dropped silently"
     assert set(rows.status) == set(case.statuses), rows[["frame_index", "status", "reason"]].to_string()
     failed = rows[rows.status != "ok"]
@@ -608,23 +698,117 @@ def test_bad_file_keeps_its_rows_with_status_and_reason(case: RowCase, bad_manif
         assert failed.reason.str.contains(case.reason).any(), failed.reason.tolist()
 
 
+# ---- table 3: command-line entry points: one error line, one hint line, exit 2 -------------------------
+
+
+@dataclass(frozen=True)
+class CLICase:
+    id: str
+    what: str
+    main: str  # "module:function" of the entry point's main
+    argv: Callable[[Path], list[str]]  # gets a fresh tmp_path
+    error: str  # regex the ``error:`` line must match (after "error: ")
+
+
+def _bad_grid_args(tmp: Path) -> list[str]:
+    from tests.test_precheck import bad_data
+
+    grid, cfg = bad_data(tmp)
+    return ["--grid", str(grid), "--data", str(cfg), "--out", str(tmp / "out"), "--no-leaderboard"]
+
+
+CLI_CASES: list[CLICase] = [
+    CLICase("cli_run_data_problems", "`python -m benchmark.run` on a grid whose data have five problems",
+            "benchmark.run:main", _bad_grid_args, r"5 problems with the data this sweep needs"),
+    CLICase("cli_run_unknown_grid", "`python -m benchmark.run --grid nope`", "benchmark.run:main",
+            lambda t: ["--grid", "nope", "--data", _grid_data(t), "--dry-run"], r"unknown grid 'nope'; known grids: "),
+    CLICase("cli_run_num_nodes_without_slurm", "`python -m benchmark.run --num-nodes 2` with the local launcher",
+            "benchmark.run:main", lambda t: [*_tiny_grid_args(t), "--num-nodes", "2"],
+            r"--num-nodes 2 needs --launcher slurm .*got --launcher local"),
+    CLICase("cli_run_zero_nodes", "`python -m benchmark.run --num-nodes 0`", "benchmark.run:main",
+            lambda t: [*_tiny_grid_args(t), "--num-nodes", "0", "--launcher", "slurm"],
+            r"--num-nodes 0: a cell needs at least one node"),
+    CLICase("cli_preprocess_missing_root", "`python -m datamodules.preprocess` with a root that does not exist",
+            "datamodules.preprocess.cli:main",
+            lambda t: ["--dataset", "CDF-v2", "--root", str(t / "nope"), "--out", str(t / "o")],
+            r"layout 'celebdf_v2': missing folder .*nope \(Celeb-DF root\)"),
+    CLICase("cli_preprocess_protocol_backend", "`python -m datamodules.preprocess --protocol sfam --backend dlib`",
+            "datamodules.preprocess.cli:main",
+            lambda t: ["--dataset", "U", "--layout", "uadfv", "--root", str(t), "--out", str(t / "o"), "--protocol",
+                       "sfam", "--backend", "dlib"], r"protocol 'sfam' keeps faces .* backend 'dlib'"),
+    CLICase("cli_predict_missing_checkpoint", "`python -m benchmark.predict` with a checkpoint that does not exist",
+            "benchmark.predict:main", lambda t: [str(t / "none.ckpt"), str(t / "face.png")],
+            r"checkpoint not found: .*none\.ckpt"),
+    CLICase("cli_leaderboard_no_store", "`python -m benchmark.leaderboard` without a score store",
+            "benchmark.report.leaderboard:main", lambda t: ["--store", str(t / "none"), "--out", str(t / "lb")],
+            r"no score store at .*none"),
+    CLICase("cli_convert_unknown_source", "`python -m detectors.convert --source nope`", "detectors.convert:main",
+            lambda t: ["--source", "nope", "xception", str(t / "x.pth"), str(t / "x.ckpt")], r"no 'nope' converter for 'xception'"),
+]  # fmt: skip
+
+
+def _grid_data(tmp: Path) -> str:
+    from tests.runner_fixtures import write_data_config
+
+    return str(write_data_config(tmp))
+
+
+def _tiny_grid_args(tmp: Path) -> list[str]:
+    from tests.runner_fixtures import write_grid
+
+    return ["--grid", str(write_grid(tmp)), "--data", _grid_data(tmp), "--out", str(tmp / "out"), "--dry-run"]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
+def test_command_line_bad_input_is_one_error_line_and_a_hint(
+    case: CLICase, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import importlib
+
+    from datamodules.errors import run_cli
+
+    monkeypatch.delenv("FORGERY_BENCH_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    module, _, name = case.main.partition(":")
+    main = getattr(importlib.import_module(module), name)
+    try:
+        code = run_cli(main, case.argv(tmp_path))
+    except SystemExit as e:  # argparse's own error (detectors.convert reports through it)
+        code = e.code
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 2, text
+    assert "Traceback" not in text
+    lines = text.splitlines()
+    errors = [line for line in lines if re.match(r"^(.*: )?error: ", line)]
+    assert len(errors) == 1 and re.search(case.error, errors[0]), text
+    assert any(line.startswith("hint: ") for line in lines), text
+
+
 # ---- the README section, generated from the tables ------------------------------------------------------
 
 
 def readme_section() -> str:
     """The README's "Bad-input matrix" section body."""
-    n = len(CASES) + len(ROW_CASES)
+    n = len(CASES) + len(ROW_CASES) + len(CLI_CASES)
     lines = [
         f"`tests/test_bad_inputs.py` checks **{n} bad inputs**: {len(CASES)} that must raise a specific "
-        f"exception whose message names the culprit, and {len(ROW_CASES)} files preprocessing must keep as "
-        "manifest rows with a status and reason (or convert) instead of failing. Generated from the test's "
+        f"exception whose message names the culprit, {len(ROW_CASES)} files preprocessing must keep as "
+        "manifest rows with a status and reason (or convert) instead of failing, and "
+        f"{len(CLI_CASES)} given to a command-line entry point, which must exit with code 2 and print an "
+        "`error:` line naming the culprit and a `hint:` line, not a traceback. Generated from the test's "
         "tables by `python -m tests.test_bad_inputs`.",
         "",
         "| case | bad input | outcome |",
         "| --- | --- | --- |",
     ]
     lines += [f"| `{c.id}` | {c.what} | `{c.exc.__name__}` |" for c in CASES]
-    lines += [f"| `{c.id}` | {c.what} | rows: {', '.join(sorted(c.statuses))} |" for c in ROW_CASES]
+    lines += [
+        f"| `{c.id}` | {c.what}{'' if c.protocol == 'default' else f' (protocol {c.protocol})'} | rows: "
+        f"{', '.join(sorted(c.statuses))} |"
+        for c in ROW_CASES
+    ]
+    lines += [f"| `{c.id}` | {c.what} | exit 2: `error:` + `hint:` lines |" for c in CLI_CASES]
     return "\n".join(lines) + "\n"
 
 
@@ -633,7 +817,7 @@ def test_readme_lists_the_matrix_with_its_count() -> None:
     m = re.search(r"^## Bad-input matrix\n\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     assert m, "README.md lacks the '## Bad-input matrix' section"
     assert m.group(1).strip() == readme_section().strip(), "regenerate it: python -m tests.test_bad_inputs"
-    ids = [c.id for c in CASES] + [c.id for c in ROW_CASES]
+    ids = [c.id for c in CASES] + [c.id for c in ROW_CASES] + [c.id for c in CLI_CASES]
     assert len(ids) == len(set(ids)), "case ids must be unique"
 
 

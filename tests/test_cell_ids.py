@@ -1,9 +1,17 @@
 """Cell ids are the store's primary key: a refactoring of the planner must never change them.
 
-The ids below were printed by the planner as it was when the first cells were run (commit 140587d),
-for the real grids against a fixed data configuration and for the runner-test grids. The ``demo`` ids are
-also the ones on the committed demo leaderboard pages (``leaderboards/demo/*.md``). A hard-coded value is
-the point here: these are the ids that existing stores, checkpoints folders and leaderboards carry.
+The ids below are pinned: a hard-coded value is the point here, they are the ids that stores, checkpoint
+folders and leaderboards carry.
+
+History. The first ids were printed by the planner when the first cells were run (commit 140587d) and
+held until cell-config version 2 (branch ``h/fidelity``, commit e4f41b5), which changed every id ONCE,
+on purpose: each detector's augmentation became part of its recipe (``Recipe.augmentation``, DeepfakeBench's
+per-detector ``data_aug`` blocks transcribed), so the pipeline a cell trains with is now in its id, and
+the recipe's ``source`` citation left the hashed config (a citation is not an experiment; SFAM's citation
+changed in the same commit). The ids below were regenerated from that code for the same grids and data
+configurations; version-1 spec files are refused with a message (``test_version_1_spec_is_refused``),
+version-1 store records stay readable by the leaderboard. The committed demo leaderboard pages
+(``leaderboards/demo/*.md``) still show version-1 ids until the demo is run again.
 """
 
 from __future__ import annotations
@@ -38,47 +46,47 @@ datasets:
 """
 
 DEMO_IDS = {
-    "resnet34": "e32cfccf96ec7065",
-    "xception": "0891c447532a3d0b",
-    "efficientnet_b4": "d809933ca499048c",
-    "ucf": "74d4470bec1f79dc",
-    "forensics_adapter": "574cb9b8c72f94bf",
-    "clip_linear": "1899291d00b98d2e",
-    "sfam": "02c097f1bb3bd7ac",
+    "resnet34": "961fc4b603208a0f",
+    "xception": "e9b2dbcf582b3c4b",
+    "efficientnet_b4": "7aa0dc12e94fcf65",
+    "ucf": "cbaf806d3c6cf3d4",
+    "forensics_adapter": "e74c7706cf3898cb",
+    "clip_linear": "0e00d16fa1fe0d3c",
+    "sfam": "b8f7702ec1765cb7",
 }
 CROSS_IDS = [
-    "fe982c18fd204770",
-    "eba3042a505eb24b",
-    "95e1fc5706fae472",
-    "709e800e15133cb9",
-    "a0b910550a257c1c",
-    "1b0f7f8cf1804b7d",
+    "2bd3a3c196696689",
+    "a84df77266d1f469",
+    "9ad9f840ed3bf8c5",
+    "1282083e821f55d1",
+    "ba6c1762cf9182a0",
+    "3594ce895cd4342c",
 ]
 CROSS_MANIPULATION_IDS = [
-    "da33e855f59477c7",
-    "740a42e130cfa420",
-    "85ed9c650da12267",
-    "a4d2ba13bd7aac81",
-    "9468a8e203fca26d",
-    "6678a2e092212170",
-    "fa95a29d56d757c8",
-    "43e0ebb7b1a137e6",
-    "5f485f76b3e4844b",
-    "36251d757f9e25e2",
-    "8a55104e552fd7df",
-    "fd63e87864733929",
-    "babaef18764dd318",
-    "18263957e570a2ca",
-    "fa23e35757885649",
-    "a27d8051f3f789f7",
-    "8bc53cf7872e83c3",
-    "4476667b2593acf5",
-    "5fe633cdea273853",
-    "07ad7281d268ef7d",
-    "c3dc9ffdaedff51f",
-    "81f15d2af7023be8",
-    "2122a99ec077fd19",
-    "7bf8b34c74bbf1d8",
+    "10fe270608bee32c",
+    "efdd0002adfdd8d1",
+    "7b8784ebe6834cbd",
+    "156fa45884dfaa08",
+    "1945471667694923",
+    "7d0b7bed02328708",
+    "355d687ef58486ff",
+    "59411b5a3f16bac7",
+    "aff114fbd2cb1ab3",
+    "d1518168958e6b08",
+    "3eddd273430da293",
+    "f1c45a0eb71fb78e",
+    "c7460ac2d3725102",
+    "f09b11d062f8af0c",
+    "8644c01e7aeca694",
+    "c3df084e0814f446",
+    "3c518f4de7282df6",
+    "956c340fb0062b71",
+    "c9147ff63b8dc93e",
+    "4423cbbb04f5c79f",
+    "c6ccca190d96d266",
+    "2c84d5c384a24fa7",
+    "1d99198e044ab82d",
+    "84cb1588fde1f8bc",
 ]
 
 
@@ -114,13 +122,13 @@ def test_runner_fixture_grid_ids_are_todays(tmp_path: Path) -> None:
     tiny = load_grid(write_grid(tmp_path))
     fdata = parse_data_config(tmp_path / "datasets.yaml")
     assert [c.cell_id for c in plan_cells(tiny, fdata, seeds=[0, 1])] == [
-        "9cf5c5a5f7976b46",
-        "381c3592ca561d8f",
+        "bc3e0dedc916e356",
+        "dd9985091cc36772",
     ]
     synthetic = plan_cells(tiny, fdata, seeds=[0, 1], datamodule="tests.runner_fixtures:synthetic")
-    assert [c.cell_id for c in synthetic] == ["9e6b53add09431d1", "36ff13dc89ba3079"]
+    assert [c.cell_id for c in synthetic] == ["6a49714d1370cf1e", "662979863bb348a1"]
     picked = plan_cells(tiny, fdata, detectors=["xception", "resnet34"], datasets=["train", "a"])
-    assert [c.cell_id for c in picked] == ["66509ffe5c34d64c", "38365fb8aea60b26"]
+    assert [c.cell_id for c in picked] == ["a966e62e591cb11c", "3aa34ca3b0a220f9"]
     over = write_grid(
         tmp_path,
         "over",
@@ -132,12 +140,19 @@ def test_runner_fixture_grid_ids_are_todays(tmp_path: Path) -> None:
             }
         },
     )
-    assert [c.cell_id for c in plan_cells(load_grid(over), fdata)] == ["49ab3db9c2fb1f03"]
+    assert [c.cell_id for c in plan_cells(load_grid(over), fdata)] == ["3b36e481431225c3"]
 
 
-def test_old_spec_file_round_trips() -> None:
-    """A spec file written by the launcher before cells were typed (the ``over`` cell above)."""
+def test_version_1_spec_is_refused() -> None:
+    """A spec file written before recipes carried their augmentation (the ``over`` cell, version 1)."""
     spec = json.loads((FIXTURES / "cell_spec_v1.json").read_text())
+    with pytest.raises(ValueError, match=r"cell config version 1 .*plan the grid again"):
+        Cell.from_json(spec)
+
+
+def test_spec_file_round_trips() -> None:
+    """A spec file as the launcher writes it (the ``over`` cell above, version 2)."""
+    spec = json.loads((FIXTURES / "cell_spec_v2.json").read_text())
     cell = Cell.from_json(spec)
     assert cell.cell_id == spec["cell_id"] == config_hash(spec["config"])
     again = cell.to_json()

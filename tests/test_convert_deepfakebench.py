@@ -172,11 +172,14 @@ def test_ucf_loads_strictly_and_infers_its_heads(num_methods):
 def test_each_detector_declares_the_formats_it_reads():
     from detectors.convert import sources
 
-    found = sources()
+    found = sources()  # other sources (effort, gend) are tested beside their detectors
     assert {"efficientnet_b4", "resnet34", "sbi_deepfakebench", "ucf", "xception"} <= set(
         found["deepfakebench"]
     )
     assert found["sbi"] == ["sbi"]
+    assert found["forensics_adapter"] == [
+        "forensics_adapter"
+    ]  # the authors' release (forensics_adapter/released.py)
     with pytest.raises(
         ValueError, match=r"no 'deepfakebench' converter for 'sbi'.*efficientnet_b4.*resnet34"
     ):

@@ -373,8 +373,31 @@ def test_deepfakebench_json_missing_paths_count_examples_hint(tmp_path):
     assert "3 listed frame paths do not exist" in msg
     assert "D:/DeepfakeBench/datasets/rgb/CDF/real/frames/id0_0000/000.png" in msg
     assert "remap=" in msg and "--remap" in msg
-    with pytest.warns(UserWarning, match="skipped"):
-        assert enumerate_dataset("deepfakebench_json", path, missing="skip") == []
+    # missing='skip' that skips every video is an error naming what was looked for (issue item 4; it used
+    # to return an empty list, which wrote an empty manifest without a word)
+    with pytest.raises(DatasetLayoutError) as e, pytest.warns(UserWarning):
+        enumerate_dataset("deepfakebench_json", path, missing="skip")
+    msg = str(e.value)
+    assert "no usable video: all 2 listed video(s) were skipped (missing='skip')" in msg
+    assert f"resolved against base {tmp_path}" in msg and "CDF/real/frames/id0_0000/000.png" in msg
+    assert "remap=" in msg
+
+
+def test_deepfakebench_json_skip_warning_counts_videos_not_folders(tmp_path):
+    """Two of three listed videos lack frames: the warning says 2 of 3 VIDEOS (the three share two folders)."""
+    path = dfb_json(tmp_path)
+    data = json.loads(path.read_text())
+    extra = {
+        "label": "CelebDFv2_fake",
+        "frames": ["D:\\DeepfakeBench\\datasets\\rgb\\CDF\\fake\\frames\\id1_id0_0000\\000.png"],
+    }
+    data["Celeb-DF-v2"]["CelebDFv2_fake"]["train"]["id1_id0_0000"] = extra
+    path.write_text(json.dumps(data))
+    (tmp_path / "rgb/CDF/fake/frames/id0_id1_0000/000.png").unlink()
+    remap = f"D:/DeepfakeBench/datasets/rgb={tmp_path / 'rgb'}"
+    with pytest.warns(UserWarning, match=r"2 of 3 listed video\(s\) skipped \(missing='skip'\); 1 kept"):
+        recs = enumerate_dataset("deepfakebench_json", path, remap=remap, missing="skip", val_fraction=0)
+    assert [r.video_id for r in recs] == ["Celeb-DF-v2/real/id0_0000"]
 
 
 def test_deepfakebench_json_ff_compression_level(tmp_path):

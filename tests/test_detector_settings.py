@@ -1,59 +1,14 @@
 """Detector.resolve_settings: the one place that splits overrides into recipe and constructor arguments.
 
-The reference for "what a detector is built with" is the detector itself: Lightning's saved
-hyper-parameters are the arguments every ``__init__`` of the class chain actually received.
+The checks every detector passes (resolved settings = what the constructor receives, concrete signature
+defaults, every reference resolves) are part of the detector contract (``tests/detector_contract.py``).
 """
 
 from __future__ import annotations
 
-import inspect
-import json
-import warnings
-from dataclasses import fields
-
 import pytest
 
-from detectors import (
-    Recipe,
-    UnknownSettingError,
-    create_detector,
-    get_detector_class,
-    list_detectors,
-)
-
-
-def _json(v):
-    return json.loads(json.dumps(v, default=str))
-
-
-@pytest.mark.parametrize("name", list_detectors())
-def test_resolved_settings_are_what_the_constructor_receives(name):
-    cls = get_detector_class(name)
-    over = {**cls.tiny_config, "lr": 3e-5, "epochs": 3}
-    settings = cls.resolve_settings(**over)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = create_detector(name, **over)
-    hparams = dict(model.hparams)
-    assert {k: _json(hparams[k]) for k in settings.arch} == _json(settings.arch)
-    assert set(hparams) <= set(settings.arch) | {f.name for f in fields(Recipe)}
-    assert settings.recipe == model.recipe and settings.paper_recipe == cls.default_recipe
-    assert settings.recipe_overrides == {"lr": 3e-5, "epochs": 3}
-    assert settings.arch_overrides == cls.tiny_config
-    assert settings.recipe_changes() == model.recipe.diff(cls.default_recipe)
-
-
-@pytest.mark.parametrize("name", list_detectors())
-def test_architecture_defaults_are_concrete_in_the_signature(name):
-    """No ``None`` that means "look at a class attribute": the built detector matches the signature."""
-    cls = get_detector_class(name)
-    _, defaults = cls.constructor_arguments()
-    params = inspect.signature(cls).parameters
-    for key in ("arch", "input_size", "mean", "std", "encoder_arch", "clip_model", "model_name"):
-        if key in defaults:
-            assert defaults[key] is not None, f"{name}.{key}"
-            if key in params:
-                assert params[key].default == defaults[key]
+from detectors import UnknownSettingError, get_detector_class
 
 
 def test_timm_variants_carry_their_papers_defaults():

@@ -16,9 +16,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
+from scipy.stats import wasserstein_distance
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    balanced_accuracy_score,
+    brier_score_loss,
+    log_loss,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
 
-from benchmark.metrics import auc, bootstrap, cross_auc_matrix
+from benchmark.metrics import METHOD_NAMES, NormalisationSettings, auc, bootstrap, cross_auc_matrix
 from benchmark.report import columns
 from benchmark.report.analysis import Analysis, View, analyse, analyse_cell, combine
 from benchmark.report.columns import Column, Table, fmt_ci
@@ -26,6 +36,10 @@ from benchmark.report.groups import Group, collect
 from benchmark.report.leaderboard import main, md_table, render
 from benchmark.store import ScoreStore
 from tests.exact_reference import exact_eer, exact_eer_threshold, exact_video_scores
+from tests.shift_reference import exact_ece, reference_normalised_matrix
+
+#: a small normalisation protocol for the reference test (the independent few-shot reference is slow)
+SMALL_NORMALISATION = NormalisationSettings(k=6, repeats=4, folds=3)
 
 SETS = ["dom-A", "dom-B", "dom-C"]
 SHIFT = {"dom-A": 0.0, "dom-B": 0.25, "dom-C": -0.2}
@@ -50,7 +64,13 @@ DEEPERFORENSICS = ("color_saturation", "color_contrast", "block_wise", "gaussian
                    "jpeg_compression", "video_compression")  # fmt: skip
 
 
-def _frames(cell_id: str, seed: int, rng: np.random.Generator, decimals: int | None = None) -> pd.DataFrame:
+def _frames(
+    cell_id: str,
+    seed: int,
+    rng: np.random.Generator,
+    decimals: int | None = None,
+    detector: str = "resnet34",
+) -> pd.DataFrame:
     rows = []
     for split, sets in (("val", ["dom-A"]), ("test", SETS)):
         for ds in sets:
@@ -62,7 +82,7 @@ def _frames(cell_id: str, seed: int, rng: np.random.Generator, decimals: int | N
                     rows.append(
                         {
                             "cell_id": cell_id,
-                            "detector": "resnet34",
+                            "detector": detector,
                             "train_set": "dom-A",
                             "test_set": ds,
                             "split": split,
@@ -94,14 +114,16 @@ def fill_store(
     origin: str = "demo",
     decimals: int | None = None,
     conditions: dict[str, tuple[dict, float]] = CONDITIONS,
+    detector: str = "resnet34",
+    rng_offset: int = 0,
 ) -> ScoreStore:
     """Two seeds' cells (as the runner records them) and, for each, one derived cell per condition."""
     store = ScoreStore(root)
     for seed in seeds:
-        cid = f"cell{seed:04d}"
+        cid = f"cell{seed:04d}" if detector == "resnet34" else f"{detector}{seed:04d}"
         config = {
             "grid": "g1",
-            "detector": "resnet34",
+            "detector": detector,
             "seed": seed,
             "train_set": {"name": "dom-A", "dataset": "dom-A", "methods": []},
             "test_sets": [{"name": s, "dataset": s, "methods": []} for s in SETS],
@@ -109,7 +131,7 @@ def fill_store(
         }
         record = {
             "grid": "g1",
-            "detector": "resnet34",
+            "detector": detector,
             "train_set": "dom-A",
             "seed": seed,
             "config": config,
@@ -122,7 +144,8 @@ def fill_store(
             "versions": {"torch": "2.x"},
             "timings": {"fit_s": 1.0, "test_s": 0.5},
         }
-        frames = _frames(cid, seed, np.random.default_rng(seed), decimals)
+        rng = np.random.default_rng(seed + rng_offset)
+        frames = _frames(cid, seed, rng, decimals, detector)
         store.write_cell(cid, frames, record)
         parent = store.record(cid)
         for k, (tag, (keys, shrink)) in enumerate(conditions.items()):
@@ -154,9 +177,11 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
-def _analysed(root: Path, n_boot: int) -> tuple[Group, Analysis]:
+def _analysed(
+    root: Path, n_boot: int, normalisation: NormalisationSettings = SMALL_NORMALISATION
+) -> tuple[Group, Analysis]:
     (group,) = collect(ScoreStore(root))
-    return group, analyse(group, n_boot=n_boot)
+    return group, analyse(group, n_boot=n_boot, normalisation=normalisation)
 
 
 # --------------------------------------------------------------------------- independent references
@@ -179,11 +204,14 @@ class Reference:
         test: pd.DataFrame,
         val: pd.DataFrame | None = None,
         record: dict | None = None,
+        normalised: Any = None,
         perturbed: dict[str, pd.DataFrame] | None = None,
     ):
         self.units = {"frame": test, "video": exact_video_scores(test)}
         self.val = val
         self.record = record or {}
+        self.normalised_result = normalised  # the protocol's recorded draws (NormalisationResult)
+        self._normalised: dict[str, dict[str, np.ndarray]] = {}
         self.perturbed = perturbed or {}  # test frames of the derived cells, by condition tag
         self._scores = {
             (level, d, y): g.score.to_numpy()
@@ -238,6 +266,54 @@ class Reference:
         u = self.videos(d)
         return accuracy_score(u.label, (u.score >= t).astype(int)), t
 
+    def _val_videos(self) -> pd.DataFrame:
+        return exact_video_scores(self.val)
+
+    def source_threshold(self, name: str) -> float:
+        """The source val split's EER threshold (exact ROC vertices) or its FPR threshold (sklearn roc_curve)."""
+        vv = self._val_videos()
+        if name == "eer":
+            return exact_eer_threshold(vv.label.to_numpy(), vv.score.to_numpy())
+        alpha = float(name.split("@")[1])
+        fpr, _, thr = roc_curve(vv.label, vv.score, drop_intermediate=False)
+        return float(thr[np.flatnonzero(fpr <= alpha)[-1]])
+
+    def rates(self, d: str, name: str) -> tuple[float, float, float]:
+        u = self.videos(d)
+        pred = (u.score >= self.source_threshold(name)).astype(int)
+        return (
+            recall_score(u.label, pred),
+            1 - recall_score(u.label, pred, pos_label=0),
+            balanced_accuracy_score(u.label, pred),
+        )
+
+    def oracle(self, d: str, alpha: float) -> float:
+        u = self.videos(d)
+        fpr, tpr, _ = roc_curve(u.label, u.score, drop_intermediate=False)
+        return float(tpr[fpr <= alpha].max())
+
+    def normalised(self, method: str) -> dict[str, np.ndarray]:
+        """Per repeat, the summaries of the matrix after ``method``, from the reference matrices."""
+        if method in self._normalised:
+            return self._normalised[method]
+        res = self.normalised_result
+        test = self.units["frame"]
+        mats = np.stack(
+            [reference_normalised_matrix(test, self.val, res, method, r) for r in range(res.settings.repeats)]
+        )
+        raw = self.summary("video")
+        off = ~np.eye(len(SETS), dtype=bool)
+        out = {
+            "norm_diag": np.array([np.nanmean(np.diag(m)) for m in mats]),
+            "norm_offdiag": np.array([np.nanmean(m[off]) for m in mats]),
+            "norm_worst": np.array([np.nanmin(m[off]) for m in mats]),
+        }
+        gap = raw["diag_mean"] - raw["offdiag_mean"]
+        out["shift_closed"] = (
+            (out["norm_offdiag"] - raw["offdiag_mean"]) / gap if gap > 0 else out["norm_offdiag"] * np.nan
+        )
+        return out
+
 
 # one reference per declared column, keyed (table, column key): a new column needs one here
 Ref = Callable[[Reference, Any], Any]
@@ -269,7 +345,34 @@ REFERENCES: dict[tuple[str, str], Ref] = {
     ("per_seed", "worst"): lambda r, d: r.summary("video")["worst"],
     ("per_seed", "shift_gap"): lambda r, d: r.summary("video")["shift_gap"],
     ("per_seed", "val_auc"): lambda r, d: r.record["best_val_auc"],
+    # reading the shift: operating points at thresholds fixed on the source val split (d: test set)
+    ("operating", "op_eer"): lambda r, d: r.rates(d, "eer"),
+    ("operating", "op_fpr01"): lambda r, d: r.rates(d, "fpr@0.01"),
+    ("operating", "oracle_fpr01"): lambda r, d: r.oracle(d, 0.01),
+    ("operating", "op_fpr05"): lambda r, d: r.rates(d, "fpr@0.05"),
+    ("operating", "oracle_fpr05"): lambda r, d: r.oracle(d, 0.05),
+    # calibration and separation (d: test set)
+    ("quality", "ece"): lambda r, d: float(
+        exact_ece(r.videos(d).label.to_numpy(), r.videos(d).score.to_numpy(), 15)
+    ),
+    ("quality", "brier"): lambda r, d: brier_score_loss(r.videos(d).label, r.videos(d).score),
+    ("quality", "log_loss"): lambda r, d: log_loss(r.videos(d).label, r.videos(d).score, labels=[0, 1]),
+    ("quality", "w1"): lambda r, d: wasserstein_distance(
+        r.videos(d).score[r.videos(d).label == 0], r.videos(d).score[r.videos(d).label == 1]
+    ),
+    # per-domain normalisation (d: method); per-repeat values, the test takes their mean and spread
+    ("normalisation", "norm_diag"): lambda r, m: r.normalised(m)["norm_diag"],
+    ("normalisation", "norm_offdiag"): lambda r, m: r.normalised(m)["norm_offdiag"],
+    ("normalisation", "norm_worst"): lambda r, m: r.normalised(m)["norm_worst"],
+    ("normalisation", "shift_closed"): lambda r, m: r.normalised(m)["shift_closed"],
+    # paired comparisons (r: detector a's Reference, d: detector b's): the difference a - b of the
+    # seed-mean estimates; its interval and p are checked in test_paired_comparisons_match_references
+    ("paired", "video_auc"): lambda r, o: r.summary("video")["diag_mean"] - o.summary("video")["diag_mean"],
+    ("paired", "pair_mean"): lambda r, o: r.summary("video")["pair_mean"] - o.summary("video")["pair_mean"],
+    ("paired", "worst"): lambda r, o: r.summary("video")["worst"] - o.summary("video")["worst"],
 }
+#: the independent few-shot reference finds its maximum on a grid: within this of ours
+FEWSHOT_TOLERANCE = 0.05
 
 
 def stored_children(root: Path, parent: str) -> dict[str, pd.DataFrame]:
@@ -289,11 +392,20 @@ def _declared() -> list[tuple[str, Column]]:
         [("group", c) for c in columns.group_columns().values()]
         + [("per_set", c) for c in columns.PER_SET.columns]
         + [("per_seed", c) for c in columns.PER_SEED.columns]
+        + [("operating", c) for c in columns.OPERATING.columns]
+        + [("quality", c) for c in columns.QUALITY.columns]
+        + [("normalisation", c) for c in columns.NORMALISATION.columns]
+        + [("paired", c) for c in columns.PAIRED.columns]
     )
 
 
+def missing_references() -> list[tuple[str, str]]:
+    """``(table, key)`` of every declared column without a reference in :data:`REFERENCES`."""
+    return [(t, c.key) for t, c in _declared() if (t, c.key) not in REFERENCES]
+
+
 def test_every_declared_column_has_a_reference() -> None:
-    missing = [(t, c.key) for t, c in _declared() if (t, c.key) not in REFERENCES]
+    missing = missing_references()
     assert not missing, f"declare a reference in REFERENCES for {missing}"
 
 
@@ -306,8 +418,15 @@ def _interval(per_seed_resamples: list[pd.Series], coverage: float = 0.95) -> tu
 
 @pytest.mark.parametrize(("seeds", "decimals"), [((0,), None), ((0, 1), None), ((0, 1), 1)])
 def test_analysis_values_match_independent_references(tmp_path: Path, seeds, decimals) -> None:
+    check_analysis_against_references(tmp_path, seeds, decimals)
+
+
+def check_analysis_against_references(tmp_path: Path, seeds: tuple[int, ...], decimals: int | None) -> None:
     """Every declared column (and the matrix), value and interval, against REFERENCES; intervals from the
-    bootstrap's generic path (a brute-force statistic of each resampled frames table, same draws)."""
+    bootstrap's generic path (a brute-force statistic of each resampled frames table, same draws).
+
+    The harness a new column goes through (``tests/test_extending.py`` runs it on the toy column of
+    docs/EXTENDING.md)."""
     n_boot = 40
     fill_store(tmp_path / "store", seeds=seeds, decimals=decimals)
     group, a = _analysed(tmp_path / "store", n_boot)
@@ -317,9 +436,10 @@ def test_analysis_values_match_independent_references(tmp_path: Path, seeds, dec
             f[f.split == "test"].reset_index(drop=True),
             f[f.split == "val"],
             r,
-            stored_children(tmp_path / "store", r["cell_id"]),
+            cell.normalised,
+            perturbed=stored_children(tmp_path / "store", r["cell_id"]),
         )
-        for f, r in zip(frames, group.records, strict=True)
+        for f, r, cell in zip(frames, group.records, a.cells, strict=True)
     ]
 
     def expect(table: str, key: str, d: Any = None) -> Any:
@@ -331,7 +451,7 @@ def test_analysis_values_match_independent_references(tmp_path: Path, seeds, dec
         )
 
     # intervals: each seed's resamples through the generic path, every ci statistic by brute force
-    ci_cols = [(t, c) for t, c in _declared() if c.ci]
+    ci_cols = [(t, c) for t, c in _declared() if c.ci and t in ("group", "per_set")]
 
     def resample_stats(sub: pd.DataFrame) -> dict[str, float]:
         r = Reference(sub)
@@ -346,7 +466,28 @@ def test_analysis_values_match_independent_references(tmp_path: Path, seeds, dec
     boots = [bootstrap(ref.units["frame"], resample_stats, n=n_boot, seed=0).samples for ref in refs]
 
     for table, c in _declared():
-        for d in SETS if table == "per_set" else [None]:
+        if table == "paired":  # two detectors: test_paired_comparisons_match_references
+            continue
+        if table == "normalisation":  # per method: the mean over repeats and the spread of the repeats
+            for m in METHOD_NAMES:
+                reps = np.mean(
+                    [REFERENCES[table, c.key](r, m) for r in refs], axis=0
+                )  # repeat-wise seed mean
+                got = a.normalisation[m][c.key]
+                tol = FEWSHOT_TOLERANCE if m == "fewshot_offset" else 1e-12
+                per_seed = [np.nanmean(REFERENCES[table, c.key](r, m)) for r in refs]
+                if np.isnan(per_seed).all():
+                    assert np.isnan(got.value), (c.key, m)
+                    continue
+                assert got.value == pytest.approx(np.mean(per_seed), abs=tol), (c.key, m)
+                lo, hi = np.percentile(reps[np.isfinite(reps)], [2.5, 97.5])
+                assert (got.lo, got.hi) == pytest.approx((lo, hi), abs=tol), (c.key, m)
+            continue
+        for d in SETS if table in ("per_set", "operating", "quality") else [None]:
+            if table in ("operating", "quality"):
+                got = getattr(a, table)[d][c.key]
+                assert got.value == pytest.approx(expect(table, c.key, d), abs=1e-12), (table, c.key, d)
+                continue
             if table == "per_seed":
                 for r, got in zip(refs, a.per_seed, strict=True):
                     assert got[c.key] == pytest.approx(REFERENCES[table, c.key](r, d), abs=1e-12), c.key
@@ -487,3 +628,109 @@ def test_cells_of_other_settings_are_listed_not_averaged(tmp_path: Path) -> None
     assert "### Superseded cells" in page
     assert "| 0 | `cell0000` | 2026-01-01T00:00:00+00:00 | overrides.epochs = null |" in page
     assert "| demo | 0 |" in readme  # one seed in the README row too
+
+
+def test_the_page_header_names_the_reference(tmp_path: Path) -> None:
+    """``paper`` or ``released`` (``detectors.settings``); records written before references were paper."""
+    store = fill_store(tmp_path / "store", seeds=(0,))
+    render(tmp_path / "store", tmp_path / "lb", n_boot=20)
+    assert "Reference: paper." in (tmp_path / "lb" / "g1" / "resnet34.md").read_text()
+    store.write_record("cell0000", {**store.record("cell0000"), "reference": "released"}, "done")
+    render(tmp_path / "store", tmp_path / "lb", n_boot=20)
+    page = (tmp_path / "lb" / "g1" / "resnet34.md").read_text()
+    assert "Reference: released." in page and "### Overrides from the reference's recipe" in page
+
+
+def test_paired_comparisons_match_references(tmp_path: Path) -> None:
+    """Two detectors scored on the same videos, two seeds each: the comparison page's differences,
+    intervals and p-values against a brute-force paired bootstrap (the generic path on one table holding
+    both detectors' scores, so the draws are shared by construction), Holm from statsmodels and the
+    t-test over seeds from scipy."""
+    from scipy.stats import ttest_rel
+    from statsmodels.stats.multitest import multipletests
+
+    from benchmark.report.comparisons import compare_grid
+
+    n_boot = 50
+    fill_store(tmp_path / "store", seeds=(0, 1), decimals=2)
+    fill_store(tmp_path / "store", seeds=(0, 1), decimals=2, detector="xception", rng_offset=17)
+    groups = collect(ScoreStore(tmp_path / "store"))
+    items = [(g, analyse(g, n_boot=n_boot, normalisation=SMALL_NORMALISATION)) for g in groups]
+    assert [g.detector for g, _ in items] == ["resnet34", "xception"]
+    cmp = compare_grid("g1", items)
+    key = ("dom-A", "resnet34", "xception")
+    assert list(cmp.pairs) == [key] and not cmp.not_paired and cmp.n_family == 3
+
+    def tests_of(g: Group) -> list[pd.DataFrame]:
+        return [g.scores[r["cell_id"]].query("split == 'test'").reset_index(drop=True) for r in g.records]
+
+    ta, tb = tests_of(items[0][0]), tests_of(items[1][0])
+    refs_a, refs_b = [Reference(t) for t in ta], [Reference(t) for t in tb]
+
+    def both(sub: pd.DataFrame) -> dict[str, float]:
+        out = {}
+        for name, col in (("a", "score"), ("b", "score_b")):
+            r = Reference(sub.assign(score=sub[col]))
+            for c in columns.COMPARED:
+                out[f"{c.key}|{name}"] = REFERENCES["group", c.key](r, None)
+        return out
+
+    boots = [
+        bootstrap(a.assign(score_b=b["score"].to_numpy()), both, n=n_boot, seed=0).samples
+        for a, b in zip(ta, tb, strict=True)
+    ]
+    ps = []
+    for c in columns.COMPARED:
+        got = cmp.pairs[key][c.key]
+        est = np.mean([REFERENCES["paired", c.key](ra, rb) for ra, rb in zip(refs_a, refs_b, strict=True)])
+        assert got.estimate == pytest.approx(est, abs=1e-12), c.key
+        d = np.mean([b[f"{c.key}|a"] for b in boots], axis=0) - np.mean(
+            [b[f"{c.key}|b"] for b in boots], axis=0
+        )
+        d = d[np.isfinite(d)]
+        assert (got.lo, got.hi) == pytest.approx(tuple(np.percentile(d, [2.5, 97.5])), abs=1e-12), c.key
+        tail = min((d <= 0).sum(), (d >= 0).sum())
+        assert got.p == pytest.approx(min(1.0, 2 * (1 + tail) / (len(d) + 1)), abs=1e-12), c.key
+        ps.append(got.p)
+        # over seeds: mean +- std and the paired t-test
+        va = [REFERENCES["group", c.key](r, None) for r in refs_a]
+        vb = [REFERENCES["group", c.key](r, None) for r in refs_b]
+        m, sd, n = cmp.seed_stats["dom-A", "resnet34"][c.key]
+        assert (m, sd, n) == pytest.approx((np.mean(va), np.std(va, ddof=1), 2), abs=1e-12)
+        t = cmp.seed_tests[key][c.key]
+        ref = ttest_rel(va, vb)
+        assert t.seeds == (0, 1)
+        np.testing.assert_allclose([t.t, t.p], [ref.statistic, ref.pvalue], rtol=1e-9, atol=1e-12)
+    holm = multipletests(ps, method="holm")[1]
+    assert [cmp.pairs[key][c.key].p_holm for c in columns.COMPARED] == pytest.approx(list(holm), abs=1e-12)
+
+    render(tmp_path / "store", tmp_path / "lb", n_boot=n_boot, normalisation=SMALL_NORMALISATION)
+    page = (tmp_path / "lb" / "g1" / "comparisons.md").read_text()
+    readme = (tmp_path / "lb" / "README.md").read_text()
+    assert "[g1/comparisons.md](g1/comparisons.md)" in readme
+    assert (
+        md_table(columns.PAIRED.headers, [columns.PAIRED.row(("resnet34", "xception"), cmp.pairs[key], None)])
+        in page
+    )
+    assert "## Over seeds" in page and "| resnet34 - xception | dom-A | 0, 1 |" in page
+
+
+def test_paired_comparisons_refuse_detectors_scored_on_other_videos(tmp_path: Path) -> None:
+    from benchmark.report.comparisons import compare_grid
+
+    fill_store(tmp_path / "store", seeds=(0,))
+    store = fill_store(tmp_path / "other", seeds=(0,), detector="xception", rng_offset=5)
+    frames = store.read_scores()
+    frames = frames[frames.video_id != "dom-B/test/1/v3"]  # one video fewer
+    rec = store.record("xception0000")
+    ScoreStore(tmp_path / "store").write_cell("xception0000", frames.drop(columns=["seed"]), rec)
+    groups = collect(ScoreStore(tmp_path / "store"))
+    items = [(g, analyse(g, n_boot=20, normalisation=SMALL_NORMALISATION)) for g in groups]
+    cmp = compare_grid("g1", items)
+    assert not cmp.pairs
+    assert "dom-B" in cmp.not_paired["dom-A", "resnet34", "xception"]
+    render(tmp_path / "store", tmp_path / "lb", n_boot=20, normalisation=SMALL_NORMALISATION)
+    assert (
+        "Not compared: `resnet34` and `xception`: test set 'dom-B' has other videos"
+        in (tmp_path / "lb" / "g1" / "comparisons.md").read_text()
+    )

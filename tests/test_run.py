@@ -226,6 +226,7 @@ def test_cell_killed_mid_fit_is_resumed_and_counted_once(tiny: Path) -> None:
     assert rec["status"] == "done" and rec["resumed"] is True
     assert rec["arch_defaults"] == {"arch": "resnet34", "pretrained": True, "input_size": 256}
     assert rec["recipe_overrides"]["epochs"] == [10, 2]
+    assert rec["reference"] == "paper"  # the grid names none: the paper's recipe
     jobs = [Job(cell)]
     InlineLauncher().run(jobs, Monitor(jobs, "t", _console()))  # an explicit second run replaces, never adds
     assert jobs[0].status == DONE
@@ -526,3 +527,53 @@ def test_build_datamodule_serves_the_real_forgery_datamodule(tmp_path: Path) -> 
     batch = next(iter(loader))
     assert batch.image.shape[-1] == model.data_spec.input_size
     assert all("/test_" in v for v in batch.video_id), batch.video_id
+
+
+# --------------------------------------------------------------------------- output to a file
+def _one_line_per_event(text: str, cell_id: str) -> None:
+    """The sweep's output holds exactly these event lines, in this order: the cell started, each epoch,
+    each scored loader (the source val split and the two test sets), the cell done."""
+    tag = re.escape(f"resnet34 | train | seed 0 {cell_id}")
+    events = [line for line in text.splitlines() if line.startswith("[") and cell_id in line]
+    expected = [
+        rf"\[running\] {tag}$",
+        rf"\[epoch\] {tag}: 1/2 done in \d+ s: train/loss \d\.\d{{4}}, val/loss \d\.\d{{4}}, val/auc \d\.\d{{4}}$",
+        rf"\[epoch\] {tag}: 2/2 done in \d+ s: .*val/auc",
+        rf"\[scored\] {tag}: train \(val\): {N_PER_SET} samples$",  # the source val split (set 'train')
+        rf"\[scored\] {tag}: a \(test\): {N_PER_SET} samples$",
+        rf"\[scored\] {tag}: b \(test\): {N_PER_SET} samples$",
+        rf"\[done\] {tag} \d+:\d\d$",
+    ]
+    assert len(events) == len(expected), text
+    for line, pattern in zip(events, expected, strict=True):
+        assert re.match(pattern, line), (pattern, line)
+    assert "\x1b[" not in text and "Epoch 0" not in text  # no terminal control codes, no progress-bar frame
+
+
+@pytest.mark.slow
+def test_output_to_a_file_is_one_line_per_event(tiny: Path) -> None:
+    """``python -m benchmark.run > file``: no live table frozen at 0:00 and no rich bar, but one line per
+    event; the local launcher copies a cell's event lines from its process's log as they come."""
+    (cell,) = _cells(tiny)
+    log = tiny / "sweep.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(log, "w") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmark.run", *_args(tiny)],
+            cwd=tiny,
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=600,
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _one_line_per_event(log.read_text(), cell.cell_id)
+
+
+def test_inline_cells_print_their_own_event_lines_when_not_a_terminal(tiny: Path, capsys) -> None:
+    """In-process cells (stdout captured, not a terminal) print the same event lines themselves."""
+    (cell,) = _cells(tiny)
+    console = Console(file=sys.stdout, width=200, force_terminal=False)
+    assert main(_args(tiny, "--launcher", "inline"), console=console) == 0
+    _one_line_per_event(capsys.readouterr().out, cell.cell_id)

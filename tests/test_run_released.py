@@ -159,3 +159,87 @@ def test_a_checkpoint_changed_after_planning_fails_its_cell(tiny: Path) -> None:
         run_cell(cell)
     rec = ScoreStore(tiny / "out" / "store").record(cell.cell_id)
     assert rec["status"] == "failed"
+
+
+# ---------------------------------------------------------------------------------------------- Effort, GenD
+# the published files, as their owners name them: Effort's README (YZY-stack/Effort-AIGI-Detection at 96f5dea)
+# links the FF++ checkpoint on Google Drive, loaded as effort_clip_L14_trainOn_FaceForensic.pth by GenD's
+# src/model/Effort.py; GenD's README (yermandy/GenD at e03532d) loads "yermandy/GenD_CLIP_L_14" from the hub,
+# whose weights file is model.safetensors (transformers' save_pretrained), downloaded from the hub's resolve URL
+EFFORT_FILE = "effort_clip_L14_trainOn_FaceForensic.pth"
+EFFORT_URL = "https://drive.google.com/file/d/1m4fyJecABU-Yk3bJ4b1WhUwQa0xCkMLI/view"
+GEND_FILE = "model.safetensors"
+GEND_URL = "https://huggingface.co/yermandy/GenD_CLIP_L_14/resolve/main/model.safetensors"
+
+
+def test_effort_and_gend_checkpoints_are_listed(capsys) -> None:
+    from detectors.convert import main as convert
+
+    assert convert(["--released"]) == 0
+    rows = {r.split("\t")[0]: r.split("\t") for r in capsys.readouterr().out.splitlines()}
+    assert rows["effort"][1:4] == ["effort", EFFORT_FILE, EFFORT_URL]
+    assert rows["gend"][1:4] == ["gend", GEND_FILE, GEND_URL]
+
+
+def _write_clip_releases(weights: Path) -> dict[str, Path]:
+    """Tiny checkpoints in the released layouts (tests/clip_hf_reference.py), under the published names."""
+    from safetensors.torch import save_file
+
+    from detectors.clip_backbone import TINY_CLIP_CFG
+    from tests.clip_hf_reference import effort_shapes, gend_shapes, materialise
+
+    v = TINY_CLIP_CFG["vision_cfg"]
+    geom = {"width": v["width"], "layers": v["layers"], "patch": v["patch_size"], "image": v["image_size"]}
+    paths = {"effort": weights / EFFORT_FILE, "gend": weights / GEND_FILE}
+    weights.mkdir(parents=True)
+    torch.save(materialise(effort_shapes(**geom, principal=True), seed=1), paths["effort"])
+    gend = materialise(gend_shapes(**geom, proj_dim=TINY_CLIP_CFG["embed_dim"]), seed=2)
+    save_file(gend, paths["gend"], metadata={"format": "pt"})
+    (paths["gend"].parent / "config.json").write_text(
+        '{"backbone": "openai/clip-vit-large-patch14", "head": "LinearNorm", "model_type": "GenD"}'
+    )
+    return paths
+
+
+def test_effort_and_gend_released_weights_are_found_and_scored(tmp_path: Path) -> None:
+    write_data_config(tmp_path)
+    write_grid(
+        tmp_path,
+        detectors=["effort", "gend"],
+        defaults={"detector": {"tiny": True, "eval_batch_size": 4}, "data": {"num_workers": 0}},
+    )
+    weights = tmp_path / "weights"
+    paths = _write_clip_releases(weights)
+    planned = {
+        c.detector: c.config.weights for c in _cells(tmp_path, weights="released", weights_dir=weights)
+    }
+    assert {d: (w.source, w.file) for d, w in planned.items()} == {
+        "effort": ("effort", EFFORT_FILE),
+        "gend": ("gend", GEND_FILE),
+    }
+    assert all(planned[d].sha256 == hashlib.sha256(p.read_bytes()).hexdigest() for d, p in paths.items())
+
+    assert (
+        main(_args(tmp_path, "--weights", "released", "--weights-dir", str(weights)), console=_console()) == 0
+    )
+    store = ScoreStore(tmp_path / "out" / "store")
+    scores = store.read_scores()
+    for det, path in paths.items():
+        model = load_converted(det, det, path, tiny=True).eval()
+        dm = SyntheticDataModule(model.data_spec, n=N, batch_size=4, test_sets=("a", "b"))
+        with torch.no_grad():
+            expected = {
+                sid: float(p)
+                for batch in dm.test_dataloader()[0]
+                for sid, p in zip(batch.sample_id, torch.sigmoid(model(batch).logits), strict=True)
+            }
+        got = scores[(scores.detector == det) & (scores.test_set == "a")].set_index("sample_id")["score"]
+        assert got.to_dict().keys() == expected.keys()
+        assert all(abs(got[k] - expected[k]) < 1e-5 for k in expected), det
+        assert len({round(s, 6) for s in expected.values()}) > 1  # the weights really score
+
+    (weights / GEND_FILE).unlink()
+    with pytest.raises(
+        WeightsError, match=rf"gend: released weights not found at .*{GEND_FILE} \(published at {GEND_URL}\)"
+    ):
+        _cells(tmp_path, weights="released", weights_dir=weights)

@@ -1,68 +1,86 @@
 """Cross-AUC (real_i vs fake_j): the matrix, its summaries and the pooled AUC.
 
 ``A[i, j] = AUC(R_i, F_j) = P(s(f) > s(r)) + 1/2 P(s(f) = s(r))`` for ``r`` a real sample of dataset ``i``
-and ``f`` a fake sample of dataset ``j``, all scored by one model (Luo et al., "SFAM", arXiv 2604.21478;
-definitions in docs/reference clip_detectors.md section 4). The diagonal is the usual per-dataset AUC.
+and ``f`` a fake sample of dataset ``j``, all scored by one model (Luo et al., "SFAM", arXiv 2604.21478: AUC
+"across dataset pairs by contrasting real samples from one dataset with fake samples from another (and vice
+versa)"; definitions and summaries: README "Metrics"). The diagonal is the usual per-dataset AUC.
 Not the "Cross-dataset AUC" of Nguyen et al. (arXiv 2606.19184), which is another metric.
 
-Every entry comes from per-dataset sorted real scores and two ``searchsorted`` calls over the fakes, so
-the K x K matrix costs O(n log n) in total, never a loop over pairs of samples. The counts are exact
-integers, so an entry is its pairwise definition on the units' scores, ties included (video scores: see
-``benchmark.metrics.scores``).
+The whole K x K matrix costs one sort: every unit's score (all datasets, both labels) is sorted once and
+equal scores are grouped; per real dataset ``i`` a cumulative count over the groups gives, at each fake's
+group, the reals of ``i`` below it and below or equal to it, summed per fake dataset ``j``
+(:func:`pair_counts`). O(n log n) for the sort and O(n K) after it, never a loop over pairs of samples.
+The counts are exact integers divided once, so an entry is its pairwise definition on the units' scores,
+ties included (video scores: see ``benchmark.metrics.scores``).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from benchmark.metrics.ranking import Ranking, rank_units
 from benchmark.metrics.scores import Scores, Units, units
 
 SUMMARY_KEYS = ("diag_mean", "offdiag_mean", "pair_mean", "worst", "offdiag_std", "shift_gap")
 
 
-def split_by_dataset(
-    u: Units,
-) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """Per dataset: real scores sorted, their positions in the units, fake scores sorted, their positions."""
-    reals_sorted, real_pos, fakes, fake_pos = [], [], [], []
-    for d in range(len(u.datasets)):
-        r = np.flatnonzero((u.dataset_code == d) & (u.label == 0))
-        f = np.flatnonzero((u.dataset_code == d) & (u.label == 1))
-        order = np.argsort(u.score[r], kind="stable")
-        reals_sorted.append(u.score[r][order])
-        real_pos.append(r[order])
-        # sorted fakes too: searchsorted with sorted keys walks memory in order (several times faster)
-        order = np.argsort(u.score[f], kind="stable")
-        fakes.append(u.score[f][order])
-        fake_pos.append(f[order])
-    return reals_sorted, real_pos, fakes, fake_pos
+@dataclass(frozen=True)
+class PairCounts:
+    """Exact integer counts behind every Cross-AUC entry.
+
+    ``num[i, j]`` = sum over the fakes ``f`` of dataset ``j`` of ``#{reals of i < f} + #{reals of i <= f}``
+    = ``2 * (#{r < f} + 1/2 #{r = f})`` over all pairs; ``n_real[i]``, ``n_fake[j]`` the class sizes.
+    """
+
+    num: np.ndarray
+    n_real: np.ndarray
+    n_fake: np.ndarray
+
+    def matrix(self) -> np.ndarray:
+        """``A[i, j] = num[i, j] / (2 n_real[i] n_fake[j])``, rounded once (NaN for an empty class)."""
+        k = len(self.n_real)
+        a = np.full((k, k), np.nan)
+        for i in range(k):
+            for j in range(k):
+                nr, nf = int(self.n_real[i]), int(self.n_fake[j])
+                if nr and nf:
+                    a[i, j] = int(self.num[i, j]) / (2 * nr * nf)  # Python ints: exact, rounded once
+        return a
+
+    def pooled(self) -> float:
+        """AUC of all reals against all fakes: the sum of the numerators over the sum of the pairs."""
+        nr, nf = int(self.n_real.sum()), int(self.n_fake.sum())
+        return int(self.num.sum()) / (2 * nr * nf) if nr and nf else float("nan")
 
 
-def pair_counts(reals_sorted: np.ndarray, fakes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each fake: the number of reals strictly below it, and the number below or equal."""
-    return (
-        np.searchsorted(reals_sorted, fakes, side="left"),
-        np.searchsorted(reals_sorted, fakes, side="right"),
-    )
+def pair_counts(u: Units, ranking: Ranking | None = None) -> PairCounts:
+    """:class:`PairCounts` of the units: one sort, then per real dataset one cumulative count over the
+    tie groups, read at every fake's group (O(n log n) for the sort, O(n K) after it)."""
+    r = ranking or rank_units(u)
+    k = len(u.datasets)
+    fake_groups = [r.class_groups(j, 1) for j in range(k)]
+    n_real = np.array([len(r.class_groups(i, 0)) for i in range(k)], dtype=np.int64)
+    n_fake = np.array([len(g) for g in fake_groups], dtype=np.int64)
+    every_fake = np.concatenate(fake_groups) if k else np.zeros(0, np.int64)  # grouped by dataset
+    starts = np.r_[0, np.cumsum(n_fake)][:-1]
+    has = n_fake > 0
+    num = np.zeros((k, k), dtype=np.int64)
+    for i in range(k):
+        if n_real[i] and has.any():
+            below = r.reals_below(i)
+            per_group = below[:-1] + below[1:]  # #{r < f} + #{r <= f} for a fake f of each group
+            num[i, has] = np.add.reduceat(np.take(per_group, every_fake), starts[has])
+    return PairCounts(num=num, n_real=n_real, n_fake=n_fake)
 
 
 def matrix_from_units(u: Units) -> np.ndarray:
     """The K x K Cross-AUC array (NaN where a dataset has no reals / no fakes)."""
-    reals_sorted, _, fakes, _ = split_by_dataset(u)
-    k = len(u.datasets)
-    a = np.full((k, k), np.nan)
-    for i in range(k):
-        for j in range(k):
-            nr, nf = len(reals_sorted[i]), len(fakes[j])
-            if nr and nf:
-                lo, hi = pair_counts(reals_sorted[i], fakes[j])
-                # 2 * (#{r < f} + 1/2 #{r = f}) summed over fakes, exact in integers
-                a[i, j] = int(lo.sum() + hi.sum()) / (2 * nr * nf)
-    return a
+    return pair_counts(u).matrix()
 
 
 def cross_auc_matrix(
@@ -89,10 +107,11 @@ def cross_auc_matrix(
     return matrix_frame(units(frames, level=level, agg=agg, datasets=datasets))
 
 
-def matrix_frame(u: Units) -> pd.DataFrame:
-    """:func:`matrix_from_units` as a DataFrame: index ``real``, columns ``fake``."""
+def matrix_frame(u: Units, counts: PairCounts | None = None) -> pd.DataFrame:
+    """:func:`matrix_from_units` as a DataFrame: index ``real``, columns ``fake`` (``counts``: if counted)."""
+    a = (counts or pair_counts(u)).matrix()
     idx = pd.Index(u.datasets, name="real")
-    return pd.DataFrame(matrix_from_units(u), index=idx, columns=pd.Index(u.datasets, name="fake"))
+    return pd.DataFrame(a, index=idx, columns=pd.Index(u.datasets, name="fake"))
 
 
 def summarize_arrays(a: np.ndarray) -> dict[str, np.ndarray]:
@@ -143,8 +162,8 @@ def cross_auc_summary(matrix: pd.DataFrame, exclude: Iterable[str] = ()) -> dict
     if unknown:
         raise ValueError(f"exclude names unknown dataset(s) {unknown}; matrix has {list(matrix.index)}")
     keep = [d for d in matrix.index if d not in exclude]
-    m = matrix.loc[keep, keep]
-    a = m.to_numpy(dtype=np.float64)
+    rows = [i for i, d in enumerate(matrix.index) if d not in exclude]
+    a = matrix.to_numpy(dtype=np.float64)[np.ix_(rows, rows)]
     s = {key: float(v[0]) for key, v in summarize_arrays(a[None]).items()}
     worst_pair = None
     if not np.isnan(s["worst"]):
@@ -166,9 +185,4 @@ def pooled_auc(frames: pd.DataFrame | Scores, level: str = "video", agg: str = "
 
 def pooled_from_units(u: Units) -> float:
     """:func:`pooled_auc` of already built units."""
-    reals = np.sort(u.score[u.label == 0])
-    fakes = u.score[u.label == 1]
-    if len(reals) == 0 or len(fakes) == 0:
-        return float("nan")
-    lo, hi = pair_counts(reals, fakes)
-    return int(lo.sum() + hi.sum()) / (2 * len(reals) * len(fakes))
+    return pair_counts(u).pooled()

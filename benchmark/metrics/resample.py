@@ -7,9 +7,11 @@ the intervals of the matrix entries it summarises.
 
 Two paths give identical numbers for the same seed:
 * ``statistic="cross_auc"`` (fast): every matrix entry, the summaries and the pooled AUC. The units'
-  scores never change between resamples, only how often each video is drawn, so each entry is a
-  weighted count over per-dataset sorted arrays whose ``searchsorted`` positions are computed once;
-  the resamples are processed as a ``[B, n]`` weight array (no DataFrame per resample).
+  scores never change between resamples, only how often each video is drawn, so the units are ranked
+  once (``benchmark.metrics.ranking``: one sort, ties grouped), each fake's count of reals
+  below / below or equal per dataset is read off that ranking once, and each entry is a weighted count
+  over those positions; the resamples are processed as a ``[B, n]`` weight array (no DataFrame per
+  resample).
 * ``statistic=<callable>``: any function of a frames table returning a number, a dict / Series of
   numbers or a DataFrame (flattened to ``"row|column"`` names). Each resample is materialised as a
   frames table in which a video drawn twice appears twice under distinct ids (``<video_id>#<k>``,
@@ -29,10 +31,9 @@ from benchmark.metrics.cross_auc import (
     cross_auc_summary,
     matrix_frame,
     pair_counts,
-    pooled_from_units,
-    split_by_dataset,
     summarize_arrays,
 )
+from benchmark.metrics.ranking import Ranking, rank_units
 from benchmark.metrics.scores import Scores, Units, _check_level_agg, as_scores
 
 _MAX_CELLS = 4_000_000  # resamples x units processed at once (bounds memory, ~10 int64 arrays of it)
@@ -119,13 +120,15 @@ def bootstrap(
     if statistic == "cross_auc":
         _check_level_agg(level, agg)
         u = as_scores(frames, datasets=datasets, need_video=True).units(level, agg)
-        m = matrix_frame(u)
+        ranking = rank_units(u)  # the one sort, shared by the estimate and the resamples
+        counts = pair_counts(u, ranking)
+        m = matrix_frame(u, counts)
         summ = cross_auc_summary(m, exclude=exclude)  # first: it refuses unknown names in `exclude`
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(u.datasets))]
-        samples = _cross_auc_samples(u, rngs, n, list(exclude))
+        samples = _cross_auc_samples(u, ranking, rngs, n, list(exclude))
         est = {pair_name(i, j): m.loc[i, j] for i in u.datasets for j in u.datasets}
         est.update({k: summ[k] for k in SUMMARY_KEYS})
-        est["pooled_auc"] = pooled_from_units(u)
+        est["pooled_auc"] = counts.pooled()
         names = list(est)
         dsets = u.datasets
     elif callable(statistic):
@@ -159,12 +162,18 @@ def bootstrap(
     return BootstrapResult(table=table, samples=samples, datasets=dsets, ci=ci, n=n, seed=seed)
 
 
-def _cross_auc_samples(u: Units, rngs: list[np.random.Generator], n: int, exclude: list[str]) -> pd.DataFrame:
+def _cross_auc_samples(
+    u: Units, ranking: Ranking, rngs: list[np.random.Generator], n: int, exclude: list[str]
+) -> pd.DataFrame:
     k = len(u.datasets)
-    reals_sorted, real_pos, fakes, fake_pos = split_by_dataset(u)
-    real_vid = [u.video_code[p] for p in real_pos]  # video number (within dataset) of each sorted real
-    fake_vid = [u.video_code[p] for p in fake_pos]
-    counts = {(i, j): pair_counts(reals_sorted[i], fakes[j]) for i in range(k) for j in range(k)}
+    # video number (within its dataset) of each real / fake, in score order
+    real_vid = [u.video_code[ranking.class_units(d, 0)] for d in range(k)]
+    fake_vid = [u.video_code[ranking.class_units(d, 1)] for d in range(k)]
+    # per (i, j) and fake f of j: #{reals of i < f}, #{reals of i <= f}; the first lo (hi) reals of i in
+    # score order are exactly those, whatever their order within a tie group
+    below = [ranking.reals_below(i) for i in range(k)]
+    fake_groups = [ranking.class_groups(j, 1) for j in range(k)]
+    counts = {(i, j): (below[i][g], below[i][g + 1]) for i in range(k) for j, g in enumerate(fake_groups)}
     keep = [d for d in range(k) if u.datasets[d] not in exclude]
     chunk = max(1, _MAX_CELLS // max(1, len(u.score)))
     out = []

@@ -8,7 +8,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics.binary import accuracy, auc, average_precision, eer, eer_threshold
+from benchmark.metrics.binary import accuracy, as_arrays, auc, average_precision, eer, eer_threshold
+from benchmark.metrics.calibration import N_BINS, brier_score, ece, log_loss
 from benchmark.metrics.scores import Scores, Units, units
 
 
@@ -86,6 +87,39 @@ def wasserstein1(u_values, v_values) -> float:
     cdf_u = np.searchsorted(u, at, side="right") / len(u)
     cdf_v = np.searchsorted(v, at, side="right") / len(v)
     return float(np.sum(np.abs(cdf_u - cdf_v) * widths))
+
+
+def separation(labels, scores) -> float:
+    """The 1-Wasserstein distance between the REAL and the FAKE score distributions of one test set.
+
+    ``W1 = integral |F_real(x) - F_fake(x)| dx`` on the probability scale: 0 when reals and fakes score
+    alike, 1 when every real scores 0 and every fake 1. Unlike AUC it sees how FAR apart the classes sit,
+    not only their order. NaN when a class is missing. (Nguyen et al., arXiv 2606.19184, build their
+    "Cross-dataset AUC", also abbreviated Cross-AUC, from per-domain AUCs and a W1 term: a different
+    number from this suite's Cross-AUC, real_i vs fake_j, and from this W1 alone.)
+    """
+    y, s = as_arrays(labels, scores)
+    return wasserstein1(s[y == 0], s[y == 1])
+
+
+def score_quality(
+    frames: pd.DataFrame | Scores,
+    level: str = "video",
+    agg: str = "mean",
+    n_bins: int = N_BINS,
+    datasets: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Per dataset, what the probabilities are worth beyond their order: ``ece`` (``n_bins`` equal-mass
+    bins), ``brier``, ``log_loss`` (``benchmark.metrics.calibration``) and ``w1`` (:func:`separation`)."""
+    rows = {}
+    for d, (y, s) in _by_dataset(units(frames, level=level, agg=agg, datasets=datasets)).items():
+        rows[d] = {
+            "ece": ece(y, s, n_bins),
+            "brier": brier_score(y, s),
+            "log_loss": log_loss(y, s),
+            "w1": separation(y, s),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("dataset")
 
 
 class ScoreShift(NamedTuple):

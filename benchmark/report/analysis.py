@@ -3,11 +3,15 @@
 Per cell (one seed): the test scores are validated once (:class:`~benchmark.metrics.Scores`), then the
 Cross-AUC matrix is bootstrapped at video and frame level (``benchmark.metrics.resample``, seed
 ``BOOT_SEED``), per-test-set metrics are computed at both levels and the source validation split's EER
-threshold is applied to the test sets (:class:`CellAnalysis`). A column's function reads one cell through a
-:class:`View`; :func:`analyse` evaluates every column of ``benchmark.report.columns`` over the group's
-seeds: a value is the mean over seeds, and an interval comes from the same resamples applied to every seed
-(the seeds score the same videos and the draws depend only on the bootstrap seed and the videos),
-averaged resample by resample.
+threshold is applied to the test sets (:class:`CellAnalysis`). Reading the shift adds, per cell: the
+per-domain normalisation baselines (``benchmark.metrics.normalisation``, ``NORMALISATION`` settings), the
+operating points fixed on the source validation split (``benchmark.metrics.operating``) and the
+probabilities' calibration and separation (``benchmark.metrics.summaries.score_quality``), all at video
+level. A column's function reads one cell through a :class:`View`; :func:`analyse` evaluates every column
+of ``benchmark.report.columns`` over the group's seeds: a value is the mean over seeds, and an interval
+comes from the same resamples applied to every seed (the seeds score the same videos and the draws depend
+only on the bootstrap seed and the videos), averaged resample by resample; a normalisation column's
+interval is the spread of its calibration repeats (drawn alike for every seed), averaged repeat by repeat.
 
 Test-time conditions (derived cells, ``Group.perturbed``): each seed's cell also carries the point
 estimates of its derived cells (:class:`PerturbedCell`: the video-level Cross-AUC matrix and its
@@ -27,12 +31,18 @@ import pandas as pd
 from benchmark.metrics import (
     LEVELS,
     BootstrapResult,
+    NormalisationResult,
+    NormalisationSettings,
+    OperatingPoints,
     Scores,
     bootstrap,
     cross_auc_matrix,
     cross_auc_summary,
     dataset_metrics,
+    normalisation_analysis,
+    operating_points,
     pair_name,
+    score_quality,
     threshold_transfer,
 )
 from benchmark.report import columns
@@ -42,6 +52,8 @@ from benchmark.runner.sweeps import Condition, condition_of, sort_key
 
 N_BOOT = 1000
 BOOT_SEED = 0
+#: the normalisation protocol's defaults (k = 50 calibration videos, 20 repeats, 5 folds, seed 0)
+NORMALISATION = NormalisationSettings()
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,12 @@ class CellAnalysis:
         sets: per level, :func:`~benchmark.metrics.dataset_metrics` of each test set.
         transfer: :func:`~benchmark.metrics.threshold_transfer` from the source validation split (video
             level); None when that split cannot give an EER threshold (one class, no rows).
+        operating: :func:`~benchmark.metrics.operating_points` from the source validation split (video
+            level; None like ``transfer``).
+        quality: :func:`~benchmark.metrics.score_quality` of each test set (video level).
+        normalised: :func:`~benchmark.metrics.normalisation_analysis` of the test sets (calibrated from
+            the val split where a test set has one, else cross-fitted).
+        val: the validated non-test split (None when the cell has none).
         perturbed: the cell's derived cells by condition tag (test-time perturbations and views).
     """
 
@@ -80,6 +98,10 @@ class CellAnalysis:
     boot: dict[str, BootstrapResult]
     sets: dict[str, pd.DataFrame]
     transfer: pd.DataFrame | None
+    operating: OperatingPoints | None = None
+    quality: pd.DataFrame | None = None
+    normalised: NormalisationResult | None = None
+    val: Scores | None = None
     perturbed: dict[str, PerturbedCell] = field(default_factory=dict)
 
 
@@ -88,19 +110,28 @@ def analyse_cell(
     frames: pd.DataFrame,
     order: list[str],
     n_boot: int,
+    normalisation: NormalisationSettings = NORMALISATION,
     perturbed: dict[str, PerturbedCell] | None = None,
 ) -> CellAnalysis:
     test = Scores.from_frames(
         frames[frames["split"] == "test"].reset_index(drop=True), datasets=order, need_video=True
     )
-    val = frames[frames["split"] == "val"].reset_index(drop=True)
+    val_rows = frames[frames["split"] == "val"].reset_index(drop=True)
+    val = Scores.from_frames(val_rows, need_video=True) if len(val_rows) else None
     boot = {lvl: bootstrap(test, "cross_auc", n=n_boot, seed=BOOT_SEED, level=lvl) for lvl in LEVELS}
     sets = {lvl: dataset_metrics(test, level=lvl) for lvl in LEVELS}
-    try:
-        transfer = threshold_transfer(val, test, level="video")
-    except ValueError:  # a source val split with one class (or none) has no EER threshold
-        transfer = None
-    return CellAnalysis(record, test, boot, sets, transfer, dict(perturbed or {}))
+    transfer = operating = None
+    if val is not None:
+        try:
+            transfer = threshold_transfer(val, test, level="video")
+            operating = operating_points(val, test, level="video")
+        except ValueError:  # a source val split with one class has no EER threshold
+            transfer = operating = None
+    quality = score_quality(test, level="video")
+    normalised = normalisation_analysis(test, val, settings=normalisation)
+    return CellAnalysis(
+        record, test, boot, sets, transfer, operating, quality, normalised, val, dict(perturbed or {})
+    )
 
 
 @dataclass(frozen=True)
@@ -108,7 +139,9 @@ class View:
     """What a column's function reads: one cell at one level (and one test set, for per-set columns).
 
     With ``resampled`` (only for ``ci`` columns), :meth:`stat` returns the statistic on every bootstrap
-    resample instead of its estimate; the other readers have no resamples and refuse. With ``condition``
+    resample instead of its estimate and :meth:`normalised` its value on every calibration repeat; the
+    other readers have no replicates and refuse. ``method`` names the normalisation a row of the
+    ``NORMALISATION`` table reads. With ``condition``
     (a derived cell's tag), :meth:`stat` reads that condition's scores (video level, point estimates).
     """
 
@@ -116,6 +149,7 @@ class View:
     level: str | None
     dataset: str | None = None
     resampled: bool = False
+    method: str | None = None
     condition: str | None = None
 
     def under(self, condition: str | None) -> View:
@@ -164,6 +198,28 @@ class View:
         t = self.cell.transfer
         return math.nan if t is None else float(t.loc[self.dataset, name])
 
+    def operating(self, name: str) -> float:
+        """A column of :func:`~benchmark.metrics.operating_points` (``eer|tpr``, ``oracle_tpr@0.05``, ...)
+        for this view's test set; NaN when the source validation split gives no threshold."""
+        self._no_resamples("operating points")
+        op = self.cell.operating
+        return math.nan if op is None else float(op.sets.loc[self.dataset, name])
+
+    def quality(self, name: str) -> float:
+        """``ece``, ``brier``, ``log_loss`` or ``w1`` of this view's test set (video level)."""
+        self._no_resamples("calibration quality")
+        return float(self.cell.quality.loc[self.dataset, name])
+
+    def normalised(self, name: str) -> Any:
+        """A summary (``diag_mean``, ``offdiag_mean``, ``worst``, ``shift_closed``, ...) of the Cross-AUC
+        matrix after this view's normalisation ``method``: the mean over calibration repeats (undefined
+        repeats left out), or with ``resampled`` the value of every repeat."""
+        vals = self.cell.normalised.summary(self.method)[name]
+        if self.resampled:
+            return np.asarray(vals, dtype=float)
+        finite = vals[np.isfinite(vals)]
+        return float(finite.mean()) if len(finite) else math.nan
+
     def _level(self) -> str:
         if self.level is None:
             raise ValueError("this column declares no level, so it cannot read scores")
@@ -186,6 +242,13 @@ class Analysis:
         matrix, matrix_lo, matrix_hi: the video-level Cross-AUC matrix (seed mean) and its interval.
         worst_pair: ``(real, fake)`` of the lowest off-diagonal entry of ``matrix`` (None if none).
         cells: the analysed cells, seed order (the figures read the first one's video scores).
+        operating, quality: per test set, the ``OPERATING`` and ``QUALITY`` columns (seed means).
+        normalisation: per normalisation method, the ``NORMALISATION`` columns (seed means; intervals over
+            calibration repeats).
+        normalised_matrix: per method, its Cross-AUC matrix (mean over repeats, then over seeds).
+        pair_ba: per source threshold (``eer``, ``fpr@0.01``, ...), the balanced accuracy of every
+            (reals of i, fakes of j) pair (seed mean; empty without source thresholds).
+        thresholds: per source threshold, its value (seed mean; empty without).
         conditions: the test-time conditions every seed was scored under, in table order.
         incomplete: conditions only some seeds were scored under (left out of every number).
     """
@@ -199,6 +262,12 @@ class Analysis:
     matrix_hi: pd.DataFrame
     worst_pair: tuple[str, str] | None
     cells: list[CellAnalysis]
+    operating: dict[str, dict[str, Estimate]] = field(default_factory=dict)
+    quality: dict[str, dict[str, Estimate]] = field(default_factory=dict)
+    normalisation: dict[str, dict[str, Estimate]] = field(default_factory=dict)
+    normalised_matrix: dict[str, pd.DataFrame] = field(default_factory=dict)
+    pair_ba: dict[str, pd.DataFrame] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
     conditions: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
 
@@ -218,7 +287,7 @@ def combine(fn: Any, views: list[View], ci: bool, coverage: float) -> Estimate:
     value = float(est) if est.ndim == 0 else tuple(float(x) for x in est)
     if not ci:
         return Estimate(value)
-    samples = _seed_mean([fn(View(v.cell, v.level, v.dataset, resampled=True)) for v in views])
+    samples = _seed_mean([fn(replace(v, resampled=True)) for v in views])
     finite = samples[np.isfinite(samples)]
     if not len(finite):
         return Estimate(value)
@@ -227,16 +296,35 @@ def combine(fn: Any, views: list[View], ci: bool, coverage: float) -> Estimate:
     return Estimate(value, float(lo), float(hi))
 
 
-def _column(c: Column, cells: list[CellAnalysis], coverage: float, dataset: str | None = None) -> Estimate:
-    return combine(c.fn, [View(cell, c.level, dataset) for cell in cells], c.ci, coverage)
+def _column(
+    c: Column,
+    cells: list[CellAnalysis],
+    coverage: float,
+    dataset: str | None = None,
+    method: str | None = None,
+) -> Estimate:
+    return combine(c.fn, [View(cell, c.level, dataset, method=method) for cell in cells], c.ci, coverage)
 
 
-def analyse(group: Group, n_boot: int = N_BOOT) -> Analysis:
+def _frame_mean(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return sum(frames[1:], frames[0].copy()) / len(frames)
+
+
+def analyse(
+    group: Group, n_boot: int = N_BOOT, normalisation: NormalisationSettings = NORMALISATION
+) -> Analysis:
     """Every declared column of ``group`` (see the module docstring for how seeds combine)."""
     order = group.test_order
     conditions, incomplete = _common_conditions(group)
     cells = [
-        analyse_cell(r, group.scores[r["cell_id"]], order, n_boot, _perturbed(group, r, conditions, order))
+        analyse_cell(
+            r,
+            group.scores[r["cell_id"]],
+            order,
+            n_boot,
+            normalisation,
+            perturbed=_perturbed(group, r, conditions, order),
+        )
         for r in group.records
     ]
     coverage = cells[0].boot["video"].ci
@@ -254,6 +342,21 @@ def analyse(group: Group, n_boot: int = N_BOOT) -> Analysis:
         return pd.DataFrame(m, index=pd.Index(order, name="real"), columns=pd.Index(order, name="fake"))
 
     matrix = mat("value")
+    operating = {d: {c.key: _column(c, cells, coverage, d) for c in columns.OPERATING.columns} for d in order}
+    quality = {d: {c.key: _column(c, cells, coverage, d) for c in columns.QUALITY.columns} for d in order}
+    methods = list(cells[0].normalised.matrices)
+    normalisation_rows = {
+        m: {c.key: _column(c, cells, coverage, method=m) for c in columns.NORMALISATION.columns}
+        for m in methods
+    }
+    normalised_matrix = {m: _frame_mean([cell.normalised.matrix(m) for cell in cells]) for m in methods}
+    with_op = [cell.operating for cell in cells if cell.operating is not None]
+    pair_ba, thresholds = {}, {}
+    if len(with_op) == len(cells):
+        pair_ba = {t: _frame_mean([op.pairs[t] for op in with_op]) for t in with_op[0].pairs}
+        thresholds = {
+            t: float(np.mean([op.thresholds[t] for op in with_op])) for t in with_op[0].thresholds.index
+        }
     return Analysis(
         datasets=order,
         summary=summary,
@@ -264,6 +367,12 @@ def analyse(group: Group, n_boot: int = N_BOOT) -> Analysis:
         matrix_hi=mat("hi"),
         worst_pair=cross_auc_summary(matrix)["worst_pair"],
         cells=cells,
+        operating=operating,
+        quality=quality,
+        normalisation=normalisation_rows,
+        normalised_matrix=normalised_matrix,
+        pair_ba=pair_ba,
+        thresholds=thresholds,
         conditions=conditions,
         incomplete=incomplete,
     )

@@ -12,11 +12,17 @@ Tables:
   under a page's Cross-AUC matrix) its values are seed means with bootstrap intervals;
 * ``PER_SET``: one row per test set on a detector's page (seed means; ``ci`` columns with intervals);
 * ``PER_SEED``: one row per seed, no intervals;
+* reading the shift (``SHIFT_SECTIONS``, a detector page's section "Reading the shift", in this order):
+  ``NORMALISATION`` (one row per per-domain normalisation, intervals over calibration repeats),
+  ``OPERATING`` (per test set, at thresholds fixed on the source validation split) and ``QUALITY`` (per
+  test set: calibration and real/fake separation);
+* ``PAIRED``: one row per pair of detectors on a grid's comparison page (``COMPARED`` columns, paired
+  bootstrap differences).
 * ``ROBUSTNESS``, ``ROBUSTNESS_MEAN``, ``SENSITIVITY``: one row per test-time condition (a distortion at a
   level, the mean over distortions at a level, a preprocessing view), the summary's video-level numbers
   under it (point estimates of the derived cells, seed means; ``benchmark.report.robustness``).
 The explanations of ``SUMMARY``'s columns complete the Cross-AUC note at the top of every page; those of
-``PER_SET`` are printed under its table.
+the other tables are printed under them.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark.metrics import pair_name
+from benchmark.metrics import METHODS, N_BINS, pair_name, threshold_name
 from benchmark.report.groups import page_path
 from datamodules.media.perturb import DEEPERFORENSICS
 from datamodules.media.perturb.deeperforensics import LEVELS as DF_LEVELS
@@ -161,6 +167,31 @@ def value_at_threshold(v: Estimate, analysis: Analysis) -> str:
     return f"{fmt(v.value[0])} (t={fmt(v.value[1])})"
 
 
+def rates(v: Estimate, analysis: Analysis) -> str:
+    """``TPR / FPR / BA``: ``0.750 / 0.250 / 0.750``."""
+    return " / ".join(fmt(x) for x in v.value)
+
+
+def with_spread(v: Estimate, analysis: Analysis) -> str:
+    """``0.612 [0.580, 0.640]`` over calibration repeats; the bare value when the repeats agree."""
+    if math.isfinite(v.lo) and math.isfinite(v.hi) and v.lo == v.hi:
+        return fmt(v.value)
+    return with_ci(v, analysis)
+
+
+def percent(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.0f} %"
+
+
+def percent_spread(v: Estimate, analysis: Analysis) -> str:
+    """``45 % [30 %, 60 %]``; the bare percentage when the repeats agree; ``n/a`` without a shift gap."""
+    if not math.isfinite(v.value):
+        return "n/a"
+    if not (math.isfinite(v.lo) and math.isfinite(v.hi)) or v.lo == v.hi:
+        return percent(v.value)
+    return f"{percent(v.value)} [{percent(v.lo)}, {percent(v.hi)}]"
+
+
 # --------------------------------------------------------------------------- values
 
 
@@ -216,6 +247,45 @@ def accuracy_at_source_threshold(v: View) -> tuple[float, float]:
 
 def best_val_auc(v: View) -> Any:
     return v.record.get("best_val_auc")
+
+
+def at_source_threshold(fpr: float | None) -> Callable[[View], tuple[float, float, float]]:
+    """TPR, FPR and balanced accuracy of the view's test set at a source-val threshold (EER: ``None``)."""
+    name = threshold_name(fpr)
+
+    def rates_at(v: View) -> tuple[float, float, float]:
+        return v.operating(f"{name}|tpr"), v.operating(f"{name}|fpr"), v.operating(f"{name}|ba")
+
+    rates_at.__name__ = f"at_source_{name}"
+    return rates_at
+
+
+def oracle_tpr(fpr: float) -> Callable[[View], float]:
+    """The test set's own best TPR at FPR <= ``fpr`` (threshold chosen on the test set: needs its labels)."""
+
+    def oracle(v: View) -> float:
+        return v.operating(f"oracle_tpr@{fpr:g}")
+
+    oracle.__name__ = f"oracle_tpr_{fpr:g}"
+    return oracle
+
+
+def quality(name: str) -> Callable[[View], float]:
+    def read(v: View) -> float:
+        return v.quality(name)
+
+    read.__name__ = f"quality_{name}"
+    return read
+
+
+def normalised(name: str) -> Callable[[View], Any]:
+    """A summary of the Cross-AUC matrix after the view's normalisation method (per repeat when resampled)."""
+
+    def read(v: View) -> Any:
+        return v.normalised(name)
+
+    read.__name__ = f"normalised_{name}"
+    return read
 
 
 #: (distortion, level) pairs of DeeperForensics-1.0: 7 x 5
@@ -352,6 +422,142 @@ PER_SEED = Table(
     ),
 )
 
+# --------------------------------------------------------------------------- reading the shift
+
+NORMALISATION_INTRO = (
+    "**Offset or ranking?** Each test set's video scores go through its own increasing transform, fitted "
+    "without the labels of the videos it scores, and the Cross-AUC matrix is recomputed. Such a per-domain "
+    "transform leaves every per-dataset AUC (the diagonal) as it was and moves only the off-diagonal "
+    "entries: *shift closed* = (off-diagonal mean after - before) / (diagonal mean - off-diagonal mean "
+    "before) is the share of the shift gap a deployment could calibrate away with that much target data. "
+    "A gap that closes under label-free standardisation is an **offset problem** (the domains' scores are "
+    "shifted or rescaled copies of one another); a gap that stays under every normalisation is a **ranking "
+    "problem**: fakes of one domain score among the reals of another whatever each domain's scale."
+)
+NORMALISATION_METHODS = (
+    "*Domain standardisation* (label-free): (score - median) / IQR of the test set's own video scores, all "
+    "of them, no label read; on probabilities or on logits. *Reals-only z-norm*: (logit - mean) / std of k "
+    "labelled REAL calibration videos of the test set (score normalisation as speaker verification does "
+    "it). *Few-shot logit offset* (Yang et al., AAAI 2026, arXiv 2602.01973): one scalar per test set added "
+    "to the logits, chosen on k labelled calibration videos (k/2 real, k/2 fake) to maximise the "
+    "kernel-smoothed balanced accuracy, the rule of the authors' released code. *Unsupervised offset*: "
+    "minus the (1 - pi) quantile of the logits of k unlabelled calibration videos, pi the assumed fake "
+    "ratio, so that a share pi of them lands above 0."
+)
+OPERATING_INTRO = (
+    "**Operating points.** A deployment runs at ONE threshold fixed before it sees the target domain. "
+    "Thresholds here are fixed on the SOURCE validation split (video level): its EER threshold and the "
+    "thresholds of a false-positive rate of 1 % and 5 % there (the ROC vertex with the largest FPR not "
+    "above the target; with n real validation videos the FPR moves in steps of 1/n, so a target below 1/n "
+    "is met at FPR 0). Each test set gets its TPR (fakes called fake), FPR (reals called fake) and "
+    "balanced accuracy BA = (TPR + 1 - FPR) / 2 at those thresholds, beside the *oracle* TPR at the same "
+    "FPR with the threshold chosen on the test set itself (what suites usually report; it needs the "
+    "target's labels). An FPR far above its target, or a TPR far below the oracle's, is the shift at work."
+)
+PAIR_BA_NOTE = (
+    "For a Cross-AUC pair (reals of i, fakes of j) at a fixed threshold the FPR is row i's and the TPR "
+    "column j's, so its balanced accuracy is (TPR_j + 1 - FPR_i) / 2: a low entry is a pair the threshold "
+    "cannot serve."
+)
+W1_EXPLANATION = (
+    "*W1(real, fake)*: the 1-Wasserstein distance between the test set's real and fake video-score "
+    "distributions on the probability scale (0: the classes score alike; 1: every real at 0 and every fake "
+    'at 1): how far apart the classes sit, where AUC sees only their order. Not the "Cross-dataset AUC" '
+    "of Nguyen et al. (arXiv 2606.19184), which they also abbreviate Cross-AUC and which combines "
+    "per-domain AUCs with a W1 polarisation term: on these pages Cross-AUC always means real_i vs fake_j, "
+    "and W1 is shown on its own."
+)
+
+NORMALISATION = Table(
+    labels=(
+        Label("normalisation", lambda m: METHODS[m].title),
+        Label("fitted on", lambda m: METHODS[m].uses),
+    ),
+    columns=(
+        Column(
+            "norm_diag",
+            "diagonal mean",
+            normalised("diag_mean"),
+            ci=True,
+            fmt=with_spread,
+            explanation="*Diagonal mean* moves only where a test set is cross-fitted (each fold has its own "
+            "transform)",
+        ),
+        Column("norm_offdiag", "off-diagonal mean", normalised("offdiag_mean"), ci=True, fmt=with_spread),
+        Column("norm_worst", "worst pair", normalised("worst"), ci=True, fmt=with_spread),
+        Column(
+            "shift_closed",
+            "shift closed",
+            normalised("shift_closed"),
+            ci=True,
+            fmt=percent_spread,
+            explanation="*shift closed* is measured against the RAW diagonal (n/a when the raw off-diagonal "
+            "mean is not below it: no shift to close); it can exceed 100 % or fall below 0",
+        ),
+    ),
+)
+
+OPERATING = Table(
+    labels=(Label("test set", str),),
+    columns=(
+        Column("op_eer", "source EER threshold: TPR / FPR / BA", at_source_threshold(None), fmt=rates),
+        Column("op_fpr01", "source FPR 1 % threshold: TPR / FPR / BA", at_source_threshold(0.01), fmt=rates),
+        Column("oracle_fpr01", "oracle TPR @ FPR 1 %", oracle_tpr(0.01)),
+        Column("op_fpr05", "source FPR 5 % threshold: TPR / FPR / BA", at_source_threshold(0.05), fmt=rates),
+        Column("oracle_fpr05", "oracle TPR @ FPR 5 %", oracle_tpr(0.05)),
+    ),
+)
+
+QUALITY = Table(
+    labels=(Label("test set", str),),
+    columns=(
+        Column(
+            "ece",
+            f"ECE ({N_BINS} equal-mass bins)",
+            quality("ece"),
+            explanation=f"*ECE*: expected calibration error of the video probabilities over {N_BINS} "
+            "equal-mass bins (videos ranked by score, tied scores kept in one bin): the sum over bins of "
+            "(videos in the bin / videos) x |fake rate - mean score| of the bin.",
+        ),
+        Column("brier", "Brier", quality("brier"), explanation="*Brier*: mean (probability - label)^2."),
+        Column(
+            "log_loss",
+            "log loss",
+            quality("log_loss"),
+            explanation="*log loss*: mean negative log-likelihood of the labels, probabilities clipped to "
+            "[eps, 1 - eps] (float64 eps).",
+        ),
+        Column("w1", "W1(real, fake)", quality("w1"), explanation=W1_EXPLANATION),
+    ),
+)
+
+#: the "Reading the shift" sections of a detector page, in order: (title, intro, table, analysis field).
+#: A later analysis (e.g. confound-matched Cross-AUC) adds its section here.
+SHIFT_SECTIONS = (
+    ("Offset or ranking: per-domain normalisation", NORMALISATION_INTRO, NORMALISATION, "normalisation"),
+    ("Operating points fixed on the source validation split", OPERATING_INTRO, OPERATING, "operating"),
+    ("Calibration and separation", "", QUALITY, "quality"),
+)
+
+#: statistics compared between detectors on a grid's comparison page (paired video bootstrap)
+COMPARED = (VIDEO_AUC, PAIR_MEAN, WORST)
+
+
+def difference(v: Any, analysis: Analysis | None = None) -> str:
+    """``+0.012 [-0.030, 0.055] p=1.00``, bold when the interval excludes 0; the reason when not paired."""
+    if v is None:
+        return "n/a"
+    if not math.isfinite(v.estimate):
+        return "n/a"
+    text = f"{v.estimate:+.3f} [{v.lo:+.3f}, {v.hi:+.3f}] p={v.p_holm:.2f}"
+    return f"**{text}**" if v.excludes_zero else text
+
+
+PAIRED = Table(
+    labels=(Label("a - b", lambda pair: f"{pair[0]} - {pair[1]}"),),
+    columns=tuple(replace(c, header=f"diff. {c.header}", fmt=difference) for c in COMPARED),
+)
+
 #: the summary's video-level numbers under one test-time condition (a row is a ``robustness.Row``: the
 #: worst column prints that row's own worst pair)
 CONDITION_COLUMNS = (
@@ -414,6 +620,10 @@ for _t, _n in (
     (SUMMARY, "SUMMARY"),
     (PER_SET, "PER_SET"),
     (PER_SEED, "PER_SEED"),
+    (NORMALISATION, "NORMALISATION"),
+    (OPERATING, "OPERATING"),
+    (QUALITY, "QUALITY"),
+    (PAIRED, "PAIRED"),
     (ROBUSTNESS, "ROBUSTNESS"),
     (ROBUSTNESS_MEAN, "ROBUSTNESS_MEAN"),
     (SENSITIVITY, "SENSITIVITY"),
@@ -422,10 +632,16 @@ for _t, _n in (
 group_columns()
 
 __all__ = [
+    "COMPARED",
     "CROSS_AUC_NOTE",
     "MATRIX_SENTENCE",
+    "NORMALISATION",
+    "OPERATING",
+    "PAIRED",
     "PER_SEED",
     "PER_SET",
+    "QUALITY",
+    "SHIFT_SECTIONS",
     "ROBUSTNESS",
     "ROBUSTNESS_MEAN",
     "SENSITIVITY",

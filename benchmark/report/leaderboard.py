@@ -1,7 +1,8 @@
 """``python -m benchmark.leaderboard``: markdown leaderboards rendered from the score store alone.
 
-Writes ``<out>/README.md`` (one row per grid, detector and training set) and one page per grid and
-detector (``<out>/<grid>/<detector>.md`` with figures under ``<out>/<grid>/figures/``). Rendering is
+Writes ``<out>/README.md`` (one row per grid, detector and training set), one page per grid and
+detector (``<out>/<grid>/<detector>.md`` with figures under ``<out>/<grid>/figures/``) and one comparison
+page per grid (``<out>/<grid>/comparisons.md``: shift closed per detector, paired comparisons). Rendering is
 deterministic: the same store gives byte-identical files (sorted groups, fixed bootstrap seed, fixed
 number formats, PNGs without timestamps).
 
@@ -20,9 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmark.metrics import METHODS, NormalisationSettings
 from benchmark.report import columns, figures
-from benchmark.report.analysis import BOOT_SEED, N_BOOT, Analysis, analyse
+from benchmark.report.analysis import BOOT_SEED, N_BOOT, NORMALISATION, Analysis, analyse
 from benchmark.report.columns import fmt, fmt_ci
+from benchmark.report.comparisons import GridComparisons, compare_grid
 from benchmark.report.groups import Group, collect, page_path, slug
 from benchmark.report.robustness import robustness
 from benchmark.store import ScoreStore
@@ -67,6 +70,11 @@ def render_readme(groups: list[Group], analyses: dict[int, Analysis], store_root
             table.row(g, analyses[i].summary, analyses[i]) for i, g in enumerate(groups) if g.grid == grid
         ]
         lines += [md_table(table.headers, rows), ""]
+        lines += [
+            f"Shift closed by per-domain normalisation and paired comparisons between detectors: "
+            f"[{slug(grid)}/comparisons.md]({slug(grid)}/comparisons.md).",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -78,6 +86,12 @@ def _overrides(rec: dict[str, Any]) -> list[list[str]]:
         for k, v in sorted((rec.get("arch_overrides") or {}).items())
     ]
     return rows
+
+
+def _reference(group: Group) -> str:
+    """``paper`` or ``released`` (``detectors.settings``); records written before references existed
+    trained as the paper describes."""
+    return "/".join(sorted({str(r.get("reference", "paper")) for r in group.records}))
 
 
 def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], out: Path) -> str:
@@ -98,7 +112,8 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
             f"## Trained on `{g.train_set}`"
             + (" (released weights, not trained here)" if g.released else ""),
             "",
-            f"Data: **{g.origin}**. Seeds: {g.seeds}. Pretrained weights: {g.pretrained}. "
+            f"Data: **{g.origin}**{_protocol_note(g.records)}. Seeds: {g.seeds}. "
+            f"Pretrained weights: {g.pretrained}. Reference: {_reference(g)}. "
             f"Recipe: {rec0.get('recipe_source') or 'n/a'}.",
             "",
             "### Per test set (video level unless stated; mean over seeds)",
@@ -143,14 +158,18 @@ def render_page(grid: str, detector: str, items: list[tuple[Group, Analysis]], o
         ]
         lines += _robustness(detector, g, a, fig_dir / f"{base}-robustness.png")
 
+        lines += _reading_the_shift(a)
+
         lines += ["### Per seed", ""]
         srows = [per_seed.row(r, v, a) for r, v in zip(g.records, a.per_seed, strict=True)]
         lines += [md_table(per_seed.headers, srows), ""]
 
-        lines += ["### Overrides from the paper's recipe", ""]
+        lines += ["### Overrides from the reference's recipe", ""]
         ov = _overrides(rec0)
         lines += [
-            md_table(["setting", "paper", "used"], ov) if ov else "None: the paper's recipe as published.",
+            md_table(["setting", "reference", "used"], ov)
+            if ov
+            else "None: the reference's recipe as published.",
             "",
         ]
         if any(_overrides(r) != ov for r in g.records[1:]):
@@ -238,6 +257,205 @@ def _robustness(detector: str, g: Group, a: Analysis, figure: Path) -> list[str]
     return lines
 
 
+def _matrix_table(m: Any, datasets: list[str]) -> str:
+    rows = [[f"**{i}**"] + [fmt(m.loc[i, j]) for j in datasets] for i in datasets]
+    return md_table(["real \\ fake", *datasets], rows)
+
+
+def _details(summary: str, body: list[str]) -> list[str]:
+    return ["<details>", f"<summary>{summary}</summary>", "", *body, "</details>", ""]
+
+
+def _normalisation_protocol(a: Analysis) -> str:
+    res = a.cells[0].normalised
+    st = res.settings
+    val = [
+        f"{d} ({len(res.pool_ids[j])} videos)" for j, d in enumerate(res.datasets) if res.source[j] == "val"
+    ]
+    crossfit = [d for j, d in enumerate(res.datasets) if res.source[j] == "test"]
+    parts = [
+        f"Protocol: k = {st.k} calibration videos per fit (all of the pool when it holds fewer), "
+        f"{st.repeats} seeded repeats (seed {st.seed}), assumed fake ratio {st.fake_ratio:g}."
+    ]
+    if val:
+        parts.append(f"Calibrated from their validation split: {', '.join(val)}.")
+    if crossfit:
+        parts.append(
+            f"Cross-fitted (no non-test split in the store): {', '.join(crossfit)}: the test videos are "
+            f"cut into {st.folds} folds, stratified by label and grouped by video (the score store has no "
+            "identity column, so one person's videos can sit in different folds), and each fold is scored "
+            "with a transform fitted on calibration videos of the other folds."
+        )
+    parts.append(
+        "Calibration videos are never scored. Brackets: the 2.5-97.5 % range over the repeats (which "
+        "calibration videos were drawn), not a bootstrap interval; label-free rows do not vary."
+    )
+    return " ".join(parts)
+
+
+def _threshold_text(name: str, t: float) -> str:
+    label = {"eer": "EER"}.get(
+        name, name.replace("fpr@", "FPR ").replace("0.01", "1 %").replace("0.05", "5 %")
+    )
+    value = "inf (nothing called fake)" if t == float("inf") else fmt(t)
+    return f"{label} t = {value}"
+
+
+def _reading_the_shift(a: Analysis) -> list[str]:
+    """The "Reading the shift" section of a detector page: every table of ``columns.SHIFT_SECTIONS``."""
+    lines = ["### Reading the shift", ""]
+    for title, intro, table, attr in columns.SHIFT_SECTIONS:
+        values = getattr(a, attr)
+        lines += [f"#### {title}", ""]
+        if intro:
+            lines += [intro, ""]
+        if attr == "normalisation":
+            lines += [_normalisation_protocol(a), ""]
+        if attr == "operating":
+            if not a.thresholds:
+                lines += [
+                    "No operating point: the cells have no source validation split with both classes.",
+                    "",
+                ]
+                continue
+            op = a.cells[0].operating
+            thr = "; ".join(_threshold_text(n, t) for n, t in a.thresholds.items())
+            lines += [
+                f"Source validation split: {op.n_val_real} real / {op.n_val_fake} fake videos; thresholds "
+                f"(mean over seeds): {thr}.",
+                "",
+            ]
+        rows = [table.row(name, values[name], a) for name in values]
+        lines += [md_table(table.headers, rows), ""]
+        notes = table.explanations()
+        if notes:
+            lines += [" ".join(n if n.endswith(".") else n + "." for n in notes), ""]
+        if attr == "normalisation":
+            lines += [columns.NORMALISATION_METHODS, ""]
+            body = []
+            for m, mat in a.normalised_matrix.items():
+                body += [f"**{METHODS[m].title}**", "", _matrix_table(mat, a.datasets), ""]
+            lines += _details("Cross-AUC matrix after each normalisation (mean over repeats and seeds)", body)
+        if attr == "operating":
+            lines += [columns.PAIR_BA_NOTE, ""]
+            body = []
+            for name, mat in a.pair_ba.items():
+                body += [f"**{_threshold_text(name, a.thresholds[name]).split(' t =')[0]} threshold**", ""]
+                body += [_matrix_table(mat, a.datasets), ""]
+            lines += _details("Balanced accuracy of every Cross-AUC pair at each source threshold", body)
+    return lines
+
+
+def render_comparisons(
+    grid: str, items: list[tuple[Group, Analysis]], cmp: GridComparisons, n_boot: int
+) -> str:
+    """The comparison page of one grid: shift closed per detector, paired comparisons, seeds."""
+    methods = [m for m in items[0][1].normalisation if m != "raw"]
+    lines = [
+        f"# Grid `{grid}`: reading the shift across detectors",
+        "",
+        "[All leaderboards](../README.md)",
+        "",
+        "## Shift closed per detector",
+        "",
+        "The share of each detector's shift gap (mean diagonal - mean off-diagonal of its video-level "
+        "Cross-AUC matrix) that a per-domain normalisation recovers: high under label-free standardisation "
+        "= an offset problem a deployment can calibrate away; low under every normalisation = a ranking "
+        "problem. Each detector's page explains the normalisations and the protocol; brackets: the range "
+        "over calibration repeats.",
+        "",
+    ]
+    shift_closed = next(c for c in columns.NORMALISATION.columns if c.key == "shift_closed")
+    rows = []
+    for g, a in items:
+        link = f"[{g.detector}]({slug(g.detector)}.md)"
+        gap = a.summary["shift_gap"]
+        rows.append(
+            [link, g.train_set, columns.with_ci(gap, a)]
+            + [shift_closed.fmt(a.normalisation[m]["shift_closed"], a) for m in methods]
+        )
+    lines += [
+        md_table(["detector", "train set", "shift gap", *(METHODS[m].title for m in methods)], rows),
+        "",
+    ]
+
+    lines += [
+        "## Paired comparisons",
+        "",
+        "Detectors trained on the same set are scored on the same test videos, so they are compared PAIRED: "
+        f"each of the {n_boot} bootstrap resamples (videos drawn within each test set, seed {BOOT_SEED}) "
+        "draws the same videos for both detectors, and the difference a - b is computed resample by "
+        "resample (several seeds: each detector's seeds averaged resample by resample first). Brackets: "
+        "the 95 % percentile interval of the difference. p: the two-sided bootstrap p-value "
+        "min(1, 2 min(1 + #{d* <= 0}, 1 + #{d* >= 0}) / (B + 1)) over the B resamples where both "
+        f"statistics are defined, Holm-adjusted over all {cmp.n_family} comparisons of this grid (every "
+        "pair, every statistic). **Bold**: the 95 % interval excludes 0, the only differences this "
+        "leaderboard marks (the interval is not adjusted for the number of comparisons; the Holm p is).",
+        "",
+    ]
+    table = columns.PAIRED
+    for train in sorted({k[0] for k in (*cmp.pairs, *cmp.not_paired)}):
+        lines += [f"### Trained on `{train}`", ""]
+        keys = sorted(k for k in cmp.pairs if k[0] == train)
+        if keys:
+            rows = [table.row((k[1], k[2]), cmp.pairs[k], None) for k in keys]
+            lines += [md_table(table.headers, rows), ""]
+        for k in sorted(k for k in cmp.not_paired if k[0] == train):
+            lines += [f"Not compared: `{k[1]}` and `{k[2]}`: {cmp.not_paired[k]}.", ""]
+    if not cmp.pairs and not cmp.not_paired:
+        lines += ["One detector per training set: nothing to compare.", ""]
+
+    if cmp.several_seeds:
+        lines += [
+            "## Over seeds",
+            "",
+            "Each detector's statistics over its seeds (mean ± standard deviation of the per-seed "
+            "estimates), and for every pair with at least two common seeds the difference of seed means "
+            "with the paired t-test over those seeds (scipy.stats.ttest_rel, the test SFAM's authors "
+            "report with their tables; p Holm-adjusted over this grid's t-tests). Seeds measure training "
+            "variation; the bootstrap above measures test-set sampling: they answer different questions.",
+            "",
+        ]
+        heads = [c.header for c in columns.COMPARED]
+        rows = []
+        for (train, det), stats in sorted(cmp.seed_stats.items()):
+            cells = [
+                f"{fmt(m)} ± {fmt(sd)}" if n > 1 else f"{fmt(m)} (1 seed)" for m, sd, n in stats.values()
+            ]
+            rows.append([det, train, *cells])
+        lines += [md_table(["detector", "train set", *heads], rows), ""]
+        rows = []
+        for k, tests in sorted(cmp.seed_tests.items()):
+            seeds = next(iter(tests.values())).seeds
+            rows.append(
+                [f"{k[1]} - {k[2]}", k[0], ", ".join(map(str, seeds))]
+                + [f"{t.delta:+.3f} (t = {fmt(t.t, 2)}, p = {fmt(t.p_holm, 2)})" for t in tests.values()]
+            )
+        if rows:
+            lines += [
+                md_table(["a - b", "train set", "common seeds", *(f"diff. {h}" for h in heads)], rows),
+                "",
+            ]
+    return "\n".join(lines)
+
+
+def _protocol_note(records: list[dict[str, Any]]) -> str:
+    """`` (preprocessing protocol `sfam`: FF++, CDF-v2)`` for the datasets whose data were preprocessed with
+    a protocol other than the default (the record's ``data_protocols``, read from each manifest's pinned
+    options; older records: the configured ``protocol`` option); "" when all are default."""
+    used: dict[str, set[str]] = {}
+    for r in records:
+        protocols = r.get("data_protocols") or {
+            name: (spec.get("options") or {}).get("protocol", "default")
+            for name, spec in r.get("config", {}).get("datasets", {}).items()
+        }
+        for name, protocol in protocols.items():
+            if protocol != "default":
+                used.setdefault(protocol, set()).add(name)
+    parts = [f"`{p}`: {', '.join(sorted(names))}" for p, names in sorted(used.items())]
+    return f" (preprocessing protocol {'; '.join(parts)})" if parts else ""
+
+
 def _hardware(hw: dict[str, Any] | None) -> str:
     """``CPU model; N x GPU (CUDA x, cuDNN y)`` of a cell record's ``hardware`` (n/a when not recorded)."""
     if not hw:
@@ -284,11 +502,16 @@ def _write(path: Path, text: str) -> Path:
     return atomic.write_text(path, text if text.endswith("\n") else text + "\n")
 
 
-def render(store_root: str | Path, out: str | Path, n_boot: int = N_BOOT) -> list[Path]:
+def render(
+    store_root: str | Path,
+    out: str | Path,
+    n_boot: int = N_BOOT,
+    normalisation: NormalisationSettings = NORMALISATION,
+) -> list[Path]:
     """Render every leaderboard file from the store at ``store_root`` into ``out``; return the paths."""
     store_root, out = Path(store_root), Path(out)
     groups = collect(ScoreStore(store_root))
-    analyses = {i: analyse(g, n_boot) for i, g in enumerate(groups)}
+    analyses = {i: analyse(g, n_boot, normalisation) for i, g in enumerate(groups)}
     written = [_write(out / "README.md", render_readme(groups, analyses, store_root, n_boot))]
     pages: dict[tuple[str, str], list[tuple[Group, Analysis]]] = {}
     for i, g in enumerate(groups):
@@ -296,6 +519,10 @@ def render(store_root: str | Path, out: str | Path, n_boot: int = N_BOOT) -> lis
     for (grid, det), items in sorted(pages.items()):
         written.append(_write(out / page_path(grid, det), render_page(grid, det, items, out)))
         written += sorted((out / slug(grid) / "figures").glob(f"{slug(det)}-*.png"))
+    for grid in sorted({g.grid for g in groups}):
+        items = [(g, analyses[i]) for i, g in enumerate(groups) if g.grid == grid]
+        text = render_comparisons(grid, items, compare_grid(grid, items), n_boot)
+        written.append(_write(out / slug(grid) / "comparisons.md", text))
     return written
 
 
@@ -308,14 +535,37 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("leaderboards"), help="output folder (default leaderboards/)"
     )
     p.add_argument("--bootstrap", type=int, default=N_BOOT, help="bootstrap resamples (default 1000)")
+    p.add_argument(
+        "--calibration-videos",
+        type=int,
+        default=NORMALISATION.k,
+        help=f"k: calibration videos per normalisation fit (default {NORMALISATION.k})",
+    )
+    p.add_argument(
+        "--calibration-repeats",
+        type=int,
+        default=NORMALISATION.repeats,
+        help=f"seeded repeats of the calibration draws (default {NORMALISATION.repeats})",
+    )
     args = p.parse_args(argv)
     if not args.store.is_dir():
-        print(f"error: no score store at {args.store} (run python -m benchmark.run first)", file=sys.stderr)
+        from datamodules.errors import format_user_error, user_error
+
+        missing = FileNotFoundError(f"no score store at {args.store}")
+        hint = "run python -m benchmark.run first, or pass --store <its --out>/store"
+        print("\n".join(format_user_error(user_error(missing, hint))), file=sys.stderr)
         return 2
-    written = render(args.store, args.out, args.bootstrap)
+    try:
+        norm = NormalisationSettings(k=args.calibration_videos, repeats=args.calibration_repeats)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    written = render(args.store, args.out, args.bootstrap, norm)
     print(f"wrote {len(written)} files under {args.out}/")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from datamodules.errors import run_cli
+
+    sys.exit(run_cli(main))

@@ -16,13 +16,21 @@ Released weights (``CellConfig.weights``): the detector is built from the owners
 checked against the planned one), nothing is trained, and the source validation split and every test set
 are scored as above; the record carries ``weights`` (source, file, SHA-256, path) and no fit timing.
 
+Checkpoints (:mod:`benchmark.runner.checkpointing`): the best one is weights-only, ``last.ckpt`` keeps
+the training state; both are lean (a frozen backbone stored by reference, :mod:`detectors.frozen_backbone`).
+Resume: a cell that was killed restarts from ``last.ckpt`` (or from scratch when there is none).
+
+Frozen-feature cache (:mod:`detectors.frozen_cache`, ``Runtime.frozen_cache``): detectors with a separable
+frozen forward (``sfam``, ``clip_linear``) reuse the frozen backbone's outputs of evaluation batches (and of
+training batches when the recipe does not augment) across seeds, cells and re-scorings; the record's
+``frozen_cache`` says which (``off``, ``eval``, ``train+eval``). Scores are identical either way.
+
 Derived cells (``CellConfig.perturbation`` / ``view``, :mod:`benchmark.runner.perturbed`): nothing is
 trained; the parent's checkpoint (its best one, or its released weights) is scored on the test sets with
 the datamodule's test-time perturbation / view, through the same ``Trainer.test`` and ``ScoreWriter``;
 the rows carry the condition's tag in a ``perturbation`` column, the record its parent and checkpoint.
 
-Resume: ``ModelCheckpoint(save_last=True)`` keeps ``last.ckpt`` in the cell folder; a cell that was killed
-restarts from it (or from scratch when there is none). Scores and the record reach the store only at the
+Scores and the record reach the store only at the
 very end, through one atomic ``write_cell`` whose status is written last, so a killed cell never leaves a
 result that looks finished and a redone cell replaces, never adds to, what was there.
 """
@@ -74,6 +82,7 @@ def base_record(cell: Cell) -> dict[str, Any]:
         "host": platform.node(),
         "hardware": hardware(),
         "devices": cell.runtime.devices,
+        "num_nodes": cell.runtime.num_nodes,
     }
 
 
@@ -114,21 +123,15 @@ def make_frame(cell: Cell, rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
+    from benchmark.runner.checkpointing import cell_checkpoint
     from benchmark.runner.guards import FiniteLossGuard
+    from benchmark.runner.progress import progress_callbacks
 
     rt = cell.runtime
     devices = rt.devices
-    ckpt = ModelCheckpoint(
-        dirpath=work / "checkpoints",
-        monitor="val/auc",
-        mode="max",
-        save_top_k=1,
-        save_last=True,
-        filename="best-{epoch}-{step}",
-    )
+    ckpt = cell_checkpoint(work / "checkpoints")
     loggers: list[Any] = [CSVLogger(str(work), name="logs")]
     if rt.wandb:
         from lightning.pytorch.loggers import WandbLogger
@@ -149,12 +152,13 @@ def _trainer(cell: Cell, work: Path, callbacks: list[Any]) -> Any:
                 offline=os.environ.get("WANDB_MODE") == "offline",
             )
         )
-    bars = [RichProgressBar()] if rt.progress_bar else []
+    bars = progress_callbacks(rt.progress_bar, f"{cell.label} {cell.cell_id}")  # a tty: rich bar; else lines
     trainer = L.Trainer(
         max_epochs=cell.config.recipe.epochs,
         accelerator=rt.accelerator,
         devices=devices,
-        strategy="ddp" if devices > 1 else "auto",
+        num_nodes=rt.num_nodes,
+        strategy="ddp" if devices > 1 or rt.num_nodes > 1 else "auto",
         logger=loggers,
         callbacks=[ckpt, FiniteLossGuard(), _ProgressCallback(work / "progress.json"), *bars, *callbacks],
         default_root_dir=str(work),
@@ -257,6 +261,20 @@ def released_model(cell: Cell) -> Any:
     return load_converted(c.weights.source, c.detector, path, **c.overrides)
 
 
+def attach_frozen_cache(cell: Cell, model: Any) -> str:
+    """Give ``model`` the shared frozen-feature cache (``Runtime.frozen_cache_dir``) unless the runtime
+    turns it off; training batches use it only without augmentation (their images are then fixed).
+    Returns the mode the record states: ``off``, ``eval`` or ``train+eval``."""
+    rt = cell.runtime
+    if not rt.frozen_cache:
+        return model.attach_frozen_cache(None)
+    from detectors.frozen_cache import FrozenFeatureCache
+
+    bound = None if rt.frozen_cache_max_gb is None else int(rt.frozen_cache_max_gb * 1e9)
+    cache = FrozenFeatureCache(rt.frozen_cache_dir, max_bytes=bound)
+    return model.attach_frozen_cache(cache, train=not cell.config.recipe.augment)
+
+
 def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: float) -> dict[str, Any]:
     import lightning as L
 
@@ -264,6 +282,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     from benchmark.runner.cell_data import (
         check_conditions,
         check_eval_sets,
+        data_protocols,
         ensure_manifests,
         eval_sets,
         load_factory,
@@ -283,6 +302,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
 
     L.seed_everything(cell.seed, workers=True, verbose=False)
     model = create_detector(c.detector, **c.overrides) if c.weights is None else released_model(cell)
+    cache_mode = attach_frozen_cache(cell, model)
     dm = load_factory(c.datamodule)(c, model.data_spec, manifests)
     check_eval_sets(dm, c)
     if parent is not None:
@@ -321,14 +341,19 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         "best_val_auc": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
         "resumed": resumed,
         "pretrained_loaded": bool(model.pretrained_loaded),
+        "reference": settings.reference,
         "recipe_source": settings.recipe.source,
         "recipe_overrides": {k: list(v) for k, v in settings.recipe_changes().items()},
         "arch_overrides": c.arch_overrides,
         "arch_defaults": jsonable(settings.overridden_defaults()),
         "manifest_hash": {n: file_sha256(p) for n, p in manifests.items() if Path(p).is_file()},
+        "data_protocols": data_protocols(manifests),
         "n_scores": len(scores),
         "timings": timings,
+        "frozen_cache": cache_mode,
     }
+    if model.frozen_cache is not None:
+        record["frozen_cache_stats"] = model.frozen_cache.stats.to_dict()
     if c.weights is not None:
         record["weights"] = {
             "mode": "released",

@@ -110,6 +110,18 @@ def check_conditions(dm: L.LightningDataModule, config: CellConfig) -> None:
         )
 
 
+def data_protocols(manifests: dict[str, Path]) -> dict[str, str]:
+    """The preprocessing protocol each manifest was made with, from its pinned ``preprocess.json``
+    (``datamodules.preprocess.protocols``; a manifest without the file counts as ``default``)."""
+    from datamodules.preprocess import read_pinned
+
+    out = {}
+    for name, path in manifests.items():
+        pinned = read_pinned(Path(path).parent)
+        out[name] = str(pinned["protocol"]) if pinned else "default"
+    return out
+
+
 def build_datamodule(config: CellConfig, spec: DataSpec, manifests: dict[str, Path]) -> L.LightningDataModule:
     """The suite's ``ForgeryDataModule`` for one cell (val = the source's val split; evaluation sets =
     :func:`eval_sets`; a derived cell's test-time perturbation and view on the test sets)."""
@@ -121,7 +133,7 @@ def build_datamodule(config: CellConfig, spec: DataSpec, manifests: dict[str, Pa
         "eval_batch_size": recipe.eval_batch_size,
         "frames_train": recipe.frames_train,
         "frames_test": recipe.frames_test,
-        "augment": recipe.augment,
+        "augment": recipe.augmentation if recipe.augment else False,  # the recipe's own pipeline
         "seed": config.seed,
         **config.data,  # the grid's data section (validated against grid.DATA_KEYS)
     }

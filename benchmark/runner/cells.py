@@ -1,20 +1,24 @@
 """A cell as typed records: :class:`CellConfig` (the experiment, hashed into the cell id) and
 :class:`Runtime` (where things are and how the cell is executed, not hashed).
 
-The config holds everything that defines the experiment: grid, detector, its overrides and the fully
-resolved recipe (so a change of a paper default in code gives new cells), trainer and data settings, the
-training and test sets, each dataset's layout and preprocessing options, the data origin (demo or real)
-and the datamodule factory. It leaves out where things are on disk (dataset roots, output folders) and how
-the cell is executed (devices, launcher): those change nothing in the experiment.
+The config holds everything that defines the experiment: grid, detector, its overrides (the reference,
+``paper`` or ``released``, among them) and the fully resolved recipe with its augmentation (so a change of
+a paper default in code gives new cells), trainer and data settings, the training and test sets, each
+dataset's layout and preprocessing options, the data origin (demo or real) and the datamodule factory.
+It leaves out where things are on disk (dataset roots, output folders), how the cell is executed
+(devices, nodes, launcher) and descriptive text (the recipe's ``source`` citation): those change nothing
+in the experiment.
 
 ``cell_id`` = the first 16 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces) of
-:meth:`CellConfig.to_json`; that dict is exactly the config the planner wrote before cells were typed, so
-ids (store keys, cell folders) never changed. Spec files and store records carry the same JSON. A cell that
-scores released weights has one key more, ``weights`` (source, file, SHA-256), so its id differs from the
-trained cell's; for trained cells the key is left out. A *derived* cell scores a finished cell's
-checkpoint under a test-time condition (:mod:`benchmark.runner.perturbed`): its config is the parent's
-plus ``perturbation`` (``Perturbation.to_dict()``) and/or ``view`` (``CropView`` fields), keys left out
-when unset, so the parent's id is the hash of the config without them.
+:meth:`CellConfig.to_json`. Spec files and store records carry the same JSON. Version 2 (recipes carry
+their augmentation, the citation left out) changed every id once; a version-1 spec is refused (re-plan
+it), while version-1 store records stay readable as JSON by the leaderboard. A cell that scores released
+weights has one key more, ``weights`` (source, file, SHA-256), so its id differs from the trained cell's;
+for trained cells the key is left out.
+A *derived* cell scores a finished cell's checkpoint under a test-time condition
+(:mod:`benchmark.runner.perturbed`): its config is the parent's plus ``perturbation``
+(``Perturbation.to_dict()``) and/or ``view`` (``CropView`` fields), keys left out when unset, so the
+parent's id is the hash of the config without them.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from detectors.recipe import Recipe
 #: the default datamodule factory. The name is hashed into every cell id, so it stays the one the first
 #: cells were run with; ``benchmark.runner.cell_data.FACTORY_ALIASES`` resolves it to where the code lives.
 DEFAULT_DATAMODULE = "benchmark.data:build_datamodule"
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 
 
 def canonical_json(obj: Any) -> str:
@@ -121,9 +125,10 @@ class CellConfig:
         return list(dict.fromkeys(t.dataset for t in self.test_sets))
 
     def to_json(self) -> dict[str, Any]:
-        """The hashed dict: JSON types only, one key per field; ``weights`` only when released weights are
-        scored (so a trained cell's dict, and id, is what it was before the field existed)."""
-        d = jsonable(asdict(self))
+        """The hashed dict: JSON types only, one key per field; the recipe without its citation
+        (:meth:`Recipe.experiment_dict`); ``weights``, ``perturbation`` and ``view`` only when set (a trained
+        cell's dict has no such key)."""
+        d = jsonable({**asdict(self), "recipe": self.recipe.experiment_dict()})
         for key in ("weights", "perturbation", "view"):  # unset: absent, so older ids stay what they were
             if getattr(self, key) is None:
                 del d[key]
@@ -136,6 +141,12 @@ class CellConfig:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellConfig:
         _check_keys(d, cls, "cell config")
+        version = d.get("version", CONFIG_VERSION)
+        if version != CONFIG_VERSION:
+            raise ValueError(
+                f"cell config version {version} is not this planner's ({CONFIG_VERSION}): version 1 configs were "
+                "written before recipes carried their augmentation; plan the grid again"
+            )
         required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
         missing = sorted(required - set(d))
         if missing:
@@ -177,11 +188,14 @@ class Runtime:
     processed_root: Path = Path("data/processed")  # manifests: <processed_root>/<dataset>/manifest.parquet
     data_config: Path | None = None  # the data YAML the cell was planned from (for the reader)
     roots: dict[str, Path] = field(default_factory=dict)  # dataset folders, to preprocess a missing manifest
-    devices: int = 1  # devices per cell (Lightning DDP when > 1)
+    devices: int = 1  # devices per node (Lightning DDP when > 1)
+    num_nodes: int = 1  # nodes one cell spans (Lightning num_nodes; DDP over devices x num_nodes when > 1)
     accelerator: str = "auto"  # Lightning accelerator: auto, cpu, gpu
     wandb: bool = False  # also log to Weights & Biases
-    progress_bar: bool = True  # rich progress bar while the cell runs
+    progress_bar: bool = True  # progress display: rich bar on a terminal, else event lines (progress.py)
     weights_path: Path | None = None  # the released weights file of a cell whose config has ``weights``
+    frozen_cache: bool = True  # reuse frozen-backbone outputs (detectors.frozen_cache; identical scores)
+    frozen_cache_max_gb: float | None = None  # bound on the frozen cache (None: unbounded)
 
     def __post_init__(self) -> None:  # accept strings (JSON, callers) for paths
         for name in ("store_root", "work_root", "processed_root"):
@@ -194,6 +208,11 @@ class Runtime:
     def cell_dir(self, cell_id: str) -> Path:
         """The folder of cell ``cell_id``: checkpoints, logs, progress and failure files."""
         return self.work_root / cell_id
+
+    @property
+    def frozen_cache_dir(self) -> Path:
+        """The frozen-feature cache shared by the cells: ``<work root>/../cache/frozen`` (runs/cache/frozen)."""
+        return self.work_root.parent / "cache" / "frozen"
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(asdict(self))

@@ -9,7 +9,8 @@ The file is found, in this order, at ``--data PATH``, at ``$FORGERY_BENCH_DATA``
       CDF-v2: {layout: celebdf_v2, root: /data/Celeb-DF-v2}
 
 Relative paths are relative to the file's folder. Every key of a dataset entry other than ``layout`` and
-``root`` is passed to preprocessing as an option.
+``root`` is passed to preprocessing as an option; ``protocol: sfam`` names a preprocessing protocol
+(``datamodules.preprocess.protocols``; ``default`` is dropped, so writing it changes no cell id).
 
 With no file configured the embedded demo benchmark is used (generated with
 ``python -m datamodules.demo --out data/demo`` when missing) and :func:`load_data_config` says so.
@@ -26,14 +27,21 @@ from typing import Any
 
 import yaml
 
+from datamodules.errors import UserError
+
 ENV_VAR = "FORGERY_BENCH_DATA"
 DEFAULT_PATH = Path("data/datasets.yaml")
 DEMO_DIR = Path("data/demo")
 DEMO_PREFIX = "demo-"
 
 
-class DataConfigError(ValueError):
+class DataConfigError(UserError, ValueError):
     """The data configuration file is missing, malformed, or lacks a dataset asked for."""
+
+    hint = (
+        "README 'Running grids' shows the data configuration (found at --data, $FORGERY_BENCH_DATA or "
+        "data/datasets.yaml)"
+    )
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ def parse_data_config(path: Path, origin: str | None = None, note: str = "") -> 
                 f"{path}: dataset {name!r} needs at least 'layout' and 'root', got {spec!r}"
             )
         opts = {k: v for k, v in spec.items() if k not in {"layout", "root"}}
+        _check_protocol(path, str(name), opts)
         datasets[str(name)] = DatasetEntry(str(name), str(spec["layout"]), _resolve(base, spec["root"]), opts)
     if not datasets:
         raise DataConfigError(f"{path}: no datasets configured")
@@ -114,6 +123,22 @@ def parse_data_config(path: Path, origin: str | None = None, note: str = "") -> 
         )
         origin = "demo" if is_demo else "real"
     return DataConfig(path, processed, datasets, origin, note)
+
+
+def _check_protocol(path: Path, name: str, opts: dict[str, Any]) -> None:
+    """Refuse an unknown ``protocol`` (naming the known ones); drop ``protocol: default`` (the same data as
+    no protocol key, so the same cell ids)."""
+    if "protocol" not in opts:
+        return
+    from datamodules.preprocess.protocols import DEFAULT, PROTOCOLS
+
+    if opts["protocol"] not in PROTOCOLS:
+        raise DataConfigError(
+            f"{path}: dataset {name!r} asks for unknown preprocessing protocol {opts['protocol']!r}; "
+            f"known protocols: {', '.join(PROTOCOLS)}"
+        )
+    if opts["protocol"] == DEFAULT:
+        del opts["protocol"]
 
 
 def _resolve(base: Path, p: Any) -> Path:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from benchmark.runner.sweeps import SweepError, parse_section
+from datamodules.errors import UserError
 
 if TYPE_CHECKING:
     from detectors import DetectorSettings
@@ -63,11 +64,21 @@ TRAINER_KEYS = {
 }
 #: ForgeryDataModule arguments a grid (or a detector's ``data_defaults``) may set (batch sizes, frames and
 #: augmentation come from the recipe)
-DATA_KEYS = {"num_workers", "persistent_workers", "sbi_prob", "soft_regions", "frames_val", "train_methods"}
+DATA_KEYS = {
+    "num_workers",
+    "persistent_workers",
+    "sbi_prob",
+    "soft_regions",
+    "frames_val",
+    "train_methods",
+    "augment_on_device",  # augmentation in the datamodule's on_after_batch_transfer (pixels differ: hashed)
+}
 
 
-class GridError(ValueError):
+class GridError(UserError, ValueError):
     """A grid is unknown or its YAML is invalid (the message names the culprit)."""
+
+    hint = "grids live in benchmark/grids/*.yaml; README 'Running grids' lists their keys and sections"
 
 
 @dataclass(frozen=True)

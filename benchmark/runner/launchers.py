@@ -5,7 +5,8 @@
   CPU, or one per free group of ``devices`` GPUs in parallel. A cell with ``devices > 1`` runs Lightning
   DDP inside its process group. A process that dies without writing its record (SIGKILL, OOM) is
   recorded as failed by the launcher, with the tail of its log.
-* ``slurm`` submits one submitit job per cell (``cluster="local"`` or ``"debug"`` runs without a cluster).
+* ``slurm`` submits one submitit job per cell, which may span several nodes (``cluster="local"`` or
+  ``"debug"`` runs without a cluster).
 
 Every launcher uses the same store and the same rules: a cell counts as done only when the store says so.
 """
@@ -24,10 +25,13 @@ from benchmark.runner.cell import CellFailed, record_failure, run_cell
 from benchmark.runner.cells import Cell
 from benchmark.runner.monitor import DONE, FAILED, QUEUED, RUNNING, Job, Monitor
 from benchmark.runner.plan import write_spec
+from datamodules.errors import UserError
 
 
-class NoFreeDeviceError(RuntimeError):
+class NoFreeDeviceError(UserError, RuntimeError):
     """The sweep asks for more devices per cell than are free."""
+
+    hint = "free a GPU, ask for fewer with --devices, or run on the CPU with --accelerator cpu"
 
 
 def _store(cell: Cell) -> Any:
@@ -202,7 +206,14 @@ def run_cell_job(spec: dict[str, Any]) -> str:
 
 
 class SlurmLauncher:
-    """One submitit job per cell (``cluster=None`` auto-detects SLURM; ``local``/``debug`` run here)."""
+    """One submitit job per cell (``cluster=None`` auto-detects SLURM; ``local``/``debug`` run here).
+
+    On SLURM a cell's job spans ``num_nodes`` nodes with one task per device on each
+    (``--nodes=num_nodes --ntasks-per-node=devices --gpus-per-node=devices``, no GPU asked for with
+    ``accelerator="cpu"``); ``srun`` starts every task, and Lightning's ``SLURMEnvironment`` reads the
+    ranks from SLURM's variables and drives DDP over all ``devices x num_nodes`` processes. Off SLURM
+    (``local``, ``debug``) a cell runs as one process on the CPU.
+    """
 
     name = "slurm"
 
@@ -213,11 +224,15 @@ class SlurmLauncher:
         cluster: str | None = None,
         parameters: dict[str, Any] | None = None,
         poll_s: float = 2.0,
+        num_nodes: int = 1,
+        accelerator: str = "auto",
     ) -> None:
         self.folder, self.devices, self.cluster = Path(folder), devices, cluster
         self.parameters, self.poll_s = dict(parameters or {}), poll_s
+        self.num_nodes, self.accelerator = num_nodes, accelerator
 
-    def run(self, jobs: list[Job], monitor: Monitor) -> None:
+    def executor(self) -> Any:
+        """The submitit executor every cell is submitted with, parameters set (see the class docstring)."""
         from datamodules.optional import require
 
         submitit = require("submitit", "--launcher slurm")
@@ -226,20 +241,29 @@ class SlurmLauncher:
         params: dict[str, Any] = {"timeout_min": 24 * 60, "name": "forgery-bench"}
         if ex.cluster == "slurm":
             params.update(
-                slurm_gpus_per_node=self.devices,
-                slurm_ntasks_per_node=self.devices,  # Lightning's SLURM DDP: one task per device
-                slurm_cpus_per_task=4,
+                nodes=self.num_nodes,
+                tasks_per_node=self.devices,  # Lightning's SLURM DDP: one task per device on every node
+                cpus_per_task=4,
             )
+            if self.accelerator != "cpu":
+                params["gpus_per_node"] = self.devices
         params.update(self.parameters)
         ex.update_parameters(**params)
+        return ex
+
+    def run(self, jobs: list[Job], monitor: Monitor) -> None:
+        ex = self.executor()
+        on_slurm = ex.cluster == "slurm"
+        runtime = (
+            {"devices": self.devices, "num_nodes": self.num_nodes, "accelerator": self.accelerator}
+            if on_slurm
+            else {"devices": 1, "num_nodes": 1, "accelerator": "cpu"}
+        )
         pending = []
         for job in jobs:
             if job.status != QUEUED:
                 continue
-            on_slurm = ex.cluster == "slurm"
-            job.cell = job.cell.with_runtime(
-                devices=self.devices if on_slurm else 1, accelerator="auto" if on_slurm else "cpu"
-            )
+            job.cell = job.cell.with_runtime(**runtime)
             job.extra["job"] = ex.submit(run_cell_job, job.cell.to_json())
             job.status, job.started = RUNNING, time.time()
             job.log = Path(str(job.extra["job"].paths.stdout))
@@ -250,7 +274,7 @@ class SlurmLauncher:
                 sj = job.extra["job"]
                 if ex.cluster == "debug" or sj.done():
                     try:
-                        sj.result()
+                        sj.results()  # every task's (one per device and node)
                     except Exception as e:  # the job itself died (not a recorded cell failure)
                         if not (job.cell.cell_dir / "failure.txt").is_file():
                             record_failure(

@@ -1,4 +1,10 @@
-"""The sweep's live table of cells (rich) and its final summary."""
+"""The sweep's live table of cells (rich) and its final summary.
+
+On a terminal the table is live. Otherwise (output to a file, a pipe, CI) the sweep prints one line per
+event instead: a cell's state changes (``[running]``, ``[done]``, ``[failed]``) and, copied from the log of
+a cell running in its own process, its ``[epoch]`` and ``[scored]`` lines (:mod:`benchmark.runner.progress`;
+a cell running in this process prints those itself).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark.runner.cells import Cell
+from benchmark.runner.progress import is_event_line
+
+#: the header the local launcher writes into ``cell.log`` before each attempt
+ATTEMPT_HEADER = "===== attempt started"
 
 QUEUED, RUNNING, DONE, FAILED, SKIPPED = "queued", "running", "done", "failed", "skipped (done)"
 _STYLE = {QUEUED: "dim", RUNNING: "yellow", DONE: "green", FAILED: "bold red", SKIPPED: "cyan"}
@@ -84,6 +94,7 @@ class Monitor:
         self.console = console or Console()
         self.live = live
         self._live: Live | None = None
+        self._log_pos: dict[int, int] = {}  # id(job) -> bytes of its log already read
 
     def __enter__(self) -> Monitor:
         if self.live and self.console.is_terminal:
@@ -103,10 +114,32 @@ class Monitor:
     def update(self, job: Job | None = None) -> None:
         if self._live is not None:
             self._live.update(self._render())
-        elif job is not None:
+            return
+        for j in [job] if job is not None else [j for j in self.jobs if j.status == RUNNING]:
+            self._copy_events(j)
+        if job is not None:
             extra = f" ({job.error})" if job.status == FAILED and job.error else ""
-            line = f"[{job.status}] {job.cell.label} {job.cell.cell_id} {job.elapsed()}{extra}"
-            self.console.print(escape(line))
+            took = "" if job.status == RUNNING else f" {job.elapsed()}"  # a start has no duration yet
+            line = f"[{job.status}] {job.cell.label} {job.cell.cell_id}{took}{extra}"
+            self.console.print(escape(line), soft_wrap=True)
+
+    def _copy_events(self, job: Job) -> None:
+        """Print the event lines a cell process added to its log since the last look (whole lines only)."""
+        if job.log is None or job.status == QUEUED or not job.log.is_file():
+            return
+        key = id(job)
+        with open(job.log, "rb") as f:
+            if key not in self._log_pos:  # this attempt's output starts after the launcher's last header
+                head = f.read()
+                at = head.rfind(ATTEMPT_HEADER.encode())
+                self._log_pos[key] = head.find(b"\n", at) + 1 if at >= 0 else 0
+            f.seek(self._log_pos[key])
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1
+        self._log_pos[key] += end
+        for line in chunk[:end].decode("utf-8", "replace").splitlines():
+            if is_event_line(line):
+                self.console.print(escape(line), soft_wrap=True)
 
 
 def summary(jobs: list[Job], console: Console, table: bool = True) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from datamodules.errors import UserError
 from datamodules.media.perturb import (
     DEEPERFORENSICS,
     INTERPOLATIONS,
@@ -55,7 +56,7 @@ SENSITIVITY_CROP_SIZES = (128, 160, 192, 224)
 NAMED = ("deeperforensics", "sensitivity", "grid")
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
     """A sweep name, file or section is invalid (the message names the culprit)."""
 
 

@@ -5,17 +5,23 @@ frame folder or image) carrying label, method, compression, split and a globally
 (``f"{dataset}/{method}/{source_video_stem}"``; ``method`` is ``"real"`` for reals).
 
 Adapters live one per module in this package and register with :func:`register_layout`; modules are
-imported only when their layout is asked for (``_MODULES``), so a new layout is one file + one line.
+imported only when their layout is asked for (``_MODULES``), so a new layout is one file + one line
+(recipe: docs/EXTENDING.md). A package installed beside the suite adds layouts without editing this file,
+under the entry-point group :data:`ENTRY_POINT_GROUP` (:func:`installed_layouts`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 import re
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from datamodules.errors import UserError, user_error
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -40,13 +46,23 @@ _MODULES: dict[str, str] = {
 }
 _ADAPTERS: dict[str, type[Adapter]] = {}
 
+#: the entry-point group through which an installed package adds layouts (``name = "package.module"``)
+ENTRY_POINT_GROUP = "forgery_bench.layouts"
 
-class DatasetLayoutError(FileNotFoundError):
+
+class DatasetLayoutError(UserError, FileNotFoundError):
     """The files on disk do not match the layout an adapter expects (the message names the culprit)."""
 
+    hint = (
+        "compare the folder with README 'Datasets' (`python -m datamodules.preprocess --list-layouts` prints "
+        "what each layout expects) and fix the root, layout or options"
+    )
 
-class UnknownLayoutError(KeyError):
+
+class UnknownLayoutError(UserError, KeyError):
     """An unknown layout name; the message lists the known ones."""
+
+    hint = "`python -m datamodules.preprocess --list-layouts` lists every layout and what it expects"
 
     def __str__(self) -> str:  # KeyError would print the message with quotes
         return str(self.args[0])
@@ -127,19 +143,46 @@ def register_layout(*names: str):
     return deco
 
 
+@functools.cache
+def installed_layouts() -> dict[str, str]:
+    """Layout name -> module, as installed packages declare them under :data:`ENTRY_POINT_GROUP`.
+
+    Read once per process (``installed_layouts.cache_clear()`` reads again). A name the suite already has,
+    or one two entry points give different modules, raises ``ValueError`` naming the entry point.
+    """
+    out: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+        where = f"entry point {ep.name} = {ep.value!r} of {dist} (group {ENTRY_POINT_GROUP})"
+        if ep.name in _MODULES:
+            raise ValueError(f"{where}: the suite already has a layout {ep.name!r}; choose another name")
+        if out.get(ep.name, ep.module) != ep.module:
+            raise ValueError(f"{where}: layout {ep.name!r} is also declared as module {out[ep.name]!r}")
+        out[ep.name] = ep.module
+    return out
+
+
+def _modules() -> dict[str, str]:
+    """Layout -> module that registers it: the suite's ``_MODULES`` and the installed packages' entry points."""
+    return {**installed_layouts(), **_MODULES}
+
+
 def list_layouts() -> list[str]:
     """Every known layout name."""
-    return sorted(_MODULES)
+    return sorted(_modules())
 
 
 def get_adapter(layout: str) -> Adapter:
     """The adapter for ``layout``; an unknown name raises :class:`UnknownLayoutError` listing known ones."""
-    if layout not in _MODULES:
+    modules = _modules()
+    if layout not in modules:
         raise UnknownLayoutError(
             f"unknown dataset layout {layout!r}; known layouts: {', '.join(list_layouts())}"
         )
     if layout not in _ADAPTERS:
-        importlib.import_module(_MODULES[layout])
+        importlib.import_module(modules[layout])
+        if layout not in _ADAPTERS:
+            raise RuntimeError(f"module {modules[layout]} did not register layout {layout!r}")
     cls = _ADAPTERS[layout]
     adapter = cls()
     adapter.layout = layout
@@ -151,25 +194,49 @@ def enumerate_dataset(
 ) -> list[VideoRecord]:
     """``get_adapter(layout).enumerate(root, dataset, **options)`` with the shared sanity checks.
 
-    An option the adapter does not take is an error (a typo would otherwise be ignored silently).
+    An option the adapter does not take is an error (a typo would otherwise be ignored silently), and so
+    is a dataset with no usable video at all (:class:`DatasetLayoutError` naming the layout, the root and
+    what the layout expects): nothing downstream can use an empty dataset.
     """
+    adapter = get_adapter(layout)
+    known = layout_options(layout)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise user_error(
+            TypeError(
+                f"layout {layout!r} takes no option(s) {unknown}; its options: {', '.join(known) or 'none'}"
+            ),
+            "fix the option's name (a data configuration key other than layout and root is an option)",
+        )
+    records = adapter.enumerate(root, dataset=dataset, **options)
+    if not records:
+        raise DatasetLayoutError(
+            f"layout {layout!r} at {root}: no usable video found"
+            + (f" (options {options})" if options else "")
+            + f"; the layout expects: {expected_layout(adapter)}"
+        )
+    check_unique(records)
+    return records
+
+
+def layout_options(layout: str) -> list[str]:
+    """The options layout ``layout``'s adapter takes (the keyword arguments of its ``enumerate``)."""
     import inspect
 
-    adapter = get_adapter(layout)
-    params = inspect.signature(adapter.enumerate).parameters
-    known = [
+    params = inspect.signature(get_adapter(layout).enumerate).parameters
+    return [
         n
         for n, p in params.items()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("root", "dataset")
     ]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise TypeError(
-            f"layout {layout!r} takes no option(s) {unknown}; its options: {', '.join(known) or 'none'}"
-        )
-    records = adapter.enumerate(root, dataset=dataset, **options)
-    check_unique(records)
-    return records
+
+
+def expected_layout(adapter: Adapter) -> str:
+    """The first paragraph of an adapter's docstring (what it expects on disk), on one line."""
+    import inspect
+
+    doc = inspect.getdoc(type(adapter)) or ""
+    return " ".join(doc.split("\n\n")[0].split()) or f"see README 'Datasets' ({adapter.layout})"
 
 
 # ---- helpers shared by the adapters -------------------------------------------------------------
@@ -269,6 +336,11 @@ class PartialDatasetWarning(UserWarning):
 
 class MissingSplitError(DatasetLayoutError):
     """A split a run needs is absent (or one-sided) in what the adapter found."""
+
+    hint = (
+        "the run needs these splits: check that the root holds the whole official download (README "
+        "'Datasets'), or train / test on another set"
+    )
 
 
 def split_counts(found: object) -> dict[str, dict[str, int]]:

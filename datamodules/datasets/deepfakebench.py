@@ -176,21 +176,34 @@ class DeepfakeBenchAdapter(Adapter):
             )
         families = {v.family for v in videos}
         carved = families.pop() if len(families) == 1 and families <= set(CARVED) else ""
-        kept, lost = [], []
-        for v in _one_split_each(videos, jpath, drop_val_copies=bool(carved)):
+        kept, lost, n_lost = [], [], 0
+        listed = _one_split_each(videos, jpath, drop_val_copies=bool(carved))
+        for v in listed:
             frames = [resolve(f, rules, base_dir) for f in v.listing.frames]
             absent = [str(f) for f in frames if not f.is_file()]
             if absent or not frames:
                 lost += absent or [f"{v.listing.where}: no frames listed"]
+                n_lost += 1
                 continue
             v.frames = order_frame_files(frames)
             kept.append(v)
         if lost:
             msg = f"{jpath}: " + missing_report(lost, "listed frame paths", REMAP_HINT)
-            if missing != "skip":
-                raise DatasetLayoutError(msg)
+            if missing != "skip" or not kept:
+                looked = f"frames resolved against base {base_dir}" + (
+                    f" after remap {remap!r}" if remap else ""
+                )
+                raise DatasetLayoutError(
+                    msg
+                    if missing != "skip"
+                    else f"{jpath}: no usable video: all {n_lost} listed video(s) were skipped (missing='skip') "
+                    f"because their frames do not exist ({looked}); "
+                    + missing_report(lost, "listed frame paths", REMAP_HINT)
+                )
             warnings.warn(
-                msg + f"\n{len({p.split('/frames/')[0] for p in lost})} video(s) skipped", stacklevel=2
+                msg + f"\n{n_lost} of {len(listed)} listed video(s) skipped (missing='skip'); "
+                f"{len(kept)} kept",
+                stacklevel=2,
             )
         if carved and not any(v.split == "val" for v in kept):  # never on top of a genuine val
             kept = _carve(kept, carved, val_fraction, seed, jpath)

@@ -1,7 +1,8 @@
 """The demo's identities: ten real faces from photos that ship inside installed packages.
 
-Photos (``/work/shared/reference/env.md`` §4): scikit-image ``astronaut.png`` and ``camera.png``,
-matplotlib ``grace_hopper.jpg``, insightface ``t1.jpg`` (six faces) and ``Tom_Hanks_54745.png``.
+Photos (the sample images of the project's own dependencies, paths in ``_PHOTOS``): scikit-image
+``skimage/data/astronaut.png`` and ``camera.png``, matplotlib ``mpl-data/sample_data/grace_hopper.jpg``,
+insightface ``data/images/t1.jpg`` (six faces) and ``Tom_Hanks_54745.png``.
 Files are read by path (no heavy package import). Faces are found with
 :func:`datamodules.media.faces.detect_faces` (MTCNN) and given 68 landmarks with
 :func:`datamodules.media.faces.landmarks68` (dlib); each becomes a square ``PORTRAIT`` x ``PORTRAIT`` portrait

@@ -27,6 +27,11 @@ number of workers. Workers are seeded too (``seed_worker``) for any library that
 In evaluation stages a forgery mask is delivered only when every fake of that split has one (a
 missing mask is not a zero mask); the training split must have one for every fake (or use SBI).
 
+Frames are read from each dataset's packed store when it has a current one (``store="auto"``;
+:mod:`datamodules.pack`, :mod:`datamodules.loading.store`), else from its PNG files: the batches are
+the same. With ``augment_on_device`` the training workers only read, and :meth:`on_after_batch_transfer`
+augments each batch on its device (:mod:`datamodules.loading.device_augment`).
+
 Items come from :mod:`datamodules.loading.dataset`, training batches from
 :mod:`datamodules.loading.sampler`, manifests and frame selection from :mod:`datamodules.manifest`.
 """
@@ -35,20 +40,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.augmentation import Augmentation
 from datamodules.batch import collate
 from datamodules.loading.dataset import SBI, ManifestDataset
+from datamodules.loading.device_augment import DeviceAugment, finish
 from datamodules.loading.eval_sets import EvalSet, check_unique
+from datamodules.loading.input_keys import file_sha256
 from datamodules.loading.sampler import TrainBatchSampler, seed_worker
+from datamodules.loading.store import STORES, check_pack_covers, open_pack
 from datamodules.manifest import DataError, is_empty, read_ok_rows, select_frames
 from datamodules.media.perturb import CropView, Perturbation
 from datamodules.spec import DataSpec
+
+if TYPE_CHECKING:
+    from datamodules.pack.reader import PackReader
 
 
 class ForgeryDataModule(L.LightningDataModule):
@@ -63,12 +75,22 @@ class ForgeryDataModule(L.LightningDataModule):
         batch_size, eval_batch_size: training and evaluation batch sizes.
         frames_train, frames_test, frames_val: frames per video per stage (``frames_val`` defaults to
             ``frames_test``), evenly spread over each video's ok frames.
-        augment: training augmentation (:mod:`datamodules.loading.transforms`).
+        augment: the training augmentation: an :class:`~datamodules.augmentation.Augmentation` (the
+            detector's ``Recipe.augmentation``; the runner passes it), ``True`` for its defaults, ``False``
+            for none (:mod:`datamodules.loading.transforms`).
         seed: drives every random draw of the data side.
         train_methods: fake methods used for training and validation (default: all of the train split).
         sbi_prob: probability of turning a training real into a self-blended fake.
         soft_regions: soft (blurred, summing to 1) or one-hot region masks.
         test_perturbation, test_view: applied to the test sets only (:mod:`datamodules.media.perturb`).
+        store: where frames are read from: ``"auto"`` (a dataset's pack, :mod:`datamodules.pack`, when it
+            was made from its current manifest; else its PNG files, with a ``StalePackWarning`` when a
+            pack is there but stale or unfinished), ``"png"`` (always the files), ``"packed"`` (the pack
+            or a ``DataError``). Both stores give identical batches.
+        augment_on_device: training workers only read (uint8 crops, landmarks, masks, seeds); the
+            augmentation, resize, normalisation and region masks run on the device in
+            :meth:`on_after_batch_transfer` (:mod:`datamodules.loading.device_augment`: the same
+            per-sample draws, not bit-identical pixels). Evaluation loaders are unchanged.
     """
 
     def __init__(
@@ -82,7 +104,7 @@ class ForgeryDataModule(L.LightningDataModule):
         frames_train: int = 8,
         frames_test: int = 32,
         frames_val: int | None = None,
-        augment: bool = True,
+        augment: bool | Augmentation = True,
         seed: int = 0,
         num_workers: int = 0,
         train_methods: Sequence[str] | None = None,
@@ -91,6 +113,8 @@ class ForgeryDataModule(L.LightningDataModule):
         persistent_workers: bool = False,
         test_perturbation: Perturbation | None = None,
         test_view: CropView | None = None,
+        store: str = "auto",
+        augment_on_device: bool = False,
     ) -> None:
         super().__init__()
         known = sorted(manifests)
@@ -117,6 +141,11 @@ class ForgeryDataModule(L.LightningDataModule):
         self.val_set: ManifestDataset | None = None
         self.test_sets: list[ManifestDataset] = []  # one per evaluation set, in the order of eval_sets
         self._frames_cache: dict[str, pd.DataFrame] = {}
+        if store not in STORES:
+            raise DataError(f"store must be one of {list(STORES)}, got {store!r}")
+        self.store, self.augment_on_device = store, bool(augment_on_device)
+        self._packs: dict[str, PackReader | None] = {}
+        self._device_augment: DeviceAugment | None = None
 
     # ------------------------------------------------------------------ loading and validation
     def _ok_rows(self, name: str) -> pd.DataFrame:
@@ -160,6 +189,10 @@ class ForgeryDataModule(L.LightningDataModule):
                     f"(e.g. {rows['crop_path'][fake_no_mask].head(3).tolist()}); "
                     "train on masked data, or on reals + SBI (train_methods=[], sbi_prob > 0)"
                 )
+        pack = self._pack(name)
+        if pack is not None:  # the pack was checked against this manifest: it must hold these rows
+            check_pack_covers(pack, rows, need_lm, need_masks, name)
+            return
         cols = ["crop_path"] + (["landmarks_path"] if need_lm else [])
         cols += ["mask_path"] if need_masks else []
         paths = [root / str(p) for c in cols for p in rows[c] if not is_empty(p)]
@@ -184,12 +217,35 @@ class ForgeryDataModule(L.LightningDataModule):
         return methods + ([SBI] if self.sbi_prob > 0 and SBI not in methods else [])
 
     def _dataset(
-        self, name: str, rows: pd.DataFrame, augment: bool, masks: bool, blend: bool = False, **kw: Any
+        self,
+        name: str,
+        rows: pd.DataFrame,
+        augment: bool | Augmentation,
+        masks: bool,
+        blend: bool = False,
+        **kw: Any,
     ) -> ManifestDataset:
         root = self.manifests[name].parent
+        source = file_sha256(self.manifests[name])  # unaugmented samples get input keys
         return ManifestDataset(
-            rows, root, self.spec, augment, self.methods, masks, self.soft_regions, blend, **kw
+            rows,
+            root,
+            self.spec,
+            augment,
+            self.methods,
+            masks,
+            self.soft_regions,
+            blend,
+            pack=self._pack(name),
+            source=source,
+            **kw,
         )
+
+    def _pack(self, name: str) -> PackReader | None:
+        """The pack serving dataset ``name`` (``datamodules.loading.store.open_pack``), or None: PNG files."""
+        if name not in self._packs:
+            self._packs[name] = open_pack(self.manifests[name], name, self.store)
+        return self._packs[name]
 
     def _eval_masks(self, rows: pd.DataFrame) -> bool:
         fakes = rows[rows["label"] == 1]
@@ -209,8 +265,17 @@ class ForgeryDataModule(L.LightningDataModule):
             rows = self._split(self.train_name, "train", method_filter)
             blend = self.sbi_prob > 0
             self._check(self.train_name, rows, self.spec.forgery_masks, blend)
+            on_device = self.augment_on_device
             self.train_set = self._dataset(
-                self.train_name, rows, self.augment, self.spec.forgery_masks, blend
+                self.train_name,
+                rows,
+                False if on_device else self.augment,
+                self.spec.forgery_masks,
+                blend,
+                device_augment=on_device,
+            )
+            self._device_augment = (
+                DeviceAugment(self.spec, self.augment, self.soft_regions) if on_device else None
             )
             # SBI-only training (train_methods=[]) still validates on the source's real fakes: a val set
             # of reals alone has no AUC, and SBI's point is generalising to unseen manipulations.
@@ -267,3 +332,8 @@ class ForgeryDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> list[DataLoader]:
         return self.test_dataloader()
+
+    # ------------------------------------------------------------------ device augmentation
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With ``augment_on_device``: augment a raw training batch on its device (others pass through)."""
+        return finish(batch, self._device_augment)

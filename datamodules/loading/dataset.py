@@ -5,13 +5,19 @@ A key is ``row`` (evaluation: no augmentation draw) or ``(row, sbi, seed)`` from
 (:mod:`datamodules.media.blending`; label 1, method ``"sbi"``, the blend mask as its forgery mask).
 The crop -> tensors step is :class:`datamodules.loading.transforms.SampleTransform`, the one
 ``benchmark.predict`` uses too.
+
+Frames are read from a store (:mod:`datamodules.loading.store`): the PNG files, or a pack
+(:mod:`datamodules.pack`) when one is given; both give the same arrays, hence the same batches.
+With ``device_augment`` (training with ``ForgeryDataModule(augment_on_device=True)``) a batch carries
+the crops as uint8, their landmarks, forgery masks and augmentation seeds
+(:mod:`datamodules.loading.device_augment`), which the datamodule augments after the transfer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -19,13 +25,20 @@ import pandas as pd
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from datamodules.augmentation import Augmentation
 from datamodules.batch import Batch, batch_tensor, collate
+from datamodules.loading.device_augment import RAW, raw_fields
+from datamodules.loading.input_keys import input_identity, input_key
+from datamodules.loading.store import PackedStore, PngStore
 from datamodules.loading.transforms import SampleTransform
-from datamodules.manifest import REQUIRED, DataError, is_empty
+from datamodules.manifest import REQUIRED, is_empty
 from datamodules.media.blending import self_blend
 from datamodules.media.perturb import ClipFrames, CropView, Perturbation
 from datamodules.media.regions import REGIONS
 from datamodules.spec import DataSpec
+
+if TYPE_CHECKING:
+    from datamodules.pack.reader import PackReader
 
 SBI = "sbi"
 
@@ -36,7 +49,8 @@ class ManifestDataset(Dataset):
     A key is ``row`` (evaluation: no augmentation draw) or ``(row, sbi, seed)`` from a training sampler.
     ``perturbation`` / ``view``: test-time perturbation and preprocessing view
     (:mod:`datamodules.media.perturb`); a ``clip`` perturbation acts on each video's selected crops
-    together (:class:`ClipFrames`).
+    together (:class:`ClipFrames`). ``source`` (the manifest's SHA-256) gives unaugmented samples an
+    ``input_key`` (:mod:`datamodules.loading.input_keys`); self-blended ones get none.
     """
 
     def __init__(
@@ -44,13 +58,16 @@ class ManifestDataset(Dataset):
         rows: pd.DataFrame,
         root: Path,
         spec: DataSpec,
-        augment: bool,
+        augment: bool | Augmentation,
         methods: Sequence[str],
         with_forgery_mask: bool,
         soft_regions: bool = True,
         blend: bool = False,
         perturbation: Perturbation | None = None,
         view: CropView | None = None,
+        pack: PackReader | None = None,
+        device_augment: bool = False,
+        source: str | None = None,
     ) -> None:
         self.root = Path(root)
         self.spec = spec
@@ -64,6 +81,22 @@ class ManifestDataset(Dataset):
         cols = [c for c in REQUIRED if c not in ("split", "status")]
         self.rows = {c: rows[c].tolist() for c in cols}
         self.labels = np.asarray(self.rows["label"], dtype=np.int64)
+        self.store = (
+            PackedStore(pack, self.rows["crop_path"])
+            if pack is not None
+            else PngStore(
+                self.root, self.rows["crop_path"], self.rows["landmarks_path"], self.rows["mask_path"]
+            )
+        )
+        self.device_augment = device_augment
+        self.identity = None
+        if source is not None and not augment:
+            clip = (
+                zip(self.rows["video_id"], map(int, self.rows["frame_index"]), strict=True)
+                if per_clip
+                else None
+            )
+            self.identity = input_identity(source, spec, perturbation, view, clip)
         self._read = self._image
         if per_clip:
             self._read = ClipFrames(
@@ -73,23 +106,13 @@ class ManifestDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def _path(self, rel: str) -> Path:
-        return self.root / str(rel)
-
     def _image(self, i: int) -> np.ndarray:
-        path = self._path(self.rows["crop_path"][i])
-        rgb = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)  # libpng swaps channels: no extra pass
-        if rgb is None:
-            raise DataError(f"cannot read crop {path} (missing or corrupt)")
-        return rgb
+        return self.store.crop(i)
 
     def _mask(self, i: int, shape: tuple[int, int]) -> np.ndarray:
-        rel = self.rows["mask_path"][i]
-        if self.labels[i] == 0 or is_empty(rel):
+        if self.labels[i] == 0 or is_empty(self.rows["mask_path"][i]):
             return np.zeros(shape, np.float32)
-        m = cv2.imread(str(self._path(rel)), cv2.IMREAD_GRAYSCALE)
-        if m is None:
-            raise DataError(f"cannot read mask {self._path(rel)} (missing or corrupt)")
+        m = self.store.mask(i)
         if m.shape != shape:
             m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
         return m.astype(np.float32) / 255.0
@@ -100,9 +123,12 @@ class ManifestDataset(Dataset):
     def __getitems__(self, keys: Sequence[int | tuple[int, bool, int]]) -> Batch:
         """A whole batch, each sample's image and region masks written straight into the batch tensors
         (in shared memory inside a worker): no per-sample tensors to stack, one copy less per sample.
-        Same values as collating ``[self[k] for k in keys]``.
+        Same values as collating ``[self[k] for k in keys]``. With ``device_augment``: the raw batch
+        (:func:`datamodules.loading.device_augment.raw_fields`).
         """
         keys = list(keys)
+        if self.device_augment:
+            return self._raw_batch(keys)
         s, m = self.spec.input_size, self.spec.mask_side
         out = {"image": batch_tensor((len(keys), 3, s, s))}
         if self.spec.region_masks:
@@ -110,12 +136,12 @@ class ManifestDataset(Dataset):
         items = [self._item(k, {f: t[j] for f, t in out.items()}) for j, k in enumerate(keys)]
         return collate(items, stacked=out)
 
-    def _item(self, key: int | tuple[int, bool, int], out: dict[str, Tensor] | None = None) -> dict[str, Any]:
-        """One sample; ``out`` optionally holds ``image`` / ``region_masks`` tensors to write into."""
+    def _load(self, key: int | tuple[int, bool, int]) -> tuple[dict[str, Any], np.ndarray, Any, Any, Any]:
+        """One sample before its transform: ``(metadata item, uint8 crop, landmarks, forgery mask, seed)``."""
         i, sbi, seed = (int(key), False, None) if not isinstance(key, tuple | list) else key
         i = int(i)
         image = self._read(i)
-        lm = np.load(self._path(self.rows["landmarks_path"][i])) if self.need_landmarks else None
+        lm = self.store.landmarks(i) if self.need_landmarks else None
         label, method = int(self.labels[i]), str(self.rows["method"][i])
         video_id = str(self.rows["video_id"][i])
         mask = None
@@ -134,5 +160,28 @@ class ManifestDataset(Dataset):
         }
         if self.spec.method_ids:
             item["method_id"] = 0 if label == 0 else self.method_index.get(method, -1)
+        return item, image, lm, mask, seed
+
+    def _item(self, key: int | tuple[int, bool, int], out: dict[str, Tensor] | None = None) -> dict[str, Any]:
+        """One sample; ``out`` optionally holds ``image`` / ``region_masks`` tensors to write into."""
+        item, image, lm, mask, seed = self._load(key)
+        if self.identity is not None and "#" not in item["video_id"]:  # not a self-blend
+            i = int(key[0] if isinstance(key, tuple | list) else key)
+            item["input_key"] = input_key(self.identity, item["sample_id"], self.store.stamp(i))
         item.update(self.transform(image, lm, mask, seed=seed, out=out, sample_key=item["sample_id"]))
         return item
+
+    def _raw_batch(self, keys: list) -> Batch:
+        """Crops, landmarks, masks and seeds for the device augmentation (nothing transformed here)."""
+        loaded = [self._load(k) for k in keys]
+        items = [it for it, *_ in loaded]
+        stacked, raw = raw_fields(
+            [img for _, img, *_ in loaded],
+            [lm for _, _, lm, _, _ in loaded] if self.spec.region_masks else None,
+            [m for *_, m, _ in loaded] if self.with_forgery_mask else None,
+            [seed if seed is not None else int(k) for (*_, seed), k in zip(loaded, keys, strict=True)],
+            [it["sample_id"] for it in items],
+        )
+        batch = collate(items, stacked=stacked)
+        batch.extra[RAW] = raw
+        return batch

@@ -8,6 +8,7 @@ forgery mask on fakes, method ids. Deterministic: sample ``i`` always has the sa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import lightning as L
 import torch
@@ -15,12 +16,19 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.batch import Batch, collate
 from datamodules.loading.eval_sets import EvalSet, check_unique
+from datamodules.loading.input_keys import input_identity, input_key
 from datamodules.media.regions import REGIONS
 from datamodules.spec import DataSpec
 
 
+@lru_cache(maxsize=64)
+def _identity(dataset: str, spec: DataSpec) -> str:
+    return input_identity(f"synthetic:{dataset}", spec)
+
+
 def make_item(spec: DataSpec, index: int, label: int, dataset: str = "synth", n_methods: int = 4) -> dict:
-    """Sample ``index`` with ``label`` as a dataset item (a dict with the ``Batch`` fields ``spec`` asks for)."""
+    """Sample ``index`` with ``label`` as a dataset item (a dict with the ``Batch`` fields ``spec`` asks for;
+    its ``input_key`` names the synthetic dataset, the spec and the sample)."""
     g = torch.Generator().manual_seed(1000 + index)
     s, m = spec.input_size, spec.mask_side
     img = torch.randn(3, s, s, generator=g) * 0.5
@@ -34,6 +42,7 @@ def make_item(spec: DataSpec, index: int, label: int, dataset: str = "synth", n_
         "dataset": dataset,
         "method": "fake" if label else "real",
     }
+    item["input_key"] = input_key(_identity(dataset, spec), item["sample_id"])
     if spec.region_masks:
         logits = torch.randn(len(REGIONS), m, m, generator=g)
         item["region_masks"] = torch.softmax(logits * 3, dim=0)

@@ -1,19 +1,30 @@
 """Image pipelines built from a ``DataSpec``: training augmentation, resize and normalisation.
 
-Training augmentation (:class:`AugmentParams` draws it): horizontal flip (p 0.5), rotation +-10 deg and
-scale 0.9-1.1 about the centre (p 0.5), Gaussian blur (kernel 3/5/7, sigma 0.5-3, p 0.1), one of
-brightness/contrast +-0.1 or HSV shift (hue +-10, saturation +-15, value +-10 in OpenCV's 8-bit HSV
-units) (p 0.5), JPEG quality 40-100 (p 0.5) -- the parameters of the albumentations pipeline this
-replaces, implemented with OpenCV and lookup tables because albumentations' per-call overhead
-(seeding, parameter checks, a separate resize) cost more than the pixel work at 256 px.
+Training augmentation follows an :class:`~datamodules.augmentation.Augmentation` record (a detector's
+``Recipe.augmentation``; ``augment=True`` means the record's defaults): its structure is DeepfakeBench's
+``init_data_aug_method`` and its ops are in :mod:`datamodules.loading.augment`. Order: flip, then
+rotation (with the optional scale jitter and translation), then blur, the colour op(s), JPEG, as in
+DeepfakeBench.
 
-Photometric steps run on the source crop; then flip, rotation, scale and the resize to
-``spec.input_size`` are ONE ``cv2.warpAffine`` with one matrix, applied to the image, to the forgery
-mask (warped straight to ``spec.mask_side``) and to the 68 landmarks (never dropped: DeepfakeBench
-discards them when augmenting, so its landmark-based masks drift from the image). Region masks are
-then painted from the transformed landmarks at the mask resolution, which keeps them exact instead of
-resampling a painted mask. Photometric steps commute with the geometric ones except at the border
-fill (the zero border of a rotated image is no longer brightened or JPEG-compressed).
+The geometric steps and the resize to ``spec.input_size`` are ONE ``cv2.warpAffine`` with one matrix,
+applied to the image, to the forgery mask (warped straight to ``spec.mask_side``) and to the 68
+landmarks (never dropped: DeepfakeBench passes the landmarks through albumentations but then returns
+the un-augmented ones, so landmark-based targets drift from the image there; here they follow every
+flip and rotation). The photometric steps then run on the ``input_size`` image. Region masks are
+painted from the transformed landmarks at the mask resolution, which keeps them exact instead of
+resampling a painted mask. The border a rotation uncovers is filled as ``Augmentation.border`` says
+(reflect-101 for DeepfakeBench's recipes, as albumentations' ``Rotate``), for the mask too; region
+masks cover only the face the landmarks describe, not its reflection.
+
+Deliberate differences from albumentations that apply under both ``Augmentation.semantics``: masks are
+warped bilinearly (soft masks stay soft; albumentations warps masks with nearest-neighbour
+interpolation), and flip + rotation + resize are one resampling (albumentations: the flip is a pixel
+copy, the rotation one bilinear resampling; the same sampling positions, so equal up to OpenCV's
+fixed-point rounding; with ``"albumentations-1.1.0"`` semantics the flip is a pixel copy too, so the
+image is bit-identical to albumentations'). With ``"albumentations-1.1.0"`` semantics a crop whose side is not the input
+side is first resized with ``INTER_CUBIC`` (DeepfakeBench's ``load_rgb``; masks bilinear, as its
+``load_mask``) and augmented at the input side, as there; with ``"suite"`` semantics it is resampled
+once. Evaluation never depends on the recipe.
 
 Coordinates follow OpenCV's pixel-centre convention (pixel ``i`` is centred at ``i``): a resize by
 ``r`` maps ``x -> (x + 0.5) r - 0.5``, as :func:`datamodules.media.regions.label_map` assumes.
@@ -39,16 +50,20 @@ resize. Without them the path is unchanged bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
+from datamodules.augmentation import Augmentation
+from datamodules.loading import augment as ops
 from datamodules.media.perturb import CropView, Perturbation
 from datamodules.media.regions import region_masks
 from datamodules.spec import DataSpec
+
+_RAMP = np.arange(256, dtype=np.float32)
 
 
 @dataclass
@@ -66,84 +81,16 @@ class Transformed:
     mask: Tensor | None
 
 
-@dataclass
-class AugmentParams:
-    """One sample's augmentation draw (``None`` / ``False`` = step not applied)."""
-
-    flip: bool
-    angle: float | None  # degrees, with ``scale``; None = no affine step
-    scale: float
-    blur: tuple[int, float] | None  # (odd kernel size, sigma)
-    brightness_contrast: tuple[float, float] | None  # (brightness, contrast) in [-0.1, 0.1]
-    hsv: tuple[int, int, int] | None  # (hue, saturation, value) shifts
-    jpeg_quality: int | None
-
-    @staticmethod
-    def draw(rng: np.random.Generator) -> AugmentParams:
-        """Every parameter is drawn whether used or not, so one step's draw never shifts another's."""
-        u = rng.random(6)
-        angle, scale = float(rng.uniform(-10, 10)), float(rng.uniform(0.9, 1.1))
-        ksize, sigma = int(rng.choice([3, 5, 7])), float(rng.uniform(0.5, 3.0))
-        bc = (float(rng.uniform(-0.1, 0.1)), float(rng.uniform(-0.1, 0.1)))
-        hsv = (int(rng.integers(-10, 11)), int(rng.integers(-15, 16)), int(rng.integers(-10, 11)))
-        quality = int(rng.integers(40, 101))
-        colour = u[3] < 0.5
-        return AugmentParams(
-            flip=bool(u[0] < 0.5),
-            angle=angle if u[1] < 0.5 else None,
-            scale=scale,
-            blur=(ksize, sigma) if u[2] < 0.1 else None,
-            brightness_contrast=bc if colour and u[4] < 0.5 else None,
-            hsv=hsv if colour and u[4] >= 0.5 else None,
-            jpeg_quality=quality if u[5] < 0.5 else None,
-        )
-
-
-_RAMP = np.arange(256, dtype=np.float32)
-
-
-def _photometric(img: np.ndarray, p: AugmentParams) -> np.ndarray:
-    """Blur, colour and JPEG steps on a uint8 RGB image (returns a new array when any step applies)."""
-    if p.blur is not None:
-        img = cv2.GaussianBlur(img, (p.blur[0], p.blur[0]), p.blur[1], borderType=cv2.BORDER_REFLECT_101)
-    if p.brightness_contrast is not None:
-        b, c = p.brightness_contrast  # albumentations' brightness_by_max: x (1 + c) + 255 b
-        lut = np.clip(_RAMP * (1.0 + c) + 255.0 * b, 0, 255).round().astype(np.uint8)
-        img = cv2.LUT(img, lut)
-    if p.hsv is not None:
-        dh, ds, dv = p.hsv
-        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
-        ramp = np.arange(256, dtype=np.int32)
-        lut = np.stack([(ramp + dh) % 180, np.clip(ramp + ds, 0, 255), np.clip(ramp + dv, 0, 255)], 1)
-        lut[0, 1] = 0  # grey pixels (S = 0) stay grey
-        img = cv2.cvtColor(cv2.LUT(hsv, lut.astype(np.uint8)[None]), cv2.COLOR_HSV2RGB)
-    if p.jpeg_quality is not None:
-        ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality])
-        if not ok:
-            raise RuntimeError("cv2.imencode failed on a training crop")
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR_RGB)
-    return img
-
-
 def _resize_matrix(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
     sy, sx = dst_hw[0] / src_hw[0], dst_hw[1] / src_hw[1]
     return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], np.float64)
 
 
-def _geometry(src_hw: tuple[int, int], p: AugmentParams) -> np.ndarray:
-    """3x3 matrix of flip then rotation/scale about the centre, in source pixels."""
-    h, w = src_hw
-    m = np.eye(3)
-    if p.flip:
-        m = np.array([[-1.0, 0, w - 1], [0, 1, 0], [0, 0, 1]]) @ m
-    if p.angle is not None:
-        r = np.vstack([cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), p.angle, p.scale), [0, 0, 1]])
-        m = r @ m
-    return m
+_BORDERS = {"reflect101": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT}
 
 
-def _warp(img: np.ndarray, geom: np.ndarray, side: int, interp: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """``img`` moved by ``geom`` (source pixels) and resized to ``side x side`` in one resampling.
+def _warp(img: np.ndarray, geom: np.ndarray, side: int, border: int) -> np.ndarray:
+    """``img`` moved by ``geom`` (source pixels) and resized to ``side x side`` in one bilinear resampling.
 
     Bilinear sampling aliases below half size, so strong downscales warp at the source size first
     and then area-resize.
@@ -151,8 +98,8 @@ def _warp(img: np.ndarray, geom: np.ndarray, side: int, interp: int = cv2.INTER_
     h, w = img.shape[:2]
     if side >= max(h, w) / 2:
         m = _resize_matrix((h, w), (side, side)) @ geom
-        return cv2.warpAffine(img, m[:2], (side, side), flags=interp, borderMode=cv2.BORDER_CONSTANT)
-    moved = cv2.warpAffine(img, geom[:2], (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT)
+        return cv2.warpAffine(img, m[:2], (side, side), flags=cv2.INTER_LINEAR, borderMode=border)
+    moved = cv2.warpAffine(img, geom[:2], (w, h), flags=cv2.INTER_LINEAR, borderMode=border)
     return cv2.resize(moved, (side, side), interpolation=cv2.INTER_AREA)
 
 
@@ -169,7 +116,8 @@ class FaceTransform:
 
     Args:
         spec: the detector's input contract.
-        augment: apply the training augmentation (see the module docstring).
+        augment: the training augmentation (see the module docstring); ``True`` = ``Augmentation()``,
+            ``False`` = none.
         perturbation: an ``image``-kind test-time perturbation of the decoded crop (``clip`` kinds act on
             a whole video: :class:`~datamodules.media.perturb.ClipFrames` in the dataset).
         view: a preprocessing variant (zoom, crop size, resize interpolation) of the decoded crop.
@@ -178,13 +126,19 @@ class FaceTransform:
     def __init__(
         self,
         spec: DataSpec,
-        augment: bool,
+        augment: bool | Augmentation,
         perturbation: Perturbation | None = None,
         view: CropView | None = None,
     ) -> None:
+        if augment is True:
+            augment = Augmentation()
+        if augment is not False and not isinstance(augment, Augmentation):
+            raise TypeError(f"augment must be a bool or an Augmentation, got {type(augment).__name__}")
         if perturbation is not None and perturbation.kind != "image" and not perturbation.is_identity:
             raise ValueError(f"{perturbation.tag} acts on a video's frames together, not in FaceTransform")
-        self.spec, self.augment = spec, augment
+        self.spec = spec
+        self.augmentation: Augmentation | None = augment or None
+        self.augment = self.augmentation is not None
         self.perturbation = (
             None if perturbation is None or perturbation.is_identity else perturbation.prepare()
         )
@@ -225,28 +179,39 @@ class FaceTransform:
         if mask is not None and mask.shape[:2] != image.shape[:2]:
             raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape}")
         s, side = self.spec.input_size, self.spec.mask_side
-        pre = None  # stored-crop pixels -> view pixels
+        pre = np.eye(3)  # stored-crop pixels -> the pixels the augmentation (or the resize) works in
         if self.perturbation is not None:
             if sample_key is None:
                 raise ValueError(f"perturbation {self.perturbation.tag} needs the sample's key (sample_id)")
             image = self.perturbation.apply(image, sample_key)
         if self.view is not None:
-            image, mask, pre = self.view.apply(image, mask)
+            image, mask, view_matrix = self.view.apply(image, mask)
+            pre = view_matrix @ pre
+        aug = self.augmentation
+        if aug is not None and aug.semantics == ops.ALBU and image.shape[:2] != (s, s):
+            pre = _resize_matrix(image.shape[:2], (s, s)) @ pre  # DeepfakeBench's load_rgb / load_mask
+            image = cv2.resize(image, (s, s), interpolation=cv2.INTER_CUBIC)
+            mask = None if mask is None else cv2.resize(np.asarray(mask, np.float32), (s, s))
         hw = image.shape[:2]
-        if self.augment:
+        if aug is not None:
             rng = np.random.default_rng(int(seed) % 2**32) if seed is not None else self._rng
-            p = AugmentParams.draw(rng)
-            geom = _geometry(hw, p)
-            img = _warp(_photometric(image, p), geom, s)
-            m = None if mask is None else _warp(np.asarray(mask, np.float32), geom, side)
+            d = ops.draw(aug, rng)
+            if aug.semantics == ops.ALBU and d.flip:  # albumentations copies the flipped pixels, then rotates
+                image = cv2.flip(image, 1)
+                mask = None if mask is None else cv2.flip(np.asarray(mask, np.float32), 1)
+                pre = ops.flip_matrix(hw[1]) @ pre
+                d = replace(d, flip=False)
+            geom = ops.geometry(hw, d, aug.semantics)
+            border = _BORDERS[aug.border]
+            img = ops.photometric(_warp(image, geom, s, border), d, aug.semantics)
+            m = None if mask is None else _warp(np.asarray(mask, np.float32), geom, side, border)
         else:
             geom = np.eye(3)
             img = _resize(image, s, self._interp)
             m = None if mask is None else _resize(np.asarray(mask, np.float32), side)
         lm = None
         if landmarks is not None:
-            a = _resize_matrix(hw, (s, s)) @ geom
-            a = a if pre is None else a @ pre
+            a = _resize_matrix(hw, (s, s)) @ geom @ pre
             lm = (np.asarray(landmarks, np.float64) @ a[:2, :2].T + a[:2, 2]).astype(np.float32)
         t_mask = None if m is None else torch.from_numpy(np.clip(m, 0, 1, dtype=np.float32))[None]
         return Transformed(self._normalise(img, out), lm, t_mask)
@@ -260,7 +225,7 @@ class SampleTransform:
 
     Args:
         spec: the detector's input contract.
-        augment: apply the training augmentation.
+        augment: the training augmentation (an ``Augmentation``, ``True`` for its defaults, ``False``).
         soft_regions: soft (blurred, summing to 1) or one-hot region masks.
         perturbation, view: test-time perturbation and preprocessing view (:class:`FaceTransform`).
     """
@@ -268,7 +233,7 @@ class SampleTransform:
     def __init__(
         self,
         spec: DataSpec,
-        augment: bool,
+        augment: bool | Augmentation,
         soft_regions: bool = True,
         perturbation: Perturbation | None = None,
         view: CropView | None = None,

@@ -6,7 +6,9 @@ generic traces of face swapping (blending boundary, colour and frequency mismatc
 misalignment) without any generator. Because we make the blend, the soft mask ``m`` is exact: detectors
 that need pixel or patch supervision (Forensics Adapter, SFAM) get it for every pseudo-fake.
 
-Recipe (``../shared/reference/clip_detectors.md`` §3.2), written from the paper's description:
+Recipe, written from the paper's description (Sec. 3) and the released code's parameters
+(mapooon/SelfBlendedImages ``src/utils/sbi.py``: ``get_source_transforms``, ``randaffine``,
+``self_blending``; ``src/utils/blend.py``: ``get_blend_mask``, ``dynamic_blend``):
 
 1. Mask: a landmark hull, its type drawn uniformly from four (:data:`HULL_TYPES`).
 2. Source-target augmentation: on either the source or the target (p = 0.5 each) RGB shift +-20,

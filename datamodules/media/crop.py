@@ -13,6 +13,10 @@ preprocessed dataset holds.
 * Each face is aligned by a 5-point similarity into ``size`` x ``size`` with ``margin``
   (``datamodules.media.align``); the mask is warped by the same matrix and binarised; dlib 68 landmarks
   are computed on the aligned crop.
+* A preprocessing protocol's filters (``datamodules.preprocess.protocols``; off by default) exclude frames
+  whose tracked face is below ``min_confidence`` (``low_confidence``: tracking only sees faces at or above
+  it, so kept crops are the unfiltered ones) or whose detector box in source pixels is narrower or
+  shorter than ``min_face_side`` (``small_face``: the tracker still follows it).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class FaceCropOptions:
     min_iou: float = 0.25
     max_shift: float = 1.0
     min_face: int = 20
+    min_confidence: float | None = None  # protocol rule: the tracked face's score must reach it (None: off)
+    min_face_side: int = 0  # protocol rule: its box must be this wide AND high in source px (0: off)
 
 
 @dataclass
@@ -47,7 +53,8 @@ class FaceCrop:
 
     Attributes:
         frame_index: the frame's index in its video (0 for an image).
-        status: ``ok | no_face | face_lost | decode_error | error`` (the manifest's statuses).
+        status: ``ok | no_face | face_lost | low_confidence | small_face | decode_error | error`` (the
+            manifest's statuses).
         reason: why there is no crop (or a note, e.g. an unreadable mask frame); "" when all is well.
         crop: aligned RGB uint8 ``[size, size, 3]`` when ``ok``.
         landmarks: float32 ``[68, 2]`` in crop pixels when ``ok``.
@@ -100,6 +107,9 @@ class FaceTracker:
     def __init__(self, detect: Callable[..., list[faces.Face]], opts: FaceCropOptions) -> None:
         self.detect, self.opts = detect, opts
         self.last: np.ndarray | None = None
+        #: with a confidence rule the detector reports every face (``min_score=0``) and the tracker splits
+        #: them at ``min_confidence``; without one the backend's own floor applies, as it always did
+        self.detect_kwargs = {} if opts.min_confidence is None else {"min_score": 0.0}
 
     def _detect(self, rgb: np.ndarray, window: np.ndarray | None = None) -> list[faces.Face]:
         """Faces in ``rgb`` (or in ``window`` of it), in full-frame coordinates.
@@ -121,8 +131,17 @@ class FaceTracker:
         else:
             s = min(1.0, self.opts.detect_max_side / max(h, w))
         small = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else rgb
-        found = [_shift(f, x0, y0, 1.0 / s) for f in self.detect(small, min_size=min_size)]
+        found = [
+            _shift(f, x0, y0, 1.0 / s) for f in self.detect(small, min_size=min_size, **self.detect_kwargs)
+        ]
         return [f for f in found if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= self.opts.min_face]
+
+    def _split(self, found: list[faces.Face]) -> tuple[list[faces.Face], list[faces.Face]]:
+        """``(faces at or above min_confidence, faces below it)``; all faces count without the rule."""
+        floor = self.opts.min_confidence
+        if floor is None:
+            return found, []
+        return [f for f in found if f.score >= floor], [f for f in found if f.score < floor]
 
     def _window(self, shape: tuple[int, ...]) -> np.ndarray:
         x1, y1, x2, y2 = self.last
@@ -132,10 +151,13 @@ class FaceTracker:
         return np.array([max(0, x1 - k * bw), max(0, y1 - k * bh), min(w, x2 + k * bw), min(h, y2 + k * bh)])
 
     def __call__(self, rgb: np.ndarray, mask: np.ndarray | None = None) -> tuple[faces.Face | None, str]:
+        """``(face, "ok")`` for the tracked face; ``(None, "no_face" | "face_lost")``; with a confidence rule,
+        ``(the low-scoring face, "low_confidence")`` when the person is found only below the threshold
+        (such a face never moves the tracker)."""
         if self.last is None:
-            cands = self._detect(rgb)
+            cands, low = self._split(self._detect(rgb))
             if not cands:
-                return None, "no_face"
+                return (max(low, key=lambda f: f.area), "low_confidence") if low else (None, "no_face")
             pick = cands[0]
             if mask is not None and len(cands) > 1:
                 cover = [mask_coverage(mask, f.box) for f in cands]
@@ -143,11 +165,15 @@ class FaceTracker:
                     pick = cands[int(np.argmax(cover))]
             self.last = pick.box
             return pick, "ok"
-        best = self._best(self._detect(rgb, self._window(rgb.shape)))
+        in_window, low_window = self._split(self._detect(rgb, self._window(rgb.shape)))
+        best = self._best(in_window)
         if best is None:  # the window may miss a fast move: look at the whole frame
-            cands = self._detect(rgb)
+            cands, low = self._split(self._detect(rgb))
             best = self._best(cands)
             if best is None:
+                weak = self._best(low_window + low)
+                if weak is not None:
+                    return weak, "low_confidence"
                 return None, "face_lost" if cands else "no_face"
         self.last = best.box
         return best, "ok"
@@ -173,6 +199,24 @@ class FaceTracker:
 _NO_FACE_REASON = {"no_face": "no face detected", "face_lost": "no face overlaps the tracked face"}
 
 
+def box_size(box: np.ndarray) -> tuple[float, float]:
+    """``(width, height)`` of an ``(x1, y1, x2, y2)`` box, in its own pixels."""
+    return float(box[2] - box[0]), float(box[3] - box[1])
+
+
+def excluded(face: faces.Face | None, status: str, opts: FaceCropOptions) -> tuple[str, str] | None:
+    """``(status, reason)`` when a protocol rule or a failed detection excludes the frame, else None."""
+    if status == "low_confidence" and face is not None:
+        return status, f"face confidence {face.score:.3f} < {opts.min_confidence:g} (protocol rule)"
+    if status != "ok" or face is None:
+        return status, _NO_FACE_REASON.get(status, status)
+    w, h = box_size(face.box)
+    if opts.min_face_side and min(w, h) < opts.min_face_side:
+        side = opts.min_face_side
+        return "small_face", f"face box {w:.0f}x{h:.0f} source px, smaller than {side}x{side} (protocol rule)"
+    return None
+
+
 def track_and_crop(
     frames: Iterable[tuple[int, np.ndarray | None, str]],
     opts: FaceCropOptions,
@@ -192,6 +236,10 @@ def track_and_crop(
     A failure inside one frame yields an ``error`` crop and the next frame is tried; a failure of the
     ``frames`` iterator itself (a decoder dying mid-stream) propagates.
     """
+    if opts.min_confidence is not None and faces.resolve_backend(opts.backend) == "dlib":
+        raise ValueError(
+            "a confidence rule needs a backend whose score is a probability (mtcnn, insightface)"
+        )
     tracker = FaceTracker(faces.get_detector(opts.backend), opts)
     mask_iter: Iterable[np.ndarray | None] = masks if masks is not None else iter(lambda: None, 0)
     for (fi, rgb, reason), mask in zip(frames, mask_iter, strict=False):
@@ -200,8 +248,9 @@ def track_and_crop(
             continue
         try:
             face, status = tracker(rgb, mask)
-            if face is None:
-                yield FaceCrop(fi, status, _NO_FACE_REASON.get(status, status))
+            out = excluded(face, status, opts)
+            if out is not None:
+                yield FaceCrop(fi, *out)
                 continue
             m = align.alignment_matrix(face.points5, opts.size, opts.margin)
             crop = align.warp(rgb, m, opts.size)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from datamodules.errors import UserError
+
 # 68-point index groups (iBUG 300-W convention).
 JAW, BROWS, NOSE, EYES, MOUTH = range(0, 17), range(17, 27), range(27, 36), range(36, 48), range(48, 68)
 LEFT_EYE, RIGHT_EYE = range(36, 42), range(42, 48)  # image-left / image-right
@@ -135,8 +137,10 @@ def points5_from_68(lm: np.ndarray) -> np.ndarray:
 BACKENDS = ("auto", "mtcnn", "dlib", "insightface")
 
 
-class FaceBackendError(RuntimeError):
+class FaceBackendError(UserError, RuntimeError):
     """A face backend is unknown or unusable offline (the message says why and what to do)."""
+
+    hint = "--backend mtcnn always works offline (facenet-pytorch ships its weights)"
 
 
 def insightface_pack() -> Path | None:

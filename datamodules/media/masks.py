@@ -8,16 +8,25 @@ a rule to a mask batch ``[B, 1, H, W]`` on a ``grid x grid`` layout (row-major, 
 Rules:
 
 * :data:`FORENSICS_ADAPTER`: Cui et al., "Forensics Adapter: Adapting CLIP for Generalizable Face
-  Forgery Detection", CVPR 2025, as its released data pipeline states it: 0-255 masks binarised at
-  ``> 40``, a patch fake above 10 % fake pixels, boundary patches more than 10 % but not 100 % fake.
-  Patches are the ViT's: the mask side must be a multiple of the grid (``pooling="patches"``).
+  Forgery Detection", CVPR 2025, the rule as stated (the paper, and the released
+  ``split_images_by_patch`` as its code reads: white pixels over white + black pixels): 0-255 masks
+  binarised at ``> 40``, a patch fake above 10 % fake pixels, boundary patches more than 10 % but not
+  100 % fake. Patches are the ViT's: the mask side must be a multiple of the grid (``pooling="patches"``).
+* :data:`FORENSICS_ADAPTER_RELEASED`: what that released code effectively computes
+  (``dataset/abstract_dataset.py``, OUC-VAS/ForensicsAdapter). Its loader returns the mask as float32
+  0-255, ``cv2.threshold`` keeps it float32 ({0, 255}), and ``cv2.bitwise_not`` of a float32 patch
+  flips the bits of every float (0.0 becomes a NaN pattern, 255.0 a negative number): no pixel is zero
+  afterwards, so ``findNonZero`` counts EVERY pixel as black. The fraction is then
+  ``fake / (n + fake)`` for an ``n``-pixel patch (``counting="released"``): a 16x16 patch is fake from
+  29 fake pixels (not 26), a 14x14 CLIP patch from 22 (not 20), and since the fraction never reaches 1
+  every fake patch is a boundary patch, fully fake ones included.
 * :data:`SFAM`: the same thresholds (SFAM's abstract gives none; ``sfam/alignment.py``), counted over
   adaptive bins so any mask side works (``pooling="adaptive"``). On a side that is a multiple of the
   grid the two poolings give the same fractions up to float rounding (``sum / k / k`` against
   ``sum / k**2``), so SFAM keeps its own to stay bitwise what it was.
 
-A further rule (e.g. another reading of the released Forensics Adapter code) is one more
-:class:`PatchRule` value, with a new field if it counts differently -- never a copy of these functions.
+A further rule is one more :class:`PatchRule` value, with a new field if it counts differently -- never a
+copy of these functions.
 """
 
 from __future__ import annotations
@@ -39,12 +48,15 @@ class PatchRule:
         fake_fraction: a patch is fake when MORE than this fraction of its pixels is fake.
         pooling: ``"patches"``: non-overlapping ``side / grid`` pixel patches (the side must be a
             multiple of the grid); ``"adaptive"``: ``adaptive_avg_pool2d`` bins (any side).
+        counting: ``"stated"``: fraction = fake pixels / pixels; ``"released"``: fake / (pixels + fake),
+            what Forensics Adapter's released code computes (see the module docstring).
     """
 
     name: str
     pixel_threshold: float
     fake_fraction: float
     pooling: Literal["patches", "adaptive"] = "patches"
+    counting: Literal["stated", "released"] = "stated"
 
     def fake_pixels(self, mask: Tensor) -> Tensor:
         """Float 0/1 map of the fake pixels of ``mask`` (same shape)."""
@@ -60,6 +72,9 @@ class PatchRule:
 
 
 FORENSICS_ADAPTER = PatchRule("forensics_adapter", pixel_threshold=40.0 / 255.0, fake_fraction=0.10)
+FORENSICS_ADAPTER_RELEASED = PatchRule(
+    "forensics_adapter_released", pixel_threshold=40.0 / 255.0, fake_fraction=0.10, counting="released"
+)
 SFAM = PatchRule("sfam", pixel_threshold=40.0 / 255.0, fake_fraction=0.10, pooling="adaptive")
 
 
@@ -85,11 +100,14 @@ def patch_fractions(mask: Tensor, grid: int, rule: PatchRule, size: int | None =
         m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False)
     fake = rule.fake_pixels(m)
     if rule.pooling == "adaptive":
-        return F.adaptive_avg_pool2d(fake, grid).flatten(1)
-    side = m.shape[-1]
-    if m.shape[-2] != side or side % grid:
-        raise ValueError(f"mask of side {tuple(m.shape[-2:])} does not split into a {grid}x{grid} grid")
-    return F.avg_pool2d(fake, side // grid).flatten(1)
+        share = F.adaptive_avg_pool2d(fake, grid).flatten(1)
+    else:
+        side = m.shape[-1]
+        if m.shape[-2] != side or side % grid:
+            raise ValueError(f"mask of side {tuple(m.shape[-2:])} does not split into a {grid}x{grid} grid")
+        share = F.avg_pool2d(fake, side // grid).flatten(1)
+    # released: every pixel also counts as "black", so fake / (n + fake) = share / (1 + share)
+    return share / (1.0 + share) if rule.counting == "released" else share
 
 
 def patch_labels(

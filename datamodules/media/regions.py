@@ -1,7 +1,8 @@
 """Facial regions: the fixed order of region masks, landmarks -> masks, and masks -> patch grids.
 
 ``REGIONS`` is the one order used by every ``Batch.region_masks`` tensor and every region-aware model
-(SFAM's facial-region experts, see ``../shared/reference/clip_detectors.md`` §3.3 "Regions").
+(SFAM's facial-region experts; the six regions from landmarks are our reading of SFAM's abstract, see
+``sfam/README.md``, "What follows the abstract, what is our reading").
 
 Masks come from 68-point landmarks (iBUG 300-W order, ``[68, 2]`` ``(x, y)`` pixels of the crop):
 

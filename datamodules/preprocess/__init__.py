@@ -4,7 +4,8 @@ Command line::
 
     python -m datamodules.preprocess --dataset FF++ --layout ffpp --root /data/FaceForensics++ \\
         --out data/processed [--frames 32] [--size 256] [--margin 1.3] \\
-        [--backend auto|mtcnn|dlib|insightface] [--workers N] [--option compression=c40]
+        [--backend auto|mtcnn|dlib|insightface] [--protocol default|sfam] [--workers N] \\
+        [--option compression=c40]
 
 Programmatic API (what the runner calls; keep the signature stable)::
 
@@ -22,17 +23,34 @@ atomically: it is the resume marker), ``preprocess.json`` (the options; a re-run
 refuses unless ``overwrite``) and ``manifest.parquet`` (``datamodules.manifest``).
 
 Every sampled frame has a manifest row; a video that cannot be opened has one row with
-``frame_index = -1``. Status values: ``datamodules.manifest.STATUSES``.
+``frame_index = -1``. Status values: ``datamodules.manifest.STATUSES``. A named protocol
+(``protocols``: ``default``, ``sfam``) excludes faces by rule, as rows with a status and a reason.
 
-One job per module: ``options`` (options, ``preprocess.json`` pinning and the resume check), ``video``
+One job per module: ``options`` (options, ``preprocess.json`` pinning and the resume check), ``protocols``
+(the named face filters), ``video``
 (one video's frames, crops and rows), ``prealigned`` (importing already-aligned frames), ``files`` (a
 frame's files), ``rows`` (rows and the per-video resume marker), ``summary`` (the final table),
-``dataset`` (:func:`preprocess_dataset`), ``cli`` (the command line; ``__main__`` runs it).
+``dataset`` (:func:`preprocess_dataset`, :func:`plan_preprocess`: its checks without writing), ``cli`` (the
+command line; ``__main__`` runs it).
 """
 
 from datamodules.preprocess.cli import main
-from datamodules.preprocess.dataset import preprocess_dataset
-from datamodules.preprocess.options import Options, PreprocessConfigError
-from datamodules.preprocess.summary import summarize
+from datamodules.preprocess.dataset import plan_preprocess, preprocess_dataset, preprocess_options
+from datamodules.preprocess.options import Options, PreprocessConfigError, read_pinned
+from datamodules.preprocess.protocols import PROTOCOLS, Protocol, get_protocol
+from datamodules.preprocess.summary import status_counts, summarize
 
-__all__ = ["Options", "PreprocessConfigError", "main", "preprocess_dataset", "summarize"]
+__all__ = [
+    "PROTOCOLS",
+    "Options",
+    "PreprocessConfigError",
+    "Protocol",
+    "get_protocol",
+    "main",
+    "plan_preprocess",
+    "preprocess_dataset",
+    "preprocess_options",
+    "read_pinned",
+    "status_counts",
+    "summarize",
+]

@@ -9,6 +9,7 @@ import os
 from datamodules.datasets.base import UnknownLayoutError, get_adapter, list_layouts
 from datamodules.media import faces
 from datamodules.preprocess.dataset import preprocess_dataset
+from datamodules.preprocess.protocols import PROTOCOLS
 
 
 def _parse_option(text: str) -> tuple[str, object]:
@@ -45,9 +46,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="0-9",
         help="zlib level of the lossless crop PNGs: 0 reads ~10x faster, 1-9 take about half the disk",
     )
+    p.add_argument(
+        "--protocol",
+        default="default",
+        choices=list(PROTOCOLS),
+        help="which faces are kept: default, or sfam (SFAM's filtering: detector confidence >= 0.9, face box "
+        ">= 128x128 source px; excluded frames keep rows low_confidence / small_face)",
+    )
     p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)), help="processes")
     p.add_argument("--limit", type=int, help="only the first N videos (smoke run)")
     p.add_argument("--overwrite", action="store_true", help="redo everything if options changed")
+    p.add_argument(
+        "--pack",
+        action="store_true",
+        help="then pack the crops, landmarks and masks into memory-mapped shards (python -m datamodules.pack)",
+    )
     p.add_argument("--remap", action="append", help="deepfakebench_json: OLD_PREFIX=NEW_PREFIX (repeatable)")
     p.add_argument(
         "--option", action="append", type=_parse_option, default=[], help="adapter option KEY=VALUE"
@@ -77,12 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         margin=args.margin,
         backend=args.backend,
         png_compression=args.png_compression,
+        protocol=args.protocol,
         workers=args.workers,
         limit=args.limit,
         overwrite=args.overwrite,
         **opts,
     )
     print(path)
+    if args.pack:
+        from datamodules.pack.writer import describe, pack_dataset
+
+        print(describe(pack_dataset(path.parent, args.dataset, progress=True)))
     return 0
 
 

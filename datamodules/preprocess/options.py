@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from datamodules import atomic
+from datamodules.errors import UserError
 from datamodules.media.crop import FaceCropOptions
 
 CONFIG_FILE = "preprocess.json"
@@ -15,12 +16,17 @@ CONFIG_FILE = "preprocess.json"
 STORAGE_ONLY = ("png_compression",)
 #: the output folders a run with other options must clear before it redoes every video
 OUTPUT_DIRS = ("rows", "crops", "landmarks", "masks")
+#: options added after the first runs, with the value a ``preprocess.json`` without them was made with
+ADDED_LATER = {"protocol": "default", "min_confidence": None, "min_face_side": 0}
 
 _CROP = FaceCropOptions
 
 
-class PreprocessConfigError(ValueError):
-    """``out`` already holds a run made with other options (would mix two crop geometries)."""
+class PreprocessConfigError(UserError, ValueError):
+    """Preprocessing options that cannot be used: ``out`` already holds a run made with other options (would
+    mix two crop geometries), an unknown protocol, a protocol the data or the face backend cannot follow."""
+
+    hint = "use another --out, or --overwrite to redo every video with the new options"
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,9 @@ class Options:
     max_shift: float = _CROP.max_shift
     min_face: int = _CROP.min_face
     png_compression: int = 0
+    protocol: str = "default"  # datamodules.preprocess.protocols; its thresholds are the next two fields
+    min_confidence: float | None = _CROP.min_confidence
+    min_face_side: int = _CROP.min_face_side
 
     @property
     def crop(self) -> FaceCropOptions:
@@ -53,8 +62,8 @@ def check_config(base: Path, opts: Options, overwrite: bool) -> None:
     """
     cfg = base / CONFIG_FILE
     want = asdict(opts)
-    if cfg.is_file():
-        have = json.loads(cfg.read_text())
+    have = read_pinned(base)
+    if have is not None:
         pixels = {k: v for k, v in want.items() if k not in STORAGE_ONLY}
         if {k: v for k, v in have.items() if k not in STORAGE_ONLY} != pixels:
             if not overwrite:
@@ -66,3 +75,12 @@ def check_config(base: Path, opts: Options, overwrite: bool) -> None:
             for sub in OUTPUT_DIRS:
                 shutil.rmtree(base / sub, ignore_errors=True)
     atomic.write_json(cfg, want, indent=1)
+
+
+def read_pinned(base: Path) -> dict | None:
+    """The options pinned in ``base/preprocess.json`` (None when there is none); a file written before an
+    option existed reads as made with that option's original value (:data:`ADDED_LATER`)."""
+    cfg = base / CONFIG_FILE
+    if not cfg.is_file():
+        return None
+    return {**ADDED_LATER, **json.loads(cfg.read_text())}

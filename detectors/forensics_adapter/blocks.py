@@ -1,6 +1,7 @@
 """Trainable blocks of the Forensics Adapter (Cui et al., CVPR 2025, arXiv 2411.19715).
 
-Written from the paper and the architecture facts in ``shared/reference/clip_detectors.md`` §1.2; every
+Written from the paper and our reading of the released code (OUC-VAS/ForensicsAdapter ``model/ds.py``,
+``model/adapters/adapter.py``, ``model/attn.py``, ``model/layer.py``; CC BY-NC 4.0, not copied); every
 size is an argument so the same blocks serve CLIP ViT-L/14, ViT-B/16 and the tiny test CLIPs.
 
 * :class:`SideAdapter`: the ViT-Tiny-shaped side network (own patch embedding, query tokens, the blocks
@@ -44,7 +45,11 @@ class MLP(nn.Module):
 class Fusion(nn.Module):
     """CLIP patch tokens -> adapter width: channel LayerNorm then a 1x1 projection (on tokens).
 
-    Learned here; the released code re-creates this module inside ``forward`` (random every call).
+    The released ``model/layer.py`` ``Fusion`` (a channel ``LayerNorm`` with eps 1e-6, then
+    ``Conv2d(clip_dim, adapter_dim, 1)``) as a token-wise ``LayerNorm`` + ``Linear``: the same function,
+    the same initialisation (ones/zeros; PyTorch's default uniform(+-1/sqrt(fan_in)) for the projection).
+    Trained with ``reference="paper"``; frozen at its initialisation with ``reference="released"``
+    (the released ``Adapter.fuse`` builds a new one at every forward, see the detector's docstring).
     """
 
     def __init__(self, clip_width: int, width: int) -> None:
@@ -183,14 +188,16 @@ class BoundaryDecoder(nn.Module):
     """``[N,Q,g,g]`` -> ``[N,1,g*p,g*p]`` boundary map (convs, then a ``p x p`` stride-``p`` deconvolution).
 
     With ``flags`` (boundary patches, ``[N,g*g]``) the input is zeroed outside boundary patches as
-    released, and so is the output (ours: the deconvolution maps each patch to its own pixels, so
-    every non-boundary patch, and every real image, predicts exactly zero).
+    released, and, with ``mask_output`` (the paper reference), so is the output: the deconvolution maps
+    each patch to its own pixels, so every non-boundary patch, and every real image, then predicts
+    exactly zero. The released ``MaskPostXrayProcess`` zeroes only the input, so its biases and batch
+    norms predict a constant there, which the boundary loss also trains (``mask_output=False``).
     """
 
-    def __init__(self, queries: int, patch: int) -> None:
+    def __init__(self, queries: int, patch: int, mask_output: bool = True) -> None:
         super().__init__()
         c = queries
-        self.patch = patch
+        self.patch, self.mask_output = patch, mask_output
         self.body = nn.Sequential(
             nn.Conv2d(c, c // 2, 3, padding=1),
             nn.BatchNorm2d(c // 2),
@@ -208,6 +215,8 @@ class BoundaryDecoder(nn.Module):
         g = x.shape[-1]
         keep = flags.to(x.dtype).view(-1, 1, g, g)
         y = self.body(x * keep)
+        if not self.mask_output:
+            return y
         return y * keep.repeat_interleave(self.patch, -1).repeat_interleave(self.patch, -2).to(y.dtype)
 
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from datamodules.batch import Batch
+from datamodules.media import masks
 from datamodules.spec import CLIP_MEAN, CLIP_STD, DataSpec
 from detectors.base import DataSpecError, Detector, DetectorAux, DetectorOutput
 from detectors.clip_backbone import TINY_CLIP_CFG, clip_geometry, create_clip
@@ -31,8 +32,10 @@ from detectors.forensics_adapter.losses import (
     patch_fractions,
     patch_labels,
 )
-from detectors.recipe import Recipe
+from detectors.forensics_adapter.released import FORENSICS_ADAPTER_RELEASED
+from detectors.recipe import Recipe, deepfakebench_augmentation, released_variant
 from detectors.registry import register_detector
+from detectors.settings import RELEASED
 
 # Released layer choices for a 24-block CLIP (ViT-L/14): adapter block -> CLIP layer, and the CLIP block
 # after which the bottleneck sits (index 6, i.e. after 7 blocks). Other depths scale proportionally.
@@ -61,8 +64,9 @@ class ForensicsAdapter(Detector):
     """Forensics Adapter: a small side network that learns forgery traces for a frozen CLIP.
 
     Cui et al., "Forensics Adapter: Adapting CLIP for Generalizable Face Forgery Detection", CVPR 2025.
-    Built from the paper and the architecture facts of its released code (``OUC-VAS/ForensicsAdapter``;
-    see ``shared/reference/clip_detectors.md`` §1); no code is copied.
+    Built from the paper and our reading of its released code (``OUC-VAS/ForensicsAdapter``, CC BY-NC
+    4.0: ``model/ds.py``, ``model/adapters/adapter.py``, ``model/attn.py``, ``model/layer.py``,
+    ``dataset/abstract_dataset.py``, ``train.py``); no code is copied.
 
     Data flow for an input of ``patch * grid`` px (256 for ViT-L/14, CLIP mean/std):
 
@@ -89,21 +93,46 @@ class ForensicsAdapter(Detector):
     blocks 1-8 3,558,912; mask decoder 937,730; query classifier 400,707; CLIP bottleneck 394,432;
     patch conv 147,648; queries and positional embeddings 86,784; boundary decoder 92,738; ``ln_pre``
     384. Sum 5,619,335, the parameter set of the released code (the paper says 5.7M). The learned fusion
-    projections add 3 x 198,848 = 596,544, so the trainable total is 6,215,879 (ViT-B/16: 5,631,623).
+    projections add 3 x 198,848 = 596,544, so the trainable total is 6,215,879 (ViT-B/16: 5,631,623)
+    with ``reference="paper"``; with ``reference="released"`` they are frozen and the trainable set is
+    exactly the released one, 5,619,335.
 
-    Deliberate deviations from the released code:
+    Two references (``reference``; see :mod:`detectors.settings`):
 
-    * Fusion projections are learned ``nn.Module`` parameters. The released ``Adapter.fuse`` builds a
-      new ``Fusion`` at every forward, so its weights are random and never trained; we train them as
-      the paper describes. This adds 0.6M parameters beyond the paper's 5.7M.
+    * ``"paper"`` (default): what the paper describes and its authors evidently intended.
+
+      - Patch labels and boundary flags by the stated rule (:data:`datamodules.media.masks.FORENSICS_ADAPTER`:
+        a 16x16 patch is fake above 10 % = from 26 of 256 fake pixels; boundary = fake but not all fake).
+      - Fusion projections are learned parameters, as the paper describes a trained fusion (+0.6M).
+      - The boundary decoder's output is zeroed outside boundary patches too, so real images and
+        non-boundary patches predict exactly zero and a real image's boundary loss is exactly zero.
+      - 60 epochs (``nEpochs: 60`` in ``config/train.yaml``).
+
+    * ``"released"``: the released code's effective behaviour.
+
+      - Patch labels and boundary flags as ``split_images_by_patch`` computes them on the float32 masks
+        its loader returns (:data:`datamodules.media.masks.FORENSICS_ADAPTER_RELEASED`): ``cv2.bitwise_not``
+        of a float32 patch leaves no pixel zero, every pixel counts as "black", so a patch is fake from
+        29 of 256 fake pixels (22 of 196 on the CLIP grid) and EVERY fake patch is a boundary patch. This
+        changes the weight-200 boundary loss, which trains the query MLP that also makes the attention
+        biases.
+      - Fusion projections frozen at their initialisation (the released ``Fusion`` init). The released
+        ``Adapter.fuse`` builds a NEW randomly initialised ``Fusion`` at every forward (never trained,
+        inference not deterministic); that cannot be reproduced deterministically, and one frozen draw
+        per model (seeded by the run; checkpoints carry it) is the closest deterministic equivalent.
+      - The boundary decoder zeroes only its input (``MaskPostXrayProcess``), so non-boundary patches
+        predict a constant that the boundary loss also trains.
+      - 61 epochs: ``train.py`` loops ``for epoch in range(start_epoch, nEpochs + 1)``.
+
+    Deliberate deviations from the released code under both references:
+
     * Unused ViT-Tiny parts (blocks 9-12, timm's own patch embedding, CLS token) are not built, so every
       trainable parameter receives a gradient.
     * Blocked attention entries are ``-inf`` rather than ``-100``: queries then have exactly no effect
-      on CLS and patch tokens.
-    * The boundary decoder's output is also zeroed outside boundary patches (the released code zeroes
-      only its input), so real images and non-boundary patches predict exactly zero and the boundary
-      loss of a real image is exactly zero. Without a forgery mask (test sets) the map is not masked;
-      the released code masks it with ground-truth flags even at test time.
+      on CLS and patch tokens (with ``-100`` their weight is ``exp(-100)`` ~ 4e-44 of the others: below
+      float32 resolution, so not an effective difference).
+    * Without a forgery mask (test sets) the boundary map is not masked; the released code masks it
+      with ground-truth flags even at test time (the map never enters the score).
     * CLIP runs in the trainer's precision (the released code runs it in fp16 on CUDA).
     * The classifier's reduction uses ``squeeze(1)`` (the released ``squeeze()`` breaks at batch 1).
     * The ViT-B/16 port (adapter at 224 px, scaled layer maps, 12 bias heads, 512-d classifier) is ours:
@@ -128,7 +157,8 @@ class ForensicsAdapter(Detector):
         intra_after: CLIP block (1-based) after which the bottleneck sits; ``None`` derives it.
         loss_weights: weights of (CE, boundary MSE, adapter contrast, CLIP contrast).
         temperature: of both contrastive losses.
-        **recipe: overrides of the paper recipe.
+        reference: ``"paper"`` (default) or ``"released"`` (see above).
+        **recipe: overrides of the reference's recipe.
     """
 
     default_recipe = Recipe(
@@ -142,10 +172,30 @@ class ForensicsAdapter(Detector):
         eval_batch_size=128,
         frames_train=32,
         frames_test=32,
-        augment=False,
+        augment=False,  # use_data_augmentation: false
+        # config/train.yaml, data_aug (unused while augment is off; dataset/abstract_dataset.py builds
+        # DeepfakeBench's pipeline from it)
+        augmentation=deepfakebench_augmentation(
+            {
+                "flip_prob": 0.5,
+                "rotate_prob": 0.5,
+                "rotate_limit": (-10, 10),
+                "blur_prob": 0.5,
+                "blur_limit": (3, 7),
+                "brightness_prob": 0.5,
+                "brightness_limit": (-0.1, 0.1),
+                "contrast_limit": (-0.1, 0.1),
+                "quality_lower": 40,
+                "quality_upper": 100,
+            }
+        ),
         source="Forensics Adapter released config/train.yaml (OUC-VAS/ForensicsAdapter): Adam 2e-4, "
         "wd 5e-4, batch 16, nEpochs 60, 32 frames, no augmentation",
     )
+    released_recipe = released_variant(
+        default_recipe, 60, "Forensics Adapter config/train.yaml run by train.py: nEpochs 60 -> 61 epochs"
+    )
+    converters = {"forensics_adapter": FORENSICS_ADAPTER_RELEASED}
     tiny_config: ClassVar[dict[str, Any]] = {
         "tiny_clip": True,
         "clip_pretrained": None,
@@ -182,9 +232,12 @@ class ForensicsAdapter(Detector):
         intra_after: int | None = None,
         loss_weights: tuple[float, float, float, float] = (10.0, 200.0, 20.0, 10.0),
         temperature: float = 0.5,
+        reference: str = "paper",
         **recipe: Any,
     ) -> None:
-        super().__init__(**recipe)
+        super().__init__(reference=reference, **recipe)
+        released = reference == RELEASED
+        self.patch_rule = masks.FORENSICS_ADAPTER_RELEASED if released else masks.FORENSICS_ADAPTER
         clip, self.pretrained_loaded = self._build_clip(
             clip_model, clip_pretrained, clip_weights_path, tiny_clip, tiny_vision
         )
@@ -229,9 +282,11 @@ class ForensicsAdapter(Detector):
             clip_width=g.width,
         )
         self.mask_decoder = MaskDecoder(adapter_width, decoder_hidden, decoder_out, heads=g.heads)
-        self.boundary_decoder = BoundaryDecoder(num_queries, adapter_patch)
+        self.boundary_decoder = BoundaryDecoder(num_queries, adapter_patch, mask_output=not released)
         self.clip_bottleneck = ClipBottleneck(g.width, clip_bottleneck)
         self.classifier = QueryClassifier(num_queries, g.embed_dim)
+        if released:  # one frozen draw of the released Fusion init (see the class docstring)
+            self.freeze_module(self.adapter.fusions)
         self.data_spec = DataSpec(
             input_size=self.input_size, mean=CLIP_MEAN, std=CLIP_STD, forgery_masks=True
         )
@@ -326,7 +381,8 @@ class ForensicsAdapter(Detector):
         flags = None
         if batch.forgery_mask is not None:
             fake = (batch.label != 0).view(-1, 1)
-            flags = boundary_patches(patch_fractions(batch.forgery_mask, self.geometry.grid)) & fake
+            fractions = patch_fractions(batch.forgery_mask, self.geometry.grid, rule=self.patch_rule)
+            flags = boundary_patches(fractions, self.patch_rule) & fake
         boundary = self.boundary_decoder(boundary_feats, flags)
         aux = ForensicsAdapterAux(boundary=boundary, logits2=logits2)
         if self.training:
@@ -354,12 +410,13 @@ class ForensicsAdapter(Detector):
                 f"the model predicts {tuple(pred.shape[-2:])}"
             )
         mse = F.mse_loss(pred, target)
-        adapter_labels = patch_labels(patch_fractions(mask, g.grid))
+        rule = self.patch_rule
+        adapter_labels = patch_labels(patch_fractions(mask, g.grid, rule=rule), rule)
         adapter_c = sum(
             (intra_contrast(e, adapter_labels, label, self.temperature) for e in aux.adapter_patches),
             ce.new_zeros(()),
         )
-        clip_labels = patch_labels(patch_fractions(mask, g.grid, size=g.image_size))
+        clip_labels = patch_labels(patch_fractions(mask, g.grid, size=g.image_size, rule=rule), rule)
         clip_c = clip_contrast(aux.clip_hidden, clip_labels, label, self.temperature)
         w = self.loss_weights
         total = w[0] * ce + w[1] * mse + w[2] * adapter_c + w[3] * clip_c

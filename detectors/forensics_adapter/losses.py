@@ -1,14 +1,17 @@
 """Forensics Adapter supervision: targets from the forgery mask and the patch contrastive losses.
 
 Cui et al., "Forensics Adapter: Adapting CLIP for Generalizable Face Forgery Detection", CVPR 2025
-(arXiv 2411.19715). The rules below follow the paper and its released data pipeline (facts in
-``shared/reference/clip_detectors.md`` §1.3-1.4); the code is ours.
+(arXiv 2411.19715). The rules below follow the paper and our reading of its released code
+(``dataset/abstract_dataset.py``: ``get_boundary``, ``split_images_by_patch``; ``model/adapters/adapter.py``
+and ``model/attn.py``: ``intra_contra``); the code is ours.
 
 * Boundary target: the mask blurred with OpenCV's 3x3 Gaussian (``sigma=0`` gives the fixed kernel
   ``[1/4, 1/2, 1/4]``, reflect-101 border), then ``4 m (1 - m)``; all zero for real images.
 * Patch statistics: binarise the mask at ``m * 255 > 40``; a patch is *fake* when more than 10 % of its
-  pixels are fake, a *boundary patch* when it is more than 10 % but not 100 % fake (the rule lives in
-  ``datamodules.media.masks.FORENSICS_ADAPTER``, which SFAM shares).
+  pixels are fake, a *boundary patch* when it is more than 10 % but not 100 % fake: the stated rule,
+  ``datamodules.media.masks.FORENSICS_ADAPTER`` (which SFAM shares). ``rule=masks.FORENSICS_ADAPTER_RELEASED``
+  counts as the released code effectively does (fake from 29 of 256 pixels, every fake patch a boundary
+  patch; see :mod:`datamodules.media.masks`).
 * Contrast (temperature 0.5): within each fake image, real-real patch pairs are the positives and
   fake-real pairs the negatives, ``-log(P / (P + N))`` with ``P``, ``N`` sums of ``exp(cos / t)`` over
   the whole batch of fake images. As released, the sums run over all ``L x L`` pairs, and a pair with a
@@ -46,20 +49,22 @@ def boundary_target(mask: Tensor, label: Tensor) -> Tensor:
     return b * (label != 0).view(-1, 1, 1, 1).to(b.dtype)
 
 
-def patch_fractions(mask: Tensor, grid: int, size: int | None = None) -> Tensor:
-    """Fraction of fake pixels per patch, ``[B, grid*grid]``, by the released rule
-    (``datamodules.media.masks.FORENSICS_ADAPTER``; ``size``: resize the mask to the CLIP side first)."""
-    return masks.patch_fractions(mask, grid, masks.FORENSICS_ADAPTER, size)
+def patch_fractions(
+    mask: Tensor, grid: int, size: int | None = None, rule: masks.PatchRule = masks.FORENSICS_ADAPTER
+) -> Tensor:
+    """Fraction of fake pixels per patch, ``[B, grid*grid]``, by ``rule`` (the stated rule by default;
+    ``size``: resize the mask to the CLIP side first)."""
+    return masks.patch_fractions(mask, grid, rule, size)
 
 
-def patch_labels(fractions: Tensor) -> Tensor:
-    """Fake patches: more than 10 % fake pixels. Bool ``[B, L]``."""
-    return masks.FORENSICS_ADAPTER.fake(fractions)
+def patch_labels(fractions: Tensor, rule: masks.PatchRule = masks.FORENSICS_ADAPTER) -> Tensor:
+    """Fake patches: more than 10 % fake pixels (as ``rule`` counts them). Bool ``[B, L]``."""
+    return rule.fake(fractions)
 
 
-def boundary_patches(fractions: Tensor) -> Tensor:
-    """Boundary patches: more than 10 % but not 100 % fake pixels. Bool ``[B, L]``."""
-    return masks.FORENSICS_ADAPTER.boundary(fractions)
+def boundary_patches(fractions: Tensor, rule: masks.PatchRule = masks.FORENSICS_ADAPTER) -> Tensor:
+    """Boundary patches: more than 10 % but not 100 % fake pixels (as ``rule`` counts them). Bool ``[B, L]``."""
+    return rule.boundary(fractions)
 
 
 def _log_ratio(pos: Tensor, neg: Tensor) -> Tensor:

@@ -123,15 +123,27 @@ def tf_static_pad(size: int, kernel: int, stride: int) -> tuple[int, int, int, i
     return (total // 2, total - total // 2, total // 2, total - total // 2)
 
 
+#: ``efficientnet_pytorch``'s batch-norm settings (``batch_norm_epsilon``, ``1 - batch_norm_momentum``)
+DEEPFAKEBENCH_BN_EPS = 1e-3
+DEEPFAKEBENCH_BN_MOMENTUM = 0.01
+
+
 def make_deepfakebench_compatible(
     model: nn.Module, native_size: int = 380
 ) -> list[tuple[int, int, int, int]]:
     """Turn a timm ``tf_efficientnet_*`` into the network DeepfakeBench's ``efficientnetb4`` runs.
 
-    DeepfakeBench replaces ``efficientnet_pytorch``'s stem by a fresh ``nn.Conv2d(3, 48, 3, stride=2)``
-    WITHOUT padding, and its strided depthwise convolutions keep the static padding computed for the
-    native ``native_size`` input. Stride-1 convolutions pad symmetrically in both libraries. Returns the
-    paddings given to the strided depthwise convolutions, in order.
+    From ``training/networks/efficientnetb4.py`` and ``efficientnet_pytorch`` 0.7.1 (its pinned version):
+
+    * DeepfakeBench replaces ``efficientnet_pytorch``'s stem by a FRESHLY INITIALISED
+      ``nn.Conv2d(3, 48, 3, stride=2, bias=False)`` without padding (the pretrained stem is discarded),
+      so the stem here is a new, unpadded convolution too;
+    * its strided depthwise convolutions keep the static TensorFlow-"same" padding computed for the
+      native ``native_size`` input (``Conv2dStaticSamePadding``); their weights are kept;
+    * its batch norms use ``eps = 1e-3`` and ``momentum = 1 - 0.99 = 0.01`` (PyTorch's convention).
+
+    Stride-1 convolutions pad symmetrically in both libraries. Returns the paddings given to the strided
+    depthwise convolutions, in order.
     """
     stem = model.conv_stem
     model.conv_stem = StaticPadConv2d(stem, (0, 0, 0, 0))
@@ -144,8 +156,12 @@ def make_deepfakebench_compatible(
             if stride > 1:
                 pad = tf_static_pad(size, conv.kernel_size[0], stride)
                 block.conv_dw = StaticPadConv2d(conv, pad)
+                block.conv_dw.load_state_dict(conv.state_dict())
                 pads.append(pad)
             size = math.ceil(size / stride)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eps, m.momentum = DEEPFAKEBENCH_BN_EPS, DEEPFAKEBENCH_BN_MOMENTUM
     return pads
 
 

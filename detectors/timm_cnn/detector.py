@@ -42,9 +42,13 @@ class TimmCNN(Detector):
         mean, std: input normalisation, or ``"pretrained"`` for the statistics of ``arch``'s pretrained
             weights (timm's pretrained config).
         drop_path_rate: stochastic depth over the blocks (timm EfficientNet backbones only; 0 = off).
-        deepfakebench_compat: rebuild DeepfakeBench's EfficientNet exactly (unpadded stem, static paddings
-            for 380 px); needs a ``tf_efficientnet_*`` arch.
-        **recipe: overrides of the variant's paper recipe (``lr``, ``epochs``, ...).
+        deepfakebench_compat: rebuild DeepfakeBench's EfficientNet exactly (fresh unpadded stem, static
+            paddings for 380 px, batch-norm eps 1e-3 / momentum 0.01); needs a ``tf_efficientnet_*`` arch.
+            ``reference="released"`` sets it for ``efficientnet_b4``.
+        reference: ``"paper"`` (default) or ``"released"``: the variant's paper recipe or what DeepfakeBench's
+            released training code effectively runs (``released_recipe``, with the variant's
+            ``reference_arguments``); see :mod:`detectors.settings`.
+        **recipe: overrides of the reference's recipe (``lr``, ``epochs``, ...).
     """
 
     def __init__(
@@ -58,9 +62,10 @@ class TimmCNN(Detector):
         std: Norm = IMAGENET_STD,
         drop_path_rate: float = 0.0,
         deepfakebench_compat: bool = False,
+        reference: str = "paper",
         **recipe: Any,
     ) -> None:
-        super().__init__(**recipe)
+        super().__init__(reference=reference, **recipe)
         if deepfakebench_compat and not arch.startswith("tf_efficientnet"):
             raise ValueError(
                 f"deepfakebench_compat=True needs a TensorFlow-padded timm arch (tf_efficientnet_b4), got {arch!r}"

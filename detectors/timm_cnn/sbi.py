@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from datamodules.augmentation import Augmentation
 from datamodules.batch import Batch
 from datamodules.spec import IMAGENET_MEAN, IMAGENET_STD
 from detectors.recipe import Recipe
@@ -29,6 +30,35 @@ from detectors.timm_cnn.sbi_release import SBI_RELEASED
 #: the datamodule settings SBI's method needs: the source's reals only, each paired with its own blend
 #: (``ForgeryDataModule(train_methods=[], sbi_prob=1.0)`` with ``DataSpec.paired``); a grid may override them
 SBI_TRAINING_DATA: dict[str, Any] = {"train_methods": [], "sbi_prob": 1.0}
+
+#: SelfBlendedImages' augmentation of a real and its blend (mapooon/SelfBlendedImages ``src/utils/sbi.py`` at
+#: commit 9fe4efe): ``SBI_Dataset.__getitem__`` flips with ``np.random.rand() < 0.5`` (``hflip``, before
+#: cropping and blending), then ``get_transforms()`` is an albumentations ``Compose`` of ``RGBShift((-20, 20),
+#: (-20, 20), (-20, 20), p=0.3)``, ``HueSaturationValue(hue_shift_limit=(-0.3, 0.3), sat_shift_limit=(-0.3,
+#: 0.3), val_shift_limit=(-0.3, 0.3), p=0.3)``, ``RandomBrightnessContrast(brightness_limit=(-0.3, 0.3),
+#: contrast_limit=(-0.3, 0.3), p=0.3)``, ``ImageCompression(quality_lower=40, quality_upper=100, p=0.5)``; no
+#: rotation, no blur. (Its ``source_transforms`` act inside the blend: :mod:`datamodules.media.blending`.)
+SBI_AUGMENTATION = Augmentation(
+    flip_prob=0.5,
+    rotate_prob=0.0,
+    blur_prob=0.0,
+    colour_mode="each",
+    colour_prob=0.3,
+    colour_ops=("rgb_shift", "hsv", "brightness_contrast"),
+    rgb_shift_limit=(-20.0, 20.0),
+    hue_shift_limit=(-0.3, 0.3),
+    sat_shift_limit=(-0.3, 0.3),
+    val_shift_limit=(-0.3, 0.3),
+    brightness_limit=(-0.3, 0.3),
+    contrast_limit=(-0.3, 0.3),
+    jpeg_prob=0.5,
+    quality_lower=40,
+    quality_upper=100,
+)
+#: DeepfakeBench's SBI augmentation (SCLBD/DeepfakeBench ``training/dataset/sbi_api.py`` at 8a4a7bf):
+#: ``SBI_API.__call__`` applies ``get_transforms()``, the same ``Compose`` as SelfBlendedImages', and never
+#: flips (its ``hflip`` is not called; ``SBIDataset.__getitem__`` does not flip either).
+SBI_DEEPFAKEBENCH_AUGMENTATION = replace(SBI_AUGMENTATION, flip_prob=0.0)
 
 
 class SelfBlendedCNN(TimmCNN):
@@ -135,10 +165,17 @@ class SBI(SelfBlendedCNN):
     * One logit with binary cross-entropy instead of 2-way softmax cross-entropy (same model up to a
       reparametrisation; released checkpoints convert exactly, :mod:`detectors.timm_cnn.sbi_release`).
     * Blending is the suite's (:mod:`datamodules.media.blending`: its own hull types, no 81-point
-      landmarks, no random crop margin); pairs are drawn with replacement over the reals and a real and its
-      blend are augmented independently (the released loader visits every frame once per epoch and applies
-      one colour/JPEG draw to both); augmentation is the suite's (flip, rotation/scale, blur, colour, JPEG
-      40-100) in place of the released hflip + colour + JPEG.
+      landmarks, no random crop margin); pairs are drawn with replacement over the reals (the released
+      loader visits every frame once per epoch).
+    * Augmentation (:data:`SBI_AUGMENTATION`): the released pipeline's ops, probabilities and ranges exactly
+      (flip p 0.5; then RGB shift +-20, HSV shift +-0.3, brightness/contrast +-0.3, each p 0.3, in that
+      order; JPEG 40-100 p 0.5), computed as their parameters say (``"suite"`` semantics: SelfBlendedImages
+      pins no albumentations version; its Dockerfile installs none). How close the pipeline is: (1) the
+      released code draws the colour/JPEG chain ONCE per pair and applies it to the real and its blend alike
+      (albumentations ``additional_targets``); the suite augments every sample of a batch with its own seed,
+      so a real and its blend get independent draws; (2) it flips before cropping and blending (landmarks
+      mirrored), the suite after blending (the same distribution for a self-blend); (3) its random crop
+      margins (``crop_face`` in the train phase) have no counterpart: the stored crops are fixed.
     * The checkpoint is selected on the source validation split's REAL fakes (the benchmark's protocol);
       SBI validates on self-blends of the validation reals and evaluates its last epoch.
     * Away from 380 px, efficientnet_pytorch keeps the paddings computed for 380 px; we pad "same" for the
@@ -165,10 +202,12 @@ class SBI(SelfBlendedCNN):
         frames_train=8,
         frames_test=32,
         augment=True,
+        augmentation=SBI_AUGMENTATION,  # src/utils/sbi.py hflip + get_transforms(), as documented above
         source=(
             "Shiohara & Yamasaki CVPR 2022; mapooon/SelfBlendedImages src/configs/sbi/base.json (100 epochs, "
             "batch 32 = 16 reals + their blends, 380 px), src/model.py (SAM rho 0.05 around SGD lr 1e-3, "
-            "momentum 0.9), src/utils/scheduler.py (linear decay after epoch 75)"
+            "momentum 0.9), src/utils/scheduler.py (linear decay after epoch 75), src/utils/sbi.py "
+            "(augmentation)"
         ),
     )
     # SAM (two passes per step) is exercised through Lightning's closure by tests/test_sbi.py; the generic
@@ -207,7 +246,17 @@ class SBIDeepfakeBench(SelfBlendedCNN):
       (2-way checkpoints convert exactly).
     * DeepfakeBench loads ``xception-b5690688.pth`` into this EfficientNet with ``strict=False`` (no key
       matches, so nothing loads); we load nothing either, beyond the ImageNet weights.
-    * Blending, pairing, augmentation and checkpoint selection as in ``sbi``'s docstring.
+    * Blending, pairing and checkpoint selection as in ``sbi``'s docstring.
+
+    Augmentation (:data:`SBI_DEEPFAKEBENCH_AUGMENTATION`), what DeepfakeBench's SBI training effectively
+    applies. ``sbi.yaml`` sets ``use_data_augmentation: false`` and carries DeepfakeBench's shared
+    ``data_aug`` block (flip 0.5, rotate 0.5 +-10, blur 0.5 3-7, brightness/contrast +-0.1, JPEG 40-100),
+    but neither is read: the flag is checked only in ``DeepfakeAbstractBaseDataset.__getitem__``, which
+    ``SBIDataset`` overrides, and the ``Compose`` its ``init_data_aug_method`` builds from ``data_aug`` is
+    stored and never called. What ``SBIDataset.__getitem__`` does apply is ``SBI_API``'s post-blend chain
+    (``training/dataset/sbi_api.py``: RGB shift +-20, HSV +-0.3, brightness/contrast +-0.3 each p 0.3, JPEG
+    40-100 p 0.5, no flip), so that is the recipe's (``augment`` on); the differences from the released
+    pipeline are ``sbi``'s (1) and (3).
 
     DeepfakeBench publishes no SBI checkpoint (release v1.0.1 has 13 detectors, not SBI); its format is
     read by ``converters["deepfakebench"]`` for checkpoints trained with its code.
@@ -235,7 +284,9 @@ class SBIDeepfakeBench(SelfBlendedCNN):
         frames_train=8,
         frames_test=32,
         augment=True,
-        source="DeepfakeBench training/config/detector/sbi.yaml (Shiohara & Yamasaki CVPR 2022 method)",
+        augmentation=SBI_DEEPFAKEBENCH_AUGMENTATION,  # sbi_api.py SBI_API.get_transforms(), as documented above
+        source="DeepfakeBench training/config/detector/sbi.yaml (Shiohara & Yamasaki CVPR 2022 method); "
+        "augmentation: training/dataset/sbi_api.py (sbi.yaml's use_data_augmentation/data_aug are not read)",
     )
     tiny_config: ClassVar[dict[str, Any]] = {
         "arch": "test_efficientnet",

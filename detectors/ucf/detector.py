@@ -17,7 +17,7 @@ from torch import Tensor
 from datamodules.batch import Batch
 from datamodules.spec import HALF, DataSpec
 from detectors.base import DataSpecError, Detector, DetectorAux, DetectorOutput
-from detectors.recipe import DEEPFAKEBENCH_CNN
+from detectors.recipe import DEEPFAKEBENCH_CNN, deepfakebench_augmentation, released_variant
 from detectors.registry import register_detector
 from detectors.timm_cnn.blocks import create_feature_backbone
 from detectors.ucf.blocks import (
@@ -67,14 +67,20 @@ class UCF(Detector):
     forgery encoder, the common branch and ``head_sha`` only, and returns ``l_fake - l_real``, whose sigmoid is
     the paper's ``softmax[:, 1]``.
 
-    Recipe (``default_recipe``): Adam lr 2e-4, weight decay 5e-4, 16 pairs (32 images) per batch, 5 epochs,
-    32 frames per video, 256 px, mean = std = 0.5, augmentation on: DeepfakeBench
+    Recipe (``default_recipe``): Adam lr 2e-4, weight decay 5e-4, 5 epochs, 32 frames per video, 256 px,
+    mean = std = 0.5, augmentation on with the config's ``data_aug`` block: DeepfakeBench
     ``training/config/detector/ucf.yaml``, trained on FF++ c23 DF, F2F, FS, NT (``num_methods=4``).
+    Batch: ``train_batchSize: 16`` counts PAIRS there (``pairDataset`` yields one fake and one random real
+    per item and its ``collate_fn`` concatenates ``[reals; fakes]``), so a step sees 32 images; our
+    ``batch_size`` counts images, hence 32.
+
+    ``reference="released"``: 6 epochs (``training/train.py`` loops ``range(start_epoch, nEpochs + 1)``)
+    and albumentations 1.1.0's arithmetic; the network is the same.
 
     Deviations, all deliberate:
-    * The in-batch shuffles use the torch RNG (reproducible under ``seed_everything``) and the ACTUAL batch
-      size; the released code uses Python ``random`` and the configured batch size (wrong on a short last
-      batch).
+    * The in-batch shuffles use the torch RNG (reproducible under ``seed_everything``); the released code
+      draws them with Python ``random``. Both shuffle within the halves of the actual batch
+      (``bs = f_share.size(0)``).
     * AdaIN uses the population variance (the released code: unbiased), so a 1x1 feature map cannot give NaN.
     * The decoder's last upsampling goes to the input size (x4 for stride-32 encoders at any input size).
     * The four decoder passes run as one batched pass (identical result: the decoder has no batch norm).
@@ -84,7 +90,25 @@ class UCF(Detector):
 
     default_recipe = DEEPFAKEBENCH_CNN.with_overrides(
         epochs=5,
+        # training/config/detector/ucf.yaml, data_aug
+        augmentation=deepfakebench_augmentation(
+            {
+                "flip_prob": 0.5,
+                "rotate_prob": 0.5,
+                "rotate_limit": (-10, 10),
+                "blur_prob": 0.5,
+                "blur_limit": (3, 7),
+                "brightness_prob": 0.5,
+                "brightness_limit": (-0.1, 0.1),
+                "contrast_limit": (-0.1, 0.1),
+                "quality_lower": 40,
+                "quality_upper": 100,
+            }
+        ),
         source="Yan et al. ICCV 2023; DeepfakeBench training/config/detector/ucf.yaml (16 pairs, 5 epochs)",
+    )
+    released_recipe = released_variant(
+        default_recipe, 5, "DeepfakeBench ucf.yaml run by training/train.py: nEpochs 5 -> 6 epochs"
     )
     tiny_config: ClassVar[dict[str, Any]] = {
         "encoder_arch": "test_byobnet",
@@ -107,9 +131,10 @@ class UCF(Detector):
         w_contrastive: float = 0.05,
         margin: float = 3.0,
         shuffle_p: float = 0.7,
+        reference: str = "paper",
         **recipe: Any,
     ) -> None:
-        super().__init__(**recipe)
+        super().__init__(reference=reference, **recipe)
         if num_methods < 1:
             raise ValueError(f"UCF needs num_methods >= 1 (training manipulation methods), got {num_methods}")
         if feat_dim % 2:
