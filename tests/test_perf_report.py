@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
@@ -146,3 +147,22 @@ def test_cross_grid_total_adds_the_grid_detectors_only(monkeypatch) -> None:
 def test_cross_detectors_follow_the_grid_file() -> None:
     names = gpu_cost.cross_detectors()
     assert names and set(names) <= set(list_detectors())
+
+
+def test_gpu_section_sizes_cpu_workers_from_the_packed_loader_when_measured() -> None:
+    png = throughput(
+        "loader", "loader: aug + soft masks @224 (1 worker's work, in-process)", 100, [1.0], unit="samples/s"
+    )
+    packed = throughput("loader", "loader: same, from the packed store (in-process)", 400, [1.0],
+                        unit="samples/s")  # fmt: skip
+    h100 = gpu_cost.GPUS[1]
+    demand = 8 * gpu_cost.loader_rate(3e10, h100) * gpu_cost.SCALING_8
+
+    def workers(page: str) -> int:
+        row = next(line for line in page.splitlines() if line.startswith("| `toy_cnn` |") and "CPU" not in line
+                   and line.count("|") == 8)  # fmt: skip
+        return int(row.strip("|").split("|")[-1].strip().replace(",", ""))
+
+    assert workers(render([png], FLOPS)) == math.ceil(demand / 100)
+    assert workers(render([png, packed], FLOPS)) == math.ceil(demand / 400)
+    assert "packed store" in render([png, packed], FLOPS)

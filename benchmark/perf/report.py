@@ -142,9 +142,14 @@ def summary_md(figs: Sequence[Figure]) -> list[str]:
 
 
 def _workers(figs: Sequence[Figure]) -> Figure | None:
-    """The measured per-worker training-loader figure, if the `loader` topic ran."""
-    for f in figs:
-        if f.topic == "loader" and "1 worker" in f.name and f.value > 0:
+    """The measured per-worker training-loader figure, if the `loader` topic ran: the packed store's
+    (the loader a multi-GPU run should use) when it was measured, else the PNG store's."""
+    measured = [f for f in figs if f.topic == "loader" and f.unit == "samples/s" and f.value > 0]
+    for f in measured:
+        if "from the packed store (in-process)" in f.name:
+            return f
+    for f in measured:
+        if "1 worker" in f.name:
             return f
     return None
 
