@@ -109,7 +109,8 @@ def test_gpu_section_states_assumptions_and_adds_up() -> None:
 def test_write_report_is_atomic_and_complete(tmp_path) -> None:
     out = write_report(_figs(), tmp_path / "docs" / "PERFORMANCE.md", flops=FLOPS)
     assert out.read_text().startswith("# Performance\n") and out.read_text().endswith("|\n")
-    assert [p.name for p in out.parent.iterdir()] == ["PERFORMANCE.md"]  # no temp file left
+    # the page and its figures' sidecar, no temp file left
+    assert sorted(p.name for p in out.parent.iterdir()) == ["PERFORMANCE.json", "PERFORMANCE.md"]
 
 
 def test_grouped_convolution_backward_counted_per_group() -> None:
@@ -166,3 +167,22 @@ def test_gpu_section_sizes_cpu_workers_from_the_packed_loader_when_measured() ->
     assert workers(render([png], FLOPS)) == math.ceil(demand / 100)
     assert workers(render([png, packed], FLOPS)) == math.ceil(demand / 400)
     assert "packed store" in render([png, packed], FLOPS)
+
+
+def test_one_topic_rerun_replaces_only_its_figures_and_says_so(tmp_path) -> None:
+    from benchmark.perf.report import sidecar, update_report
+
+    page = tmp_path / "PERF.md"
+    write_report(_figs(), page, flops=FLOPS)
+    assert sidecar(page).exists()
+    again = duration("toy", "naive loop", [8.0, 9.0, 10.0])
+    update_report("toy", [again], page, flops=FLOPS)
+    text = page.read_text()
+    assert "| naive loop | 9 s |" in text or re.search(r"\| naive loop \| 9(\.0+)? s \|", text)
+    assert "vectorised" not in text  # the topic's old figures are gone, not mixed with the new run's
+    assert "bare model" in text and "suite step" in text  # other topics kept
+    assert re.search(r"^- `toy`: \d{4}-\d\d-\d\d \d\d:\d\d UTC \(load average ", text, re.M)
+    with pytest.raises(ValueError, match="quick run cannot update"):
+        update_report("toy", [again], page, quick=True, flops=FLOPS)
+    with pytest.raises(ValueError, match="does not exist"):
+        update_report("toy", [again], tmp_path / "other.md", flops=FLOPS)

@@ -38,10 +38,18 @@ def main(argv: list[str] | None = None) -> int:
         help="page written by `all` (default docs/PERFORMANCE.md; with --quick, a temp file, so a smoke run never "
         "replaces the committed page)",
     )
+    p.add_argument(
+        "--update-report",
+        action="store_true",
+        help="with one topic: replace its figures on the page (default docs/PERFORMANCE.md) written by the last "
+        "full run, keeping the others (read from the page's .json sidecar)",
+    )
     args = p.parse_args(argv)
     known = topics()
     if args.topic != "all" and args.topic not in known:
         p.error(f"unknown topic {args.topic!r}; known: all, {', '.join(known)}")
+    if args.update_report and args.topic == "all":
+        p.error("--update-report takes one topic (`all` rewrites the whole page anyway)")
     figs: list[Figure] = []
     for t in known if args.topic == "all" else [args.topic]:
         figs += run_topic(t, args.quick)
@@ -53,6 +61,15 @@ def main(argv: list[str] | None = None) -> int:
             Path(tempfile.gettempdir()) / "PERFORMANCE.quick.md" if args.quick else DEFAULT_PATH
         )
         print(f"wrote {write_report(figs, path, quick=args.quick)}")
+    elif args.update_report:
+        from benchmark.perf.report import DEFAULT_PATH, update_report
+
+        try:
+            out = update_report(args.topic, figs, args.report or DEFAULT_PATH, quick=args.quick)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"updated {out}")
     return 0
 
 

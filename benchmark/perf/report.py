@@ -7,6 +7,7 @@ FLOP-based estimate of the `cross` grid on A100/H100 GPUs with the loader rate t
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -243,8 +244,10 @@ def render(
     *,
     quick: bool = False,
     now: datetime | None = None,
+    remeasured: dict[str, str] | None = None,
 ) -> str:
-    """The markdown page (pure: no file written)."""
+    """The markdown page (pure: no file written). ``remeasured`` maps a topic re-run alone after the full
+    run (:func:`update_report`) to when and under which load it ran."""
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Performance",
@@ -255,6 +258,14 @@ def render(
         "timed assertions in tests.",
         "",
     ]
+    if remeasured:
+        lines += [
+            "Topics re-measured alone after that run (`python -m benchmark.perf TOPIC --update-report`; every "
+            "ratio still compares figures of one run):",
+            "",
+            *(f"- `{t}`: {when}" for t, when in sorted(remeasured.items())),
+            "",
+        ]
     if quick:
         lines += [
             "> **Quick smoke run (`--quick`)**: the timings use few repeats, small inputs and tiny detector",
@@ -284,4 +295,71 @@ def write_report(
         from benchmark.perf.flops import count_all
 
         flops = count_all(tiny=False)
-    return write_text(Path(path), render(figs, flops, quick=quick))
+    now = datetime.now(UTC)
+    return _write(Path(path), figs, flops, quick=quick, now=now, remeasured={})
+
+
+def sidecar(path: str | Path) -> Path:
+    """The JSON file beside the page that keeps its figures, so one topic can be re-run later."""
+    return Path(path).with_suffix(".json")
+
+
+def _write(
+    path: Path,
+    figs: Sequence[Figure],
+    flops: Sequence[DetectorFlops],
+    *,
+    quick: bool,
+    now: datetime,
+    remeasured: dict[str, str],
+) -> Path:
+    record = {
+        "generated": now.isoformat(),
+        "quick": quick,
+        "remeasured": remeasured,
+        "figures": [f.to_dict() for f in figs],
+    }
+    write_text(sidecar(path), json.dumps(record, indent=1) + "\n")
+    return write_text(path, render(figs, flops, quick=quick, now=now, remeasured=remeasured))
+
+
+def update_report(
+    topic: str,
+    figs: Sequence[Figure],
+    path: str | Path = DEFAULT_PATH,
+    *,
+    quick: bool = False,
+    flops: Sequence[DetectorFlops] | None = None,
+) -> Path:
+    """Replace ``topic``'s figures on the page written by the last full run (read from its
+    :func:`sidecar`) with ``figs`` and re-render it, saying when the topic was re-measured.
+
+    Raises:
+        ValueError: no sidecar (run ``make perf`` first), or a quick run would update a full page.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(sidecar(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(
+            f"{sidecar(path)} does not exist: run `make perf` (all topics) once before updating one topic"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{sidecar(path)} is not valid JSON ({e}): run `make perf` again") from None
+    if bool(record.get("quick")) != quick:
+        kind = "quick" if quick else "full"
+        raise ValueError(
+            f"{path} was written by a {'full' if quick else 'quick'} run; a {kind} run cannot update it"
+        )
+    old = [Figure(**d) for d in record["figures"]]
+    topics = list(dict.fromkeys([f.topic for f in old] + [topic]))
+    merged = [f for t in topics for f in (figs if t == topic else [g for g in old if g.topic == t])]
+    if flops is None:
+        from benchmark.perf.flops import count_all
+
+        flops = count_all(tiny=False)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    remeasured = {**record.get("remeasured", {}), topic: f"{when} (load average {load})"}
+    generated = datetime.fromisoformat(record["generated"])
+    return _write(path, merged, flops, quick=quick, now=generated, remeasured=remeasured)
