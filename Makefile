@@ -10,6 +10,7 @@ export PYTHONHASHSEED := 0
 DETECTOR ?=
 GRID     ?= cross
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help install test test-fast lint format bench leaderboard perf demo clean
 
@@ -38,8 +39,8 @@ format: .venv/.installed  ## ruff autofix + format
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-bench: .venv/.installed  ## run the grid (GRID=cross) for DETECTOR (all when empty); demo data when none is configured
-	$(PY) -m benchmark.run --grid $(GRID) $(if $(DETECTOR),--detectors $(DETECTOR),)
+bench: .venv/.installed  ## run the grid (GRID=cross) for DETECTOR (all when empty; BENCH_ARGS: more benchmark.run options); demo data when none is configured
+	$(PY) -m benchmark.run --grid $(GRID) $(if $(DETECTOR),--detectors $(DETECTOR),) $(BENCH_ARGS)
 
 leaderboard: .venv/.installed  ## re-render leaderboards/*.md from stored scores
 	$(PY) -m benchmark.leaderboard

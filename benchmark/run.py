@@ -43,7 +43,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from benchmark.runner.cell_data import ensure_manifests, reads_manifests
+from benchmark.runner.cell_data import reads_manifests
 from benchmark.runner.cells import DEFAULT_DATAMODULE, Cell, Runtime
 from benchmark.runner.data_config import (
     DEMO_PREFIX,
@@ -56,11 +56,23 @@ from benchmark.runner.grid import GridError
 from benchmark.runner.launchers import InlineLauncher, LocalLauncher, NoFreeDeviceError, SlurmLauncher
 from benchmark.runner.monitor import FAILED, QUEUED, SKIPPED, Job, Monitor, summary
 from benchmark.runner.perturbed import conditions_by_detector, perturbed_jobs, plan_perturbed, print_perturbed
+from benchmark.runner.phases import PhaseClock
 from benchmark.runner.plan import DEFAULT_WEIGHTS_DIR, WEIGHTS_MODES, WeightsError, plan_cells, resolve_grid
 from benchmark.runner.precheck import check_data
+from benchmark.runner.prepare import missing_datasets, prepare_manifests
 from benchmark.runner.sweeps import NAMED as SWEEPS
 from benchmark.runner.sweeps import SweepError
 from datamodules.errors import debug_enabled, format_user_error, is_user_error, run_cli, user_error
+
+#: how the final ``phases:`` line names each phase of :class:`PhaseClock`
+PHASE_NAMES = {
+    "startup": "start-up",
+    "data": "data (demo generation when missing)",
+    "plan": "planning",
+    "preprocess": "preprocessing",
+    "cells": "cells",
+    "perturbed": "perturbed cells",
+}
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -129,6 +141,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="bound the frozen cache (least recently used go)",
     )
+    p.add_argument(
+        "--timings-json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write the command's wall seconds per phase (start-up, data, preprocessing, cells, ...) to PATH "
+        "(benchmark/runner/phases.py)",
+    )
     p.add_argument("--datamodule", default=DEFAULT_DATAMODULE, help=argparse.SUPPRESS)
     p.add_argument("--slurm-cluster", default=None, help="submitit cluster: slurm (auto), local or debug")
     p.add_argument("--slurm-partition", default=None)
@@ -188,8 +208,17 @@ def _report(console: Console, exc: BaseException) -> int:
 
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     args = parse_args(argv)
-    console = console or Console()
+    clock = PhaseClock()
+    try:
+        return _main(args, console or Console(), clock)
+    finally:
+        if args.timings_json is not None:
+            clock.write(args.timings_json)
+
+
+def _main(args: argparse.Namespace, console: Console, clock: PhaseClock) -> int:
     started = time.perf_counter()
+    clock.start("data")  # the data config; the demo is generated here when it is missing
     try:
         data = load_data_config(args.data)
         grid, grid_note = resolve_grid(args.grid, data)
@@ -199,6 +228,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
                 f"grid {grid.name!r} uses the demo datasets: running on the embedded demo data ({demo_cfg})"
             )
             data = parse_data_config(demo_cfg, origin="demo", note=note)
+        clock.start("plan")  # cells, perturbed conditions, the data check
         runtime = Runtime(
             store_root=args.out / "store",
             work_root=args.out / "cells",
@@ -309,20 +339,20 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         launcher = LocalLauncher(devices=args.devices, accelerator=args.accelerator)
 
     if args.launcher == "local" and reads_manifests(args.datamodule):
-        # Preprocess missing manifests once, here, so parallel cells never preprocess the same dataset.
-        seen: set[str] = set()
-        for job in jobs:
-            if job.status == QUEUED and not set(job.cell.config.datasets) <= seen:
-                try:
-                    ensure_manifests(job.cell.config, job.cell.runtime)
-                except Exception as e:
-                    if is_user_error(e):
-                        return _report(console, e)
-                    if debug_enabled():
-                        raise
-                    console.print(f"[bold red]preprocessing failed:[/] {type(e).__name__}: {e}")
-                    return 1
-                seen |= set(job.cell.config.datasets)
+        # Preprocess missing manifests once, here, so parallel cells never preprocess the same dataset;
+        # several datasets at once (benchmark.runner.prepare), the same bytes as one after the other.
+        clock.start("preprocess")
+        try:
+            prepare_manifests(
+                missing_datasets((j.cell.config, j.cell.runtime) for j in jobs if j.status == QUEUED)
+            )
+        except Exception as e:
+            if is_user_error(e):
+                return _report(console, e)
+            if debug_enabled():
+                raise
+            console.print(f"[bold red]preprocessing failed:[/] {type(e).__name__}: {e}")
+            return 1
 
     def launch(batch: list[Job], what: str) -> int | None:
         """Run ``batch``; an exit code when the sweep must stop (no device, interrupted), else None."""
@@ -345,10 +375,14 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         summary(batch, console, table=not (monitor.live and console.is_terminal))
         return None
 
+    clock.start("cells")
     stop = None if args.perturb else launch(jobs, title)
+    clock.stop()
+    clock.add_cells(jobs, store)
     if stop is not None:
         return stop
     # Test-time conditions on the cells that are finished now (--perturb, or the grid's perturb section).
+    clock.start("perturbed")
     plan = plan_perturbed(cells, sweeps, store)
     for note in plan.notes():
         console.print(f"[bold yellow]note:[/] {note}")
@@ -361,11 +395,14 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         return 2
     pjobs = perturbed_jobs(plan, force=args.force)
     stop = launch(pjobs, f"{title}: perturbed cells") if pjobs else None
+    clock.stop()
+    clock.add_cells(pjobs, store)
     if stop is not None:
         return stop
     jobs += pjobs
     todo = sum(j.status != SKIPPED for j in jobs)
     if not args.no_leaderboard:
+        clock.start("leaderboards")
         try:
             from benchmark.report.leaderboard import render
 
@@ -374,9 +411,13 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         except Exception as e:  # a leaderboard problem must not hide the sweep's own result
             console.print(f"[bold red]leaderboard rendering failed:[/] {type(e).__name__}: {e}")
             return 1
+    clock.stop()
     console.print(
         f"wall time {_clock(time.perf_counter() - started)}: the whole command ({todo} cells run, data "
         "preparation such as demo generation and preprocessing when needed, leaderboards)"
+    )
+    console.print(
+        "phases: " + ", ".join(f"{PHASE_NAMES.get(k, k)} {_clock(v)}" for k, v in clock.phases.items())
     )
     return 1 if any(j.status == FAILED for j in jobs) else 0
 

@@ -110,7 +110,7 @@ def test_the_sweep_stops_with_exit_2_before_preprocessing(tmp_path: Path, monkey
 
     grid, cfg = bad_data(tmp_path)
     calls = []
-    monkeypatch.setattr(run_mod, "ensure_manifests", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(run_mod, "prepare_manifests", lambda *a, **k: calls.append(a))
     con = Console(record=True, width=400, force_terminal=False)
     assert (
         main(

@@ -102,8 +102,10 @@ def _crop_video(
 
 
 def process_and_store(rec: VideoRecord, opts: Options, base: Path) -> tuple[str, list[dict]]:
-    """Process a video, then write its rows file: the resume marker, written last."""
+    """Process a video, then write its rows file: the resume marker, written last (after the folders of
+    the video's files are fsynced)."""
     rows = process_video(rec, opts, base)
+    files.sync_folders(base, video_key(rec))
     write_rows(base, rec, rows)
     return rec.video_id, rows
 
