@@ -28,17 +28,17 @@ from datamodules.atomic import write_text
 
 
 def process_start_time() -> float | None:
-    """Epoch seconds at which this process started (Linux: ``/proc``), else ``None``."""
+    """Epoch seconds at which this process started (Linux: ``/proc``, to 10 ms), else ``None``.
+
+    The age comes from two clocks since boot (the process's ``starttime`` in ``/proc/self/stat`` and
+    ``/proc/uptime``); ``btime`` of ``/proc/stat`` is whole seconds, too coarse for a start-up of seconds.
+    """
     try:
         stat = Path(f"/proc/{os.getpid()}/stat").read_text()
         ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22 (starttime), after the command name
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime")
-        )
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
         return None
 
 
