@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from benchmark.perf import gpu_cost
+from benchmark.perf import bench_demo, gpu_cost
 from benchmark.perf.flops import DetectorFlops
 from benchmark.perf.timing import Figure
 from datamodules.atomic import write_text
@@ -275,6 +275,7 @@ def render(
         ]
     lines += ["## Machine", "", *machine_md(), "", "## Summary", "", *summary_md(figs), "", "## Figures", ""]
     lines += figures_md(figs)
+    lines += bench_demo.section_md()
     lines += gpu_md(flops, figs)
     return "\n".join(lines).rstrip() + "\n"
 
