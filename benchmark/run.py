@@ -340,7 +340,7 @@ def _main(args: argparse.Namespace, console: Console, clock: PhaseClock) -> int:
 
     if args.launcher == "local" and reads_manifests(args.datamodule):
         # Preprocess missing manifests once, here, so parallel cells never preprocess the same dataset;
-        # several datasets at once (benchmark.runner.prepare), the same bytes as one after the other.
+        # their videos in one shared process pool (benchmark.runner.prepare), the same bytes as in one process.
         clock.start("preprocess")
         try:
             prepare_manifests(

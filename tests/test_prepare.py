@@ -14,6 +14,7 @@ from benchmark.runner.grid import load_grid
 from benchmark.runner.plan import plan_cells
 from benchmark.runner.prepare import Missing, missing_datasets, prepare_manifests
 from datamodules.preprocess import preprocess_dataset
+from datamodules.preprocess.dataset import worker_pool
 from tests.facevideos import face_video
 from tests.runner_fixtures import write_data_config, write_grid
 
@@ -56,9 +57,18 @@ def test_a_missing_root_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_datasets_at_once_write_the_bytes_of_one_after_the_other(tmp_path: Path, capsys) -> None:
+def test_one_shared_pool_writes_the_bytes_of_one_process(tmp_path: Path, capsys, monkeypatch) -> None:
+    import benchmark.runner.prepare as prepare
+
     a = _uadfv(tmp_path / "src/a", ("astronaut", "grace_hopper", "astronaut"))
     b = _uadfv(tmp_path / "src/b", ("grace_hopper", "astronaut"))
+    pools = []
+
+    def counted(n: int):
+        pools.append(n)
+        return worker_pool(n)
+
+    monkeypatch.setattr(prepare, "worker_pool", counted)
 
     def missing(out: Path) -> list[Missing]:
         return [
@@ -67,13 +77,13 @@ def test_datasets_at_once_write_the_bytes_of_one_after_the_other(tmp_path: Path,
         ]
 
     one = prepare_manifests(missing(tmp_path / "seq"), workers=1)
+    assert pools == []
     two = prepare_manifests(missing(tmp_path / "par"), workers=2)
+    assert pools == [2]  # one pool for both datasets
     assert set(one) == set(two) == {"A", "B"}
     seq, par = _tree(tmp_path / "seq"), _tree(tmp_path / "par")
     assert seq == par and any(k.endswith(".png") for k in seq)
-    out = capsys.readouterr()
-    assert "preprocessing 2 datasets, 2 at a time" in out.out
-    assert out.err.count("preprocessing summary: A") == 2  # each worker's summary, printed whole
+    assert capsys.readouterr().err.count("preprocessing summary: A") == 2
 
 
 def test_a_videos_folders_are_fsynced_before_its_resume_marker(tmp_path: Path, monkeypatch) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ def preprocess_dataset(
     limit: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    executor: Executor | None = None,
     **adapter_options: object,
 ) -> Path:
     """Preprocess dataset ``name`` (layout ``layout`` at ``root``) into ``out/<name>/``.
@@ -62,6 +63,9 @@ def preprocess_dataset(
         limit: process only the first ``limit`` videos (smoke runs).
         overwrite: redo everything when ``out/<name>`` holds a run with other options.
         progress: show the rich progress bar and the summary table.
+        executor: a process pool (``spawn``, initializer :func:`video.worker_init`) to run the videos in
+            instead of ``workers``: the runner shares one across the datasets it preprocesses
+            (``benchmark.runner.prepare``). The files are the same bytes either way.
         **adapter_options: passed to the adapter (e.g. ``compression="c40"``, ``remap="C:/x=/data"``).
 
     Returns:
@@ -112,23 +116,23 @@ def preprocess_dataset(
             n_ok += sum(r["status"] == "ok" for r in rows)
             bar.update(task, advance=1, ok=n_ok)
 
-        if workers <= 1 or len(todo) <= 1:
+        def run_in(pool: Executor) -> None:
+            futs = [pool.submit(video.process_and_store, rec, opts, base) for rec in todo]
+            for fut in as_completed(futs):
+                vid, rows = fut.result()
+                done[vid] = rows
+                advance(rows)
+
+        if executor is not None:
+            run_in(executor)
+        elif workers <= 1 or len(todo) <= 1:
             for rec in todo:
                 vid, rows = video.process_and_store(rec, opts, base)
                 done[vid] = rows
                 advance(rows)
         else:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")  # torch + fork can deadlock
-            with ProcessPoolExecutor(
-                min(workers, len(todo)), mp_context=ctx, initializer=video.worker_init
-            ) as pool:
-                futs = [pool.submit(video.process_and_store, rec, opts, base) for rec in todo]
-                for fut in as_completed(futs):
-                    vid, rows = fut.result()
-                    done[vid] = rows
-                    advance(rows)
+            with worker_pool(min(workers, len(todo))) as pool:
+                run_in(pool)
     rows = [refresh(rec, r) for rec in records for r in done[rec.video_id]]
     write_manifest(rows, path)
     if progress:
@@ -138,14 +142,22 @@ def preprocess_dataset(
     return path
 
 
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool preprocessing runs videos in: ``spawn`` (torch + fork can deadlock), one thread
+    per worker (:func:`video.worker_init`)."""
+    import multiprocessing as mp
+
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=video.worker_init)
+
+
 #: preprocess_dataset's own keyword options (every other option goes to the layout's adapter)
-RUN_OPTIONS = ("workers", "overwrite", "progress")
+RUN_OPTIONS = ("workers", "overwrite", "progress", "executor")
 
 
 def preprocess_options() -> list[str]:
     """The keyword options of :func:`preprocess_dataset` (the rest of a data-config entry is the adapter's)."""
     params = inspect.signature(preprocess_dataset).parameters.values()
-    return [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name != "executor"]
 
 
 def plan_preprocess(
