@@ -251,14 +251,14 @@ def section_md() -> list[str]:
         "",
         "- **One training epoch** for sfam and clip_linear in the demo grid (`benchmark/grids/demo.yaml`): "
         "training was ~10 of the 15-16 minutes.",
-        "- **The three demo domains preprocessed at once** (`benchmark/runner/prepare.py`: two processes of "
-        "one thread on two cores; face detection runs on one thread, so one dataset at a time left a core "
-        "idle). Same bytes: all 6,114 files (crops, landmarks, masks, rows, manifests) of a sequential and a "
-        "parallel run of the demo have equal SHA-256. Time on this machine while a benchmark run kept the load "
-        "average at 7-9: 175 s one after the other, 182 s at once (both at `nice 10`: with every core busy, a "
-        "second process gains nothing). On idle cores the run takes as long as demo-FF alone (100 of the 152 "
-        "videos; demo-CDF and demo-DFDC, 28 + 24, run beside it): about two thirds of the sequential time, "
-        "~40 s less at the earlier 120-130 s; the `bench_demo` preprocessing figure shows what it is.",
+        "- **The videos of the three demo domains in one shared pool of processes** "
+        "(`benchmark/runner/prepare.py`: one spawned process of one thread per CPU, shared by the datasets; "
+        "face detection runs on one thread, so one video at a time left a core idle). Same bytes: all 6,114 "
+        "files (crops, landmarks, masks, rows, manifests) of the demo preprocessed in one process and in the "
+        "pool have equal SHA-256 (six runs: two in one process, four in pools). Time on this machine while a "
+        "benchmark run kept the load "
+        "average at 4.4-7 (all at `nice 10`, back to back): 86.9 s in one process, 71.9 and 77.5 s in the "
+        "pool; with idle cores the pool can take up to half of it off.",
         "- **One folder fsync per video** instead of one per file while preprocessing "
         "(`datamodules.atomic`, `sync_dir=False`; the folders are fsynced before the video's resume marker, "
         "so a crash still loses at most the videos in flight): demo-DFDC (24 videos) under cProfile "
