@@ -274,5 +274,11 @@ def section_md() -> list[str]:
         "the cells resolves each detector's settings through its class (a `LightningModule`), so a "
         "`--dry-run` imported torch and Lightning anyway and took as long (17-26 s either way at load ~8). "
         "The change was not kept.",
+        "- **Not cut yet: a process per perturbed re-scoring.** Each of the demo grid's five re-scorings is "
+        "its own cell process (`benchmark.runner.launchers.LocalLauncher`); measured once, importing the cell "
+        "(`benchmark.runner.cell`, `detectors`) took 4.5 s and building sfam (CLIP ViT-B/16, random init: its "
+        "weights are not in this machine's Hugging Face cache; reading them adds to it) 6.1 s at load "
+        "average ~3, so about 50 s of the testing phase is start-up that one process for all five would pay "
+        "once, at the cost of the per-cell process isolation.",
         "",
     ]
