@@ -71,6 +71,7 @@ def _names(values: list[str] | None) -> list[str] | None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line of ``python -m benchmark.run``."""
     p = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__.split("\n")[0])
     p.add_argument("--grid", default="cross", help="grid name (benchmark/grids/*.yaml) or path")
     p.add_argument("--detectors", nargs="+", help="detectors to run (default: the grid's)")
@@ -167,6 +168,7 @@ def _clock(seconds: float) -> str:
 
 
 def print_plan(cells: list[Cell], store: Any, console: Console, title: str) -> None:
+    """Print the planned cells with their state in the store."""
     t = Table(title=title)
     for col in ("#", "cell", "detector", "train set", "seed", "test sets", "state"):
         t.add_column(col)
@@ -187,6 +189,7 @@ def _report(console: Console, exc: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
+    """Command line: plan the grid's cells, run those not done and report; returns the exit code."""
     args = parse_args(argv)
     console = console or Console()
     started = time.perf_counter()

@@ -23,7 +23,9 @@ detector), which belongs to the Cross-AUC matrix itself, not to reading the shif
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from itertools import combinations
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -42,6 +44,8 @@ from benchmark.metrics import (
     score_quality,
 )
 from benchmark.perf.timing import Figure, duration, measure, with_ratio
+
+_T = TypeVar("_T")
 
 TOPIC = "shift"
 SETS = ("FF++", "CDF-v2", "DFDC", "DFDCP", "DFD")
@@ -104,6 +108,7 @@ def analyse_detector(frames: pd.DataFrame, n_boot: int, settings: NormalisationS
 
 
 def analyse_grid(grid: list[pd.DataFrame], n_boot: int, settings: NormalisationSettings) -> dict:
+    """Analyse every detector's scores (bootstrap, normalisation) and Holm-adjust their paired differences."""
     per = [analyse_detector(f, n_boot, settings) for f in grid]
     diffs = []
     for a, b in combinations(per, 2):
@@ -192,6 +197,7 @@ def naive_normalisation(
 
 
 def naive_bootstrap(v: pd.DataFrame, n: int) -> np.ndarray:
+    """The naive reference bootstrap: resample rows per test set and recompute the whole Cross-AUC matrix."""
     rng = np.random.default_rng(0)
     per = [v[v["dataset"] == d] for d in SETS]
     return np.stack(
@@ -200,6 +206,8 @@ def naive_bootstrap(v: pd.DataFrame, n: int) -> np.ndarray:
 
 
 def naive_operating_quality(v: pd.DataFrame, val: pd.DataFrame) -> dict:
+    """The naive reference of operating points and calibration: per test set, rates at the val thresholds,
+    ECE, Brier."""
     fpr, _, thr = roc_curve(val["label"], val["score"], drop_intermediate=False)
     thresholds = [thr[np.flatnonzero(fpr <= a)[-1]] for a in (0.01, 0.05)]
     out = {}
@@ -241,7 +249,7 @@ def run(quick: bool = False) -> list[Figure]:
     _check(ours["detectors"][0], grid[0], settings)
     t_ours = measure(lambda: analyse_grid(grid, n_boot, settings), 1 if quick else 2)
 
-    def timed(fn) -> tuple[float, object]:
+    def timed(fn: Callable[[], _T]) -> tuple[float, _T]:
         t0 = time.perf_counter()
         out = fn()
         return time.perf_counter() - t0, out

@@ -68,6 +68,7 @@ class PerturbedCell:
 
 
 def analyse_perturbed(record: dict[str, Any], frames: pd.DataFrame, order: list[str]) -> PerturbedCell:
+    """Analyse a derived cell: its video-level Cross-AUC matrix and summary on the test-time condition."""
     test = Scores.from_frames(frames.reset_index(drop=True), datasets=order, need_video=True)
     matrix = cross_auc_matrix(test, level="video", datasets=order)
     return PerturbedCell(record, condition_of(record["config"]), matrix, cross_auc_summary(matrix))
@@ -98,9 +99,9 @@ class CellAnalysis:
     boot: dict[str, BootstrapResult]
     sets: dict[str, pd.DataFrame]
     transfer: pd.DataFrame | None
-    operating: OperatingPoints | None = None
-    quality: pd.DataFrame | None = None
-    normalised: NormalisationResult | None = None
+    operating: OperatingPoints | None
+    quality: pd.DataFrame
+    normalised: NormalisationResult
     val: Scores | None = None
     perturbed: dict[str, PerturbedCell] = field(default_factory=dict)
 
@@ -113,6 +114,8 @@ def analyse_cell(
     normalisation: NormalisationSettings = NORMALISATION,
     perturbed: dict[str, PerturbedCell] | None = None,
 ) -> CellAnalysis:
+    """Analyse one cell's scores: bootstrap, per-set metrics, threshold transfer, operating points, quality
+    and normalisation."""
     test = Scores.from_frames(
         frames[frames["split"] == "test"].reset_index(drop=True), datasets=order, need_video=True
     )
@@ -163,28 +166,29 @@ class View:
 
     @property
     def record(self) -> dict[str, Any]:
+        """The cell's record."""
         return self.cell.record
 
     def stat(self, name: str) -> Any:
         """A bootstrap statistic at this level: a Cross-AUC entry (``pair_name``) or a summary key."""
         if self.condition is not None:
-            return self._perturbed_stat(name)
+            return self._perturbed_stat(self.condition, name)
         boot = self.cell.boot[self._level()]
         if self.resampled:
             return boot.samples[name].to_numpy(dtype=float)
         return float(boot.table.loc[name, "estimate"])
 
-    def _perturbed_stat(self, name: str) -> float:
+    def _perturbed_stat(self, condition: str, name: str) -> float:
         if self.resampled:
-            raise ValueError(f"condition {self.condition}: test-time conditions have point estimates only")
+            raise ValueError(f"condition {condition}: test-time conditions have point estimates only")
         if self._level() != "video":
-            raise ValueError(f"condition {self.condition}: only video-level statistics are computed")
-        pc = self.cell.perturbed[self.condition]
+            raise ValueError(f"condition {condition}: only video-level statistics are computed")
+        pc = self.cell.perturbed[condition]
         if name in pc.summary:
             return float(pc.summary[name])
         pairs = {pair_name(i, j): (i, j) for i in pc.matrix.index for j in pc.matrix.columns}
         if name not in pairs:
-            raise KeyError(f"condition {self.condition}: no statistic {name!r}")
+            raise KeyError(f"condition {condition}: no statistic {name!r}")
         return float(pc.matrix.loc[pairs[name]])
 
     def metric(self, name: str) -> float:
@@ -214,11 +218,23 @@ class View:
         """A summary (``diag_mean``, ``offdiag_mean``, ``worst``, ``shift_closed``, ...) of the Cross-AUC
         matrix after this view's normalisation ``method``: the mean over calibration repeats (undefined
         repeats left out), or with ``resampled`` the value of every repeat."""
-        vals = self.cell.normalised.summary(self.method)[name]
+        vals = self.cell.normalised.summary(self.normalisation())[name]
         if self.resampled:
             return np.asarray(vals, dtype=float)
         finite = vals[np.isfinite(vals)]
         return float(finite.mean()) if len(finite) else math.nan
+
+    def test_set(self) -> str:
+        """The test set a per-set column reads; a ValueError for a view of the whole matrix."""
+        if self.dataset is None:
+            raise ValueError("this column reads one test set, but the view names none")
+        return self.dataset
+
+    def normalisation(self) -> str:
+        """The normalisation method a ``NORMALISATION`` row reads; a ValueError when the view names none."""
+        if self.method is None:
+            raise ValueError("this column reads a normalisation method, but the view names none")
+        return self.method
 
     def _level(self) -> str:
         if self.level is None:

@@ -41,6 +41,7 @@ from datamodules.media.perturb.deeperforensics import LEVELS as DF_LEVELS
 
 if TYPE_CHECKING:
     from benchmark.report.analysis import Analysis, View
+    from benchmark.report.robustness import Row
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ class Estimate:
     hi: float = math.nan
 
 
-Formatter = Callable[[Any, "Analysis"], str]
+#: ``fmt(value, row_context)``: the context is the :class:`Analysis` of a detector's row, the
+#: robustness ``Row`` of a condition (both carry ``worst_pair``) or None (a comparison row)
+Formatter = Callable[[Any, Any], str]
 
 
 @dataclass(frozen=True)
@@ -104,15 +107,17 @@ class Table:
 
     @property
     def headers(self) -> list[str]:
+        """The table's header row: label headers, then column headers."""
         return [lab.header for lab in self.labels] + [c.header for c in self.columns]
 
-    def row(self, name: Any, values: dict[str, Any], analysis: Analysis) -> list[str]:
+    def row(self, name: Any, values: dict[str, Any], analysis: Analysis | Row | None) -> list[str]:
         """The printed fields of one row: its labels, then each column's ``fmt`` of its value."""
         return [lab.text(name) for lab in self.labels] + [
             c.fmt(values[c.key], analysis) for c in self.columns
         ]
 
     def explanations(self) -> list[str]:
+        """The explanations of the columns that have one, in column order."""
         return [c.explanation for c in self.columns if c.explanation]
 
 
@@ -218,7 +223,7 @@ def offdiag_mean(v: View) -> Any:
 
 def set_auc_bootstrapped(v: View) -> Any:
     """The test set's own AUC, as the Cross-AUC diagonal entry of the bootstrap (so it has an interval)."""
-    return v.stat(pair_name(v.dataset, v.dataset))
+    return v.stat(pair_name(v.test_set(), v.test_set()))
 
 
 def set_auc(v: View) -> float:

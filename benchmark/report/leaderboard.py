@@ -270,7 +270,9 @@ def _normalisation_protocol(a: Analysis) -> str:
     res = a.cells[0].normalised
     st = res.settings
     val = [
-        f"{d} ({len(res.pool_ids[j])} videos)" for j, d in enumerate(res.datasets) if res.source[j] == "val"
+        f"{d} ({len(ids)} videos)"
+        for d, src, ids in zip(res.datasets, res.source, res.pool_ids, strict=True)
+        if src == "val" and ids is not None
     ]
     crossfit = [d for j, d in enumerate(res.datasets) if res.source[j] == "test"]
     parts = [
@@ -319,6 +321,7 @@ def _reading_the_shift(a: Analysis) -> list[str]:
                 ]
                 continue
             op = a.cells[0].operating
+            assert op is not None  # thresholds exist only when every cell has operating points
             thr = "; ".join(_threshold_text(n, t) for n, t in a.thresholds.items())
             lines += [
                 f"Source validation split: {op.n_val_real} real / {op.n_val_fake} fake videos; thresholds "
@@ -527,6 +530,7 @@ def render(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: render the leaderboard pages from the score store; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m benchmark.leaderboard", description=__doc__.split("\n")[0])
     p.add_argument(
         "--store", type=Path, default=Path("runs/store"), help="score store root (default runs/store)"

@@ -70,6 +70,7 @@ class FaceCrop:
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes (0 when the union is empty)."""
     x1, y1 = max(a[0], b[0]), max(a[1], b[1])
     x2, y2 = min(a[2], b[2]), min(a[3], b[3])
     inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)

@@ -1,10 +1,10 @@
-"""Video -> sampled frames -> the tracked face -> aligned crops + landmarks + masks -> Parquet manifest.
+r"""Video -> sampled frames -> the tracked face -> aligned crops + landmarks + masks -> Parquet manifest.
 
 Command line::
 
-    python -m datamodules.preprocess --dataset FF++ --layout ffpp --root /data/FaceForensics++ \\
-        --out data/processed [--frames 32] [--size 256] [--margin 1.3] \\
-        [--backend auto|mtcnn|dlib|insightface] [--protocol default|sfam] [--workers N] \\
+    python -m datamodules.preprocess --dataset FF++ --layout ffpp --root /data/FaceForensics++ \
+        --out data/processed [--frames 32] [--size 256] [--margin 1.3] \
+        [--backend auto|mtcnn|dlib|insightface] [--protocol default|sfam] [--workers N] \
         [--option compression=c40]
 
 Programmatic API (what the runner calls; keep the signature stable)::

@@ -23,6 +23,7 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: preprocess one dataset (or list the layouts); returns the exit code."""
     p = argparse.ArgumentParser(
         prog="python -m datamodules.preprocess",
         description="Face crops, landmarks, masks and a Parquet manifest for one dataset.",
