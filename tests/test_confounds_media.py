@@ -111,7 +111,10 @@ def test_frame_features_name_what_is_missing():
     assert math.isnan(out["face_px"]) and math.isnan(out["yaw"])
     assert "face_px, resize" in out["confounds_note"] and "no landmarks" in out["confounds_note"]
     full = cf.frame_features(
-        crop, _project(10, 0, 0, 32.0), box=np.array([10, 20, 74, 84]), source=_rgb(8, 128)
+        crop,
+        _project(10, 0, 0, 32.0),
+        box=np.array([10, 20, 74, 84]),
+        block=cf.source_blockiness(_rgb(8, 128), np.array([10, 20, 74, 84])),
     )
     assert full["face_px"] == pytest.approx(64) and full["resize"] == pytest.approx(0.5)
     assert math.isfinite(full["blockiness"]) and math.isfinite(full["yaw"])

@@ -232,7 +232,7 @@ def frame_features(
     crop: np.ndarray,
     landmarks: np.ndarray | None,
     box: np.ndarray | None = None,
-    source: np.ndarray | None = None,
+    block: float | None = None,
     source_file: str | Path | None = None,
     reasons: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
@@ -240,8 +240,8 @@ def frame_features(
 
     Args:
         crop, landmarks: the stored crop (RGB uint8) and its 68 landmarks in crop pixels.
-        box: the face box in source pixels (``face_px``, ``resize``, and with ``source`` ``blockiness``).
-        source: the decoded source frame (RGB) the box is in.
+        box: the face box in source pixels (``face_px``, ``resize``).
+        block: the :func:`source_blockiness` of that box in the decoded source frame.
         source_file: the image file the frame was decoded from (``jpeg_quality`` when it is a JPEG).
         reasons: why a feature is missing when it is, by feature (the default reasons name the input).
     """
@@ -249,14 +249,14 @@ def frame_features(
     out.update(crop_features(crop, landmarks))
     if box is not None:
         out.update(box_features(box, int(crop.shape[1])))
-        if source is not None:
-            out["blockiness"] = source_blockiness(source, box)
+    if block is not None:
+        out["blockiness"] = float(block)
     if source_file is not None:
         out["jpeg_quality"] = jpeg_quality(source_file)
     default = {
         "face_px": "no source face box",
         "resize": "no source face box",
-        "blockiness": "no decoded source frame" if box is not None else "no source face box",
+        "blockiness": "no face box in a decoded source frame",
         "jpeg_quality": "source is not a JPEG file"
         if source_file is not None
         else "source is not an image file",
