@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmark.metrics import METHODS, NormalisationSettings
 from benchmark.report import columns, figures
-from benchmark.report.analysis import BOOT_SEED, N_BOOT, NORMALISATION, Analysis, analyse
+from benchmark.report.analysis import BOOT_SEED, N_BOOT, NORMALISATION, SHORTCUT, Analysis, analyse
 from benchmark.report.columns import fmt, fmt_ci
 from benchmark.report.comparisons import GridComparisons, compare_grid
 from benchmark.report.groups import Group, collect, page_path, slug
@@ -311,6 +311,11 @@ def _reading_the_shift(a: Analysis) -> list[str]:
             lines += [intro, ""]
         if attr == "normalisation":
             lines += [_normalisation_protocol(a), ""]
+        if attr == "confounds":
+            if not a.confounds:
+                lines += [columns.CONFOUNDS_MISSING, ""]
+                continue
+            lines += [_confound_note(a), ""]
         if attr == "operating":
             if not a.thresholds:
                 lines += [
@@ -344,6 +349,19 @@ def _reading_the_shift(a: Analysis) -> list[str]:
                 body += [_matrix_table(mat, a.datasets), ""]
             lines += _details("Balanced accuracy of every Cross-AUC pair at each source threshold", body)
     return lines
+
+
+def _confound_note(a: Analysis) -> str:
+    """What was matched on, and which pairs are confounded (or why none can be said to be)."""
+    feats = ", ".join(a.confound_features) or "none"
+    if a.shortcut is None:
+        verdict = "No shortcut detector is in the store for this grid and training set: no pair is judged."
+    elif a.confounded:
+        pairs = ", ".join(f"{i} -> {j}" for i, j in a.confounded)
+        verdict = f"**Confounded** (the shortcut detector also wins them): {pairs}."
+    else:
+        verdict = "No pair is confounded: the shortcut detector wins none that this detector wins."
+    return f"Matched on: {feats} (video means). {verdict}"
 
 
 def render_comparisons(
@@ -502,6 +520,23 @@ def _write(path: Path, text: str) -> Path:
     return atomic.write_text(path, text if text.endswith("\n") else text + "\n")
 
 
+def analyse_groups(
+    groups: list[Group], n_boot: int = N_BOOT, normalisation: NormalisationSettings = NORMALISATION
+) -> dict[int, Analysis]:
+    """Every group's analysis: the shortcut detector's groups first, then every other group with the
+    shortcut of its grid and training set (its frames carry the confound features)."""
+    out: dict[int, Analysis] = {}
+    shortcuts: dict[tuple[str, str], tuple[Group, Analysis]] = {}
+    for i, g in enumerate(groups):
+        if g.detector == SHORTCUT:
+            out[i] = analyse(g, n_boot, normalisation)
+            shortcuts[(g.grid, g.train_set)] = (g, out[i])
+    for i, g in enumerate(groups):
+        if i not in out:
+            out[i] = analyse(g, n_boot, normalisation, shortcut=shortcuts.get((g.grid, g.train_set)))
+    return dict(sorted(out.items()))
+
+
 def render(
     store_root: str | Path,
     out: str | Path,
@@ -511,7 +546,7 @@ def render(
     """Render every leaderboard file from the store at ``store_root`` into ``out``; return the paths."""
     store_root, out = Path(store_root), Path(out)
     groups = collect(ScoreStore(store_root))
-    analyses = {i: analyse(g, n_boot, normalisation) for i, g in enumerate(groups)}
+    analyses = analyse_groups(groups, n_boot, normalisation)
     written = [_write(out / "README.md", render_readme(groups, analyses, store_root, n_boot))]
     pages: dict[tuple[str, str], list[tuple[Group, Analysis]]] = {}
     for i, g in enumerate(groups):

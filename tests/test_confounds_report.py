@@ -1,0 +1,174 @@
+"""Confounds on the leaderboard: the matched Cross-AUC of every pair against an independent reference, the
+shortcut detector's cells beside a detector's, the confounded verdict, and the runner's shortcut cells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from benchmark.report import columns
+from benchmark.report.analysis import SHORTCUT, analyse, wins
+from benchmark.report.groups import collect
+from benchmark.report.leaderboard import analyse_groups, render
+from benchmark.runner import shortcut
+from benchmark.store import ScoreStore
+from datamodules.manifest import CONFOUNDS
+from tests.exact_reference import exact_video_scores
+from tests.test_leaderboard import SETS, SMALL_NORMALISATION, fill_store
+
+N_BOOT = 40
+
+
+def _features(frames: pd.DataFrame) -> pd.DataFrame:
+    """Per-video confound features (constant over a video's frames but for a little noise): in dom-B the
+    fakes are larger faces (a confound), elsewhere the sizes are alike; sharpness is noise; the rest missing."""
+    rng = np.random.default_rng(7)
+    vids = frames["video_id"].unique()
+    size = dict(zip(vids, rng.normal(120, 10, len(vids)), strict=True))
+    sharp = dict(zip(vids, rng.gamma(2, 50, len(vids)), strict=True))
+    out = frames.copy()
+    fake_b = (out["dataset"] == "dom-B") & (out["label"] == 1)
+    out["face_px"] = out["video_id"].map(size) + np.where(fake_b, 60.0, 0.0)
+    out["sharpness"] = out["video_id"].map(sharp) + rng.normal(0, 1, len(out))
+    for c in CONFOUNDS:
+        if c not in ("face_px", "sharpness"):
+            out[c] = np.nan
+    return out
+
+
+def add_shortcut(root: Path) -> pd.DataFrame:
+    """A shortcut cell as the runner writes it: the seed-0 cell's frames, its confound features, and a score
+    from the face size alone."""
+    store = ScoreStore(root)
+    base = store.read_scores(cell_id="cell0000", axis="dataset")
+    frames = _features(base)
+    z = (frames["face_px"] - 140) / 20
+    frames = frames.assign(score=1 / (1 + np.exp(-z)), cell_id="shortcut-x", detector=SHORTCUT)
+    rec = store.record("cell0000")
+    record = {
+        **{k: rec[k] for k in ("grid", "train_set", "seed")},
+        "detector": SHORTCUT,
+        "config": {**rec["config"], "detector": SHORTCUT},
+    }
+    store.write_cell("shortcut-x", frames, record)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    fill_store(root, seeds=(0, 1), conditions={})
+    feats = add_shortcut(root)
+    groups = collect(ScoreStore(root))
+    analyses = analyse_groups(groups, N_BOOT, SMALL_NORMALISATION)
+    by = {g.detector: (g, analyses[i]) for i, g in enumerate(groups)}
+    return root, by, feats
+
+
+def _bins(x: pd.Series) -> pd.Series:
+    """The median split by rank (ties together), a missing value its own bin, computed with pandas."""
+    below = x.rank(method="min") - 1
+    return ((2 * below) // x.notna().sum()).where(x.notna(), 2)
+
+
+def reference_matched(test: pd.DataFrame, feats: pd.DataFrame, i: str, j: str) -> dict[str, float]:
+    """CEM by pandas groupby (strata counts, Iacus-King-Porro weights) and sklearn's weighted AUC."""
+    keys = ["dataset", "split", "sample_id"]
+    test = test.drop(columns=[c for c in CONFOUNDS if c in test.columns])  # all NaN: the store-wide read
+    f = test.merge(feats[keys + list(CONFOUNDS)], on=keys, how="left")
+    videos = exact_video_scores(test).set_index("video_id")
+    per_video = f.groupby("video_id")[list(CONFOUNDS)].mean()
+    used = [c for c in CONFOUNDS if per_video[c].notna().any()]
+    bins = pd.DataFrame({c: _bins(per_video[c]) for c in used})
+    v = videos.join(bins)
+    pair = v[((v.dataset == i) & (v.label == 0)) | ((v.dataset == j) & (v.label == 1))].copy()
+    pair["stratum"] = pair[used].astype(int).astype(str).agg("-".join, axis=1)
+    counts = pair.groupby(["stratum", "label"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=[0, 1], fill_value=0)
+    matched = counts[(counts[0] > 0) & (counts[1] > 0)]
+    m_r, m_f = matched[0].sum(), matched[1].sum()
+    w = pd.Series(0.0, index=pair.index)
+    for s, row in matched.iterrows():
+        sel = pair.stratum == s
+        w[sel & (pair.label == 1)] = 1.0
+        w[sel & (pair.label == 0)] = (m_r / m_f) * (row[1] / row[0])
+    keep = w > 0
+    auc = roc_auc_score(pair.label[keep], pair.score[keep], sample_weight=w[keep]) if keep.any() else np.nan
+    wr, wf = w[pair.label == 0], w[pair.label == 1]
+    return {
+        "auc": auc,
+        "kept": float(keep.mean()),
+        "ess_real": wr.sum() ** 2 / (wr**2).sum(),
+        "ess_fake": wf.sum() ** 2 / (wf**2).sum(),
+    }
+
+
+def test_matched_cross_auc_of_every_pair_matches_the_reference(analysed):
+    root, by, feats = analysed
+    g, a = by["resnet34"]
+    assert a.confound_features == ("face_px", "sharpness")
+    refs = []
+    for r in g.records:
+        f = g.scores[r["cell_id"]]
+        test = f[f.split == "test"].reset_index(drop=True)
+        refs.append({(i, j): reference_matched(test, feats, i, j) for i in SETS for j in SETS})
+    assert len(a.confounds) == len(SETS) ** 2
+    for row, values in a.confounds.items():
+        ref = [x[row.pair] for x in refs]
+        assert values["matched_auc"].value == pytest.approx(np.mean([x["auc"] for x in ref]), abs=1e-12)
+        assert values["kept"].value == pytest.approx(ref[0]["kept"], abs=1e-12)
+        ess = (ref[0]["ess_real"], ref[0]["ess_fake"])
+        assert values["ess"].value == pytest.approx(ess, abs=1e-9)
+        assert values["raw_auc"].value == pytest.approx(a.matrix.loc[row.pair], abs=1e-12)
+        assert (values["raw_auc"].lo, values["raw_auc"].hi) == (
+            a.matrix_lo.loc[row.pair],
+            a.matrix_hi.loc[row.pair],
+        )
+
+
+def test_the_shortcut_is_scored_like_a_detector_and_flags_the_pairs_it_also_wins(analysed):
+    _, by, _ = analysed
+    (_, a), (_, s) = by["resnet34"], by[SHORTCUT]
+    assert a.shortcut is s
+    # the shortcut reads face size only: it separates the pairs whose fakes are dom-B's larger faces
+    for i in SETS:
+        assert s.matrix.loc[i, "dom-B"] > 0.9
+        assert abs(s.matrix.loc[i, "dom-A"] - 0.5) < 0.3
+    for row, values in a.confounds.items():
+        assert values["shortcut_auc"].value == pytest.approx(s.matrix.loc[row.pair], abs=1e-12)
+        both = wins(a.matrix_lo.loc[row.pair]) and wins(s.matrix_lo.loc[row.pair])
+        assert row.confounded == both == (row.pair in a.confounded)
+    assert any(j == "dom-B" for _, j in a.confounded)
+    assert all(j == "dom-B" for _, j in a.confounded)
+    # the shortcut's own page matches on its features but judges nothing
+    assert s.confounds and not s.confounded and s.shortcut is None
+
+
+def test_without_features_the_section_says_how_to_get_them(tmp_path):
+    fill_store(tmp_path / "store", seeds=(0,), conditions={})
+    (g,) = collect(ScoreStore(tmp_path / "store"))
+    a = analyse(g, N_BOOT, SMALL_NORMALISATION)
+    assert a.confounds == {} and a.confounded == [] and a.shortcut is None
+    written = render(tmp_path / "store", tmp_path / "lb", n_boot=N_BOOT, normalisation=SMALL_NORMALISATION)
+    page = next(p for p in written if p.name == "resnet34.md").read_text()
+    assert columns.CONFOUNDS_MISSING in page
+
+
+def test_the_page_prints_the_confounds_section(analysed, tmp_path):
+    root, by, _ = analysed
+    written = render(root, tmp_path / "lb", n_boot=N_BOOT, normalisation=SMALL_NORMALISATION)
+    page = next(p for p in written if p.name == "resnet34.md").read_text()
+    assert "#### Confounds: matched Cross-AUC and the shortcut detector" in page
+    assert columns.CONFOUNDS_INTRO in page and "**confounded**" in page
+    assert any(p.name == f"{SHORTCUT}.md" for p in written)  # the shortcut has its own page and row
+
+
+def test_shortcut_name_cannot_collide_with_a_registered_detector():
+    from detectors import list_detectors
+
+    assert shortcut.NAME == SHORTCUT
+    assert shortcut.NAME not in list_detectors()
