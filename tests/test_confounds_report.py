@@ -172,3 +172,83 @@ def test_shortcut_name_cannot_collide_with_a_registered_detector():
 
     assert shortcut.NAME == SHORTCUT
     assert shortcut.NAME not in list_detectors()
+
+
+# --------------------------------------------------------------------------- the runner's shortcut cells
+
+
+def _planned(tmp_path: Path):
+    from benchmark.runner.data_config import parse_data_config
+    from benchmark.runner.grid import load_grid
+    from benchmark.runner.plan import plan_cells
+    from tests.runner_fixtures import write_data_config, write_grid
+
+    write_data_config(tmp_path)
+    (cell,) = plan_cells(load_grid(write_grid(tmp_path)), parse_data_config(tmp_path / "datasets.yaml"))
+    return cell
+
+
+def _template_rows(cell, processed: Path) -> pd.DataFrame:
+    """What a finished cell stores: the source val split and each test set's test split, one row per ok frame."""
+    from datamodules.manifest import read_ok_rows
+
+    rows = []
+    for set_name, split in (
+        (cell.config.train_set.name, "val"),
+        *((t.name, "test") for t in cell.config.test_sets),
+    ):
+        ok, _ = read_ok_rows(processed / set_name / "manifest.parquet", set_name)
+        ok = ok[ok.split == split]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "sample_id": ok.video_id + "/" + ok.frame_index.astype(str),
+                    "video_id": ok.video_id,
+                    "dataset": set_name,
+                    "method": ok.method,
+                    "label": ok.label,
+                    "score": 0.5,
+                    "test_set": set_name,
+                    "split": split,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_runner_writes_one_shortcut_cell_per_training_set_from_the_manifests(tmp_path, capsys):
+    from datamodules.preprocess.backfill import backfill_confounds
+    from tests.test_datamodule import _write_dataset
+
+    cell = _planned(tmp_path)
+    processed = cell.runtime.processed_root
+    splits = {"train": {"real": 2, "A": 2}, "val": {"real": 1, "A": 1}, "test": {"real": 1, "A": 1}}
+    for name in ("train", "a", "b"):
+        _write_dataset(processed, name, splits)
+    store = ScoreStore(tmp_path / "store")
+    record = {"config": cell.config.to_json(), "detector": cell.detector, "train_set": "train", "seed": 0}
+    store.write_cell(cell.cell_id, _template_rows(cell, processed), record)
+
+    # manifests without features: skipped, the note names the backfill command
+    out = shortcut.schedule([cell], store)
+    assert list(out.values())[0].startswith("skipped") and "--backfill-confounds" in capsys.readouterr().out
+
+    for name in ("train", "a", "b"):
+        backfill_confounds(processed, name)
+    ((cid, outcome),) = shortcut.schedule([cell], store).items()
+    assert outcome == "written" and cid == shortcut.shortcut_cell_id(cell.config.grid, "train")
+    rec = store.record(cid)
+    assert rec["detector"] == rec["config"]["detector"] == SHORTCUT and rec["config"]["weights"] is None
+    mine = store.read_scores(cell_id=cid).sort_values("sample_id").reset_index(drop=True)
+    theirs = store.read_scores(cell_id=cell.cell_id).sort_values("sample_id").reset_index(drop=True)
+    assert mine.sample_id.tolist() == theirs.sample_id.tolist()  # exactly the frames the detector scored
+    assert mine[["sharpness", "brightness"]].notna().all().all() and mine.face_px.isna().all()
+    # the features are the manifest's, frame by frame
+    man = pd.read_parquet(processed / "a/manifest.parquet").query("status == 'ok'")
+    man = man.assign(sample_id=man.video_id + "/" + man.frame_index.astype(str)).set_index("sample_id")
+    a_rows = mine[mine.test_set == "a"].set_index("sample_id")
+    assert a_rows.brightness.to_numpy() == pytest.approx(
+        man.loc[a_rows.index, "brightness"].to_numpy(), rel=1e-6
+    )
+    assert ((mine.score > 0) & (mine.score < 1)).all()
+    assert shortcut.schedule([cell], store) == {cid: "current"}  # same manifests: nothing to do

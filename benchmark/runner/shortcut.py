@@ -89,8 +89,9 @@ def attach_features(
     return out
 
 
-def fit(train: pd.DataFrame) -> Any:
-    """The shortcut model: impute (mean, with indicators), standardise, logistic regression."""
+def fit(train: pd.DataFrame) -> tuple[Any, list[str]]:
+    """The shortcut model on the features the train frames have: impute (mean, with missing-value
+    indicators), standardise, logistic regression. Returns it and the features it reads."""
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -101,7 +102,8 @@ def fit(train: pd.DataFrame) -> Any:
         StandardScaler(),
         LogisticRegression(max_iter=1000),
     )
-    return model.fit(train[list(CONFOUNDS)].to_numpy(np.float64), train["label"].to_numpy())
+    used = [c for c in CONFOUNDS if train[c].notna().any()]
+    return model.fit(train[used].to_numpy(np.float64), train["label"].to_numpy()), used
 
 
 def train_frames(source: pd.DataFrame, methods: Iterable[str]) -> pd.DataFrame:
@@ -143,10 +145,10 @@ def run_shortcut(
     rows = store.read_scores(cell_id=template.cell_id)
     suffixes = {s.name: s.id_suffix for s in eval_sets(c)}
     rows = attach_features(rows, tables, suffixes)
-    model = fit(train)
+    model, used = fit(train)
     scores = rows.drop(columns=["manifest_dataset"]).assign(
         dataset=rows["manifest_dataset"].to_numpy(),
-        score=model.predict_proba(rows[list(CONFOUNDS)].to_numpy(np.float64))[:, 1].astype(np.float64),
+        score=model.predict_proba(rows[used].to_numpy(np.float64))[:, 1].astype(np.float64),
         cell_id=cid,
         detector=NAME,
     )
@@ -159,7 +161,7 @@ def run_shortcut(
         "template_cell_id": template.cell_id,
         "manifest_hash": hashes,
         "n_train_frames": len(train),
-        "features": list(CONFOUNDS),
+        "features": used,
         "reference": "logistic regression on the confound features alone (benchmark.runner.shortcut)",
         "recipe_source": "scikit-learn LogisticRegression, mean imputation with indicators, standardised",
         "pretrained_loaded": False,
