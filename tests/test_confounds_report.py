@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
 
 from benchmark.report import columns
 from benchmark.report.analysis import SHORTCUT, analyse, wins
@@ -17,8 +16,7 @@ from benchmark.report.leaderboard import analyse_groups, render
 from benchmark.runner import shortcut
 from benchmark.store import ScoreStore
 from datamodules.manifest import CONFOUNDS
-from tests.exact_reference import exact_video_scores
-from tests.test_leaderboard import SETS, SMALL_NORMALISATION, fill_store
+from tests.test_leaderboard import REFERENCES, SETS, SMALL_NORMALISATION, Reference, fill_store
 
 N_BOOT = 40
 
@@ -69,61 +67,29 @@ def analysed(tmp_path_factory):
     return root, by, feats
 
 
-def _bins(x: pd.Series) -> pd.Series:
-    """The median split by rank (ties together), a missing value its own bin, computed with pandas."""
-    below = x.rank(method="min") - 1
-    return ((2 * below) // x.notna().sum()).where(x.notna(), 2)
-
-
-def reference_matched(test: pd.DataFrame, feats: pd.DataFrame, i: str, j: str) -> dict[str, float]:
-    """CEM by pandas groupby (strata counts, Iacus-King-Porro weights) and sklearn's weighted AUC."""
-    keys = ["dataset", "split", "sample_id"]
-    test = test.drop(columns=[c for c in CONFOUNDS if c in test.columns])  # all NaN: the store-wide read
-    f = test.merge(feats[keys + list(CONFOUNDS)], on=keys, how="left")
-    videos = exact_video_scores(test).set_index("video_id")
-    per_video = f.groupby("video_id")[list(CONFOUNDS)].mean()
-    used = [c for c in CONFOUNDS if per_video[c].notna().any()]
-    bins = pd.DataFrame({c: _bins(per_video[c]) for c in used})
-    v = videos.join(bins)
-    pair = v[((v.dataset == i) & (v.label == 0)) | ((v.dataset == j) & (v.label == 1))].copy()
-    pair["stratum"] = pair[used].astype(int).astype(str).agg("-".join, axis=1)
-    counts = pair.groupby(["stratum", "label"]).size().unstack(fill_value=0)
-    counts = counts.reindex(columns=[0, 1], fill_value=0)
-    matched = counts[(counts[0] > 0) & (counts[1] > 0)]
-    m_r, m_f = matched[0].sum(), matched[1].sum()
-    w = pd.Series(0.0, index=pair.index)
-    for s, row in matched.iterrows():
-        sel = pair.stratum == s
-        w[sel & (pair.label == 1)] = 1.0
-        w[sel & (pair.label == 0)] = (m_r / m_f) * (row[1] / row[0])
-    keep = w > 0
-    auc = roc_auc_score(pair.label[keep], pair.score[keep], sample_weight=w[keep]) if keep.any() else np.nan
-    wr, wf = w[pair.label == 0], w[pair.label == 1]
-    return {
-        "auc": auc,
-        "kept": float(keep.mean()),
-        "ess_real": wr.sum() ** 2 / (wr**2).sum(),
-        "ess_fake": wf.sum() ** 2 / (wf**2).sum(),
-    }
-
-
 def test_matched_cross_auc_of_every_pair_matches_the_reference(analysed):
+    """Every CONFOUNDS column against its entry in tests/test_leaderboard.py::REFERENCES."""
     root, by, feats = analysed
     g, a = by["resnet34"]
+    sg, _ = by[SHORTCUT]
     assert a.confound_features == ("face_px", "sharpness")
+    keys = ["dataset", "split", "sample_id"]
+    short = sg.scores[sg.records[0]["cell_id"]]
+    short_ref = Reference(short[short.split == "test"].reset_index(drop=True))
     refs = []
     for r in g.records:
-        f = g.scores[r["cell_id"]]
-        test = f[f.split == "test"].reset_index(drop=True)
-        refs.append({(i, j): reference_matched(test, feats, i, j) for i in SETS for j in SETS})
+        f = g.scores[r["cell_id"]].drop(columns=list(CONFOUNDS))  # all NaN: the store-wide read
+        test = f[f.split == "test"].merge(feats[keys + list(CONFOUNDS)], on=keys, how="left")
+        refs.append(Reference(test.reset_index(drop=True), shortcut=short_ref, features=tuple(CONFOUNDS)))
     assert len(a.confounds) == len(SETS) ** 2
-    for row, values in a.confounds.items():
-        ref = [x[row.pair] for x in refs]
-        assert values["matched_auc"].value == pytest.approx(np.mean([x["auc"] for x in ref]), abs=1e-12)
-        assert values["kept"].value == pytest.approx(ref[0]["kept"], abs=1e-12)
-        ess = (ref[0]["ess_real"], ref[0]["ess_fake"])
-        assert values["ess"].value == pytest.approx(ess, abs=1e-9)
-        assert values["raw_auc"].value == pytest.approx(a.matrix.loc[row.pair], abs=1e-12)
+    for c in columns.CONFOUNDS.columns:
+        for row, values in a.confounds.items():
+            vals = [REFERENCES["confounds", c.key](r, row.pair) for r in refs]
+            want = (
+                tuple(np.mean(np.array(vals, float), axis=0)) if isinstance(vals[0], tuple) else np.mean(vals)
+            )
+            assert values[c.key].value == pytest.approx(want, abs=1e-9), (c.key, row)
+    for row, values in a.confounds.items():  # the raw column's interval is the matrix's
         assert (values["raw_auc"].lo, values["raw_auc"].hi) == (
             a.matrix_lo.loc[row.pair],
             a.matrix_hi.loc[row.pair],
