@@ -220,3 +220,18 @@ def test_runner_writes_one_shortcut_cell_per_training_set_from_the_manifests(tmp
     )
     assert ((mine.score > 0) & (mine.score < 1)).all()
     assert shortcut.schedule([cell], store) == {cid: "current"}  # same manifests: nothing to do
+
+
+def test_leaderboard_cli_matches_by_inverse_propensity_on_request(analysed, tmp_path):
+    from benchmark.report.leaderboard import main
+
+    root, _, _ = analysed
+    out = tmp_path / "lb"
+    assert main(["--store", str(root), "--out", str(out), "--bootstrap", "20", "--calibration-videos", "6",
+                 "--calibration-repeats", "2", "--matching", "ipw"]) == 0  # fmt: skip
+    assert (
+        "Matched by inverse propensity weights on: face_px, sharpness"
+        in (out / "g1" / "resnet34.md").read_text()
+    )
+    with pytest.raises(SystemExit):
+        main(["--store", str(root), "--matching", "nearest"])
