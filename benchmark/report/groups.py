@@ -58,6 +58,8 @@ class Group:
         if self.released:  # the published checkpoint itself: say which file
             labels = sorted({(r.get("weights") or {}).get("label", "released weights") for r in self.records})
             return "; ".join(labels)
+        if all("template_cell_id" in r for r in self.records):  # the shortcut detector (runner.shortcut)
+            return "n/a (confound features only)"
         vals = {bool(r.get("pretrained_loaded", False)) for r in self.records}
         return "yes" if vals == {True} else "no (random init)" if vals == {False} else "mixed"
 
