@@ -31,9 +31,10 @@ test: .venv/.installed  ## run the whole test suite (slow tests included)
 test-fast: .venv/.installed  ## run the tests without the `slow` marker
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-lint: .venv/.installed  ## ruff
+lint: .venv/.installed  ## ruff (style, docstrings), ruff format, mypy (the paths in pyproject's [tool.mypy])
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 format: .venv/.installed  ## ruff autofix + format
 	.venv/bin/ruff check --fix .
@@ -52,4 +53,4 @@ demo: .venv/.installed  ## generate the embedded demo benchmark
 	$(PY) -m datamodules.demo
 
 clean:  ## remove the venv and caches (keeps results)
-	rm -rf .venv .pytest_cache .ruff_cache
+	rm -rf .venv .pytest_cache .ruff_cache .mypy_cache

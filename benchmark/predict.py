@@ -49,6 +49,8 @@ class PredictInputError(ValueError):
 
 @dataclass
 class Prediction:
+    """The p(fake) of one input file: per-frame scores, the video score and the overlay written, if any."""
+
     path: str
     kind: str
     frames: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +58,7 @@ class Prediction:
     overlay: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The prediction as a JSON-ready dict (with frame counts)."""
         return {
             "path": self.path,
             "kind": self.kind,
@@ -199,6 +202,7 @@ def predict_path(
         pred.video_score = float(np.mean(list(scores.values())))
     if overlay_dir is not None and best is not None and best[2].patch_fakeness is not None:
         p, f, aux = best
+        assert f.crop is not None and aux.patch_fakeness is not None  # the best frame is an ``ok`` one
         target = Path(overlay_dir) / f"{path.stem}-overlay.png"
         regions = aux.region_scores.numpy() if aux.region_scores is not None else None
         pred.overlay = str(overlay_png(f.crop, aux.patch_fakeness.numpy(), regions, p, target))
@@ -206,6 +210,7 @@ def predict_path(
 
 
 def print_table(preds: list[Prediction]) -> None:
+    """Print one row per input: its p(fake), frames scored, per-frame scores and overlay path."""
     from rich.console import Console
     from rich.table import Table
 
@@ -226,6 +231,7 @@ def print_table(preds: list[Prediction]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: score images and videos with a trained checkpoint; returns the exit code."""
     ap = argparse.ArgumentParser(prog="python -m benchmark.predict", description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("paths", type=Path, nargs="+", help="images and/or videos")

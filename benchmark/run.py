@@ -15,6 +15,11 @@ name>``, listed by ``python -m detectors.convert --released``) under the whole p
 training; its cells have their own ids. A detector without one, or a missing file, is an error (exit 2)
 before any cell runs.
 
+After the cells, the shortcut detector (:mod:`benchmark.runner.shortcut`: a logistic regression on the
+frames' confound features alone) is fitted in this process once per (grid, training set) that has a
+finished cell, and stored as detector ``shortcut``; current ones are skipped. ``--backfill-confounds``
+first adds the confound features to existing manifests that lack them.
+
 ``--perturb SWEEP...`` trains nothing: it scores every finished cell's checkpoint under each condition of
 the sweeps (``deeperforensics``: seven distortions x five levels; ``sensitivity``: preprocessing views;
 ``grid``: the grid's ``perturb`` section; or a YAML file), one derived cell per (cell, condition)
@@ -72,6 +77,8 @@ PHASE_NAMES = {
     "preprocess": "preprocessing",
     "cells": "cells",
     "perturbed": "perturbed cells",
+    "backfill": "confound backfill",
+    "shortcut": "shortcut detector",
 }
 
 
@@ -83,6 +90,7 @@ def _names(values: list[str] | None) -> list[str] | None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line of ``python -m benchmark.run``."""
     p = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__.split("\n")[0])
     p.add_argument("--grid", default="cross", help="grid name (benchmark/grids/*.yaml) or path")
     p.add_argument("--detectors", nargs="+", help="detectors to run (default: the grid's)")
@@ -149,6 +157,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="write the command's wall seconds per phase (start-up, data, preprocessing, cells, ...) to PATH "
         "(benchmark/runner/phases.py)",
     )
+    p.add_argument(
+        "--backfill-confounds",
+        action="store_true",
+        help="first add the confound features to every existing manifest of the grid that lacks them "
+        "(what the stored crops and landmarks give; python -m datamodules.preprocess --backfill-confounds)",
+    )
     p.add_argument("--datamodule", default=DEFAULT_DATAMODULE, help=argparse.SUPPRESS)
     p.add_argument("--slurm-cluster", default=None, help="submitit cluster: slurm (auto), local or debug")
     p.add_argument("--slurm-partition", default=None)
@@ -187,6 +201,7 @@ def _clock(seconds: float) -> str:
 
 
 def print_plan(cells: list[Cell], store: Any, console: Console, title: str) -> None:
+    """Print the planned cells with their state in the store."""
     t = Table(title=title)
     for col in ("#", "cell", "detector", "train set", "seed", "test sets", "state"):
         t.add_column(col)
@@ -207,6 +222,7 @@ def _report(console: Console, exc: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
+    """Command line: plan the grid's cells, run those not done and report; returns the exit code."""
     args = parse_args(argv)
     clock = PhaseClock()
     try:
@@ -306,6 +322,9 @@ def _main(args: argparse.Namespace, console: Console, clock: PhaseClock) -> int:
     code = _check_data(to_run, args, console)  # before any preprocessing or training
     if code:
         return code
+    if args.backfill_confounds and reads_manifests(args.datamodule):
+        clock.start("backfill")
+        _backfill(cells, console)
     jobs = []
     for cell in [] if args.perturb else cells:  # --perturb: score finished cells, train nothing
         job = Job(cell)
@@ -400,6 +419,17 @@ def _main(args: argparse.Namespace, console: Console, clock: PhaseClock) -> int:
     if stop is not None:
         return stop
     jobs += pjobs
+    if reads_manifests(args.datamodule):  # the shortcut detector of each (grid, training set): this process
+        clock.start("shortcut")
+        from benchmark.runner.shortcut import schedule
+
+        done = schedule(
+            cells, store, force=args.force, say=lambda m: console.print(f"[bold yellow]note:[/] {m}")
+        )
+        fitted = sum(v == "written" for v in done.values())
+        if fitted:
+            console.print(f"shortcut detector: {fitted} cell(s) written (confound features alone)")
+    clock.stop()
     todo = sum(j.status != SKIPPED for j in jobs)
     if not args.no_leaderboard:
         clock.start("leaderboards")
@@ -420,6 +450,20 @@ def _main(args: argparse.Namespace, console: Console, clock: PhaseClock) -> int:
         "phases: " + ", ".join(f"{PHASE_NAMES.get(k, k)} {_clock(v)}" for k, v in clock.phases.items())
     )
     return 1 if any(j.status == FAILED for j in jobs) else 0
+
+
+def _backfill(cells: list[Cell], console: Console) -> None:
+    """``--backfill-confounds``: every existing manifest the cells read gains its computable confounds."""
+    from benchmark.runner.cell_data import manifest_paths
+    from datamodules.preprocess.backfill import backfill_confounds
+
+    seen: set[Path] = set()
+    for cell in cells:
+        for name, path in manifest_paths(cell.config, cell.runtime).items():
+            if path in seen or not path.is_file():
+                continue
+            seen.add(path)
+            console.print(str(backfill_confounds(path.parent.parent, name)), soft_wrap=True)
 
 
 def _check_data(cells: list[Cell], args: argparse.Namespace, console: Console) -> int:

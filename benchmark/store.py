@@ -162,12 +162,14 @@ def build_record(
 
     Args:
         config: the cell's full configuration (detector, overrides, train/test sets, ...).
-        seed: the training seed. checkpoint: the checkpoint tested. manifest_hash: hash of the test
-            data manifest (:func:`file_sha256`). timings: seconds per phase (``train``, ``test``, ...).
+        seed: the training seed.
+        checkpoint: the checkpoint tested.
+        manifest_hash: hash of the test data manifest (:func:`file_sha256`).
+        timings: seconds per phase (``train``, ``test``, ...).
         extra: any other top-level keys (e.g. ``detector="sfam"``, ``pretrained_loaded=False``);
             ``detector``, ``train_set``, ``test_set``, ``split`` also fill missing score columns.
     """
-    rec = {
+    rec: dict[str, object] = {
         "config": dict(config),
         "seed": seed,
         "checkpoint": None if checkpoint is None else str(checkpoint),

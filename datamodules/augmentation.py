@@ -201,6 +201,7 @@ class Augmentation:
             )
 
     def with_overrides(self, **overrides: Any) -> Augmentation:
+        """A copy with ``overrides`` applied; a TypeError naming unknown settings."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -208,6 +209,7 @@ class Augmentation:
         return replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a dict (recorded with each cell)."""
         return asdict(self)
 
     def experiment_dict(self) -> dict[str, Any]:

@@ -90,6 +90,7 @@ class DemoResult:
 
     @property
     def datasets_yaml(self) -> Path:
+        """The ``datasets.yaml`` that points ``benchmark.run`` at the demo datasets."""
         return self.out / "datasets.yaml"
 
 
@@ -320,6 +321,7 @@ def ensure_demo(out: Path | str = DEFAULT_OUT, seed: int = 0, config: str = "ful
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: generate the embedded demo benchmark; returns the exit code."""
     ap = argparse.ArgumentParser(prog="python -m datamodules.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: data/demo)")
     ap.add_argument("--seed", type=int, default=0, help="the seed that fixes every byte (default: 0)")

@@ -7,7 +7,7 @@ Columns (:data:`COLUMNS`, in this order, with :data:`DTYPES`): ``dataset, split,
 compression, video_id, frame_index, crop_path, landmarks_path, mask_path, status, reason, source_label``. ``label``
 is 0 real / 1 fake, ``frame_index`` the frame's index in its video (-1: the video could not be read at
 all), ``status`` one of :data:`STATUSES`; failed frames keep their row, with empty paths and a
-``reason``. A reader needs :data:`REQUIRED` (``compression`` and ``reason`` are informational).
+``reason``. A reader needs :data:`REQUIRED` (``compression``, ``reason`` and the confounds are informational).
 
 Frame selection (:func:`select_frames`): ``k`` frames per video at the centres of ``k`` equal bins over
 the video's frames (DeepfakeBench-style even spread, not the first ``k``).
@@ -29,6 +29,7 @@ import pandas as pd
 
 from datamodules.atomic import atomic_path
 from datamodules.errors import UserError
+from datamodules.media.confounds import FEATURES as CONFOUNDS
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,15 @@ DTYPES: dict[str, str] = {
     "status": "str",
     "reason": "str",
     "source_label": "str",  # the dataset's own class name (VideoRecord.source_label), e.g. DeepfakeBench's FF-DF
+    **dict.fromkeys(CONFOUNDS, "float32"),  # NaN: not computable from what preprocessing had (see the note)
+    "confounds_note": "str",  # "face_px, resize: no source face box; ...": the missing features and why
 }
 COLUMNS: tuple[str, ...] = tuple(DTYPES)
-#: columns a reader needs (``compression``, ``reason`` and ``source_label`` only inform people; manifests
-#: written before ``source_label`` existed lack it)
-REQUIRED: tuple[str, ...] = tuple(c for c in COLUMNS if c not in ("compression", "reason", "source_label"))
+#: columns a reader needs (``compression``, ``reason``, ``source_label`` and the confounds only inform
+#: people or the confound analysis; manifests written before them lack them)
+REQUIRED: tuple[str, ...] = tuple(
+    c for c in COLUMNS if c not in ("compression", "reason", "source_label", *CONFOUNDS, "confounds_note")
+)
 #: a frame's outcome: ``ok``; no crop because of the face (``no_face``, ``face_lost``), of a preprocessing
 #: protocol's rule (``low_confidence``, ``small_face``: ``datamodules.preprocess.protocols``) or of the file
 #: (``decode_error``, ``error``). Every status but ``ok`` keeps its row with a reason.
@@ -85,7 +90,9 @@ def write_manifest(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> P
     path = Path(path)
     df = pd.DataFrame(list(rows), columns=list(COLUMNS))
     for col, dtype in DTYPES.items():
-        if dtype != "str":
+        if dtype == "float32":
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype(dtype)  # absent -> NaN
+        elif dtype != "str":
             df[col] = df[col].astype(dtype)
         elif df[col].isna().all():  # a column no row carries (e.g. rows built before it existed)
             df[col] = pd.Series([""] * len(df), dtype="str")

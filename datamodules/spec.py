@@ -46,4 +46,5 @@ class DataSpec:
 
     @property
     def mask_side(self) -> int:
+        """Side of the region and forgery masks: ``mask_size``, or ``input_size`` when unset."""
         return self.mask_size or self.input_size

@@ -130,8 +130,9 @@ class Detector(L.LightningModule):
     converters: ClassVar[dict[str, Conversion]] = {}
     #: datamodule settings the method itself needs (SBI: reals + self-blends only); a grid's data section wins
     data_defaults: ClassVar[dict[str, Any]] = {}
-    #: checkpoints store rebuildable frozen backbones by reference (:mod:`detectors.frozen_backbone`)
-    lean_checkpoints: ClassVar[bool] = True
+    #: checkpoints store rebuildable frozen backbones by reference (:mod:`detectors.frozen_backbone`);
+    #: a class default that one instance may override (``benchmark.perf.checkpoints`` writes the full format)
+    lean_checkpoints: bool = True
 
     def __init__(self, reference: str = PAPER, **recipe_overrides: Any) -> None:
         # The CPU random state before anything is built: a lean checkpoint records it, so a frozen backbone
@@ -235,6 +236,7 @@ class Detector(L.LightningModule):
 
     # ------------------------------------------------------------------ subclass API
     def forward(self, batch: Batch) -> DetectorOutput:  # pragma: no cover - abstract
+        """The detector's logits (and auxiliary outputs) for ``batch``; each detector implements it."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(batch)")
 
     def loss(self, batch: Batch, out: DetectorOutput) -> dict[str, Tensor]:
@@ -259,15 +261,18 @@ class Detector(L.LightningModule):
         return module
 
     def train(self, mode: bool = True) -> Detector:
+        """Set training mode, keeping the frozen modules in eval mode (their dropout and norms stay fixed)."""
         super().train(mode)
         for m in self._frozen:
             m.eval()
         return self
 
     def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters the optimiser updates (those with ``requires_grad``)."""
         return [p for p in self.parameters() if p.requires_grad]
 
     def num_trainable_parameters(self) -> int:
+        """The number of trainable parameter values."""
         return sum(p.numel() for p in self.trainable_parameters())
 
     # ------------------------------------------------------------------ frozen forward (cache hook)
@@ -340,6 +345,7 @@ class Detector(L.LightningModule):
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        """One training step: check the batch, forward, the detector's loss; every term is logged."""
         self.check_batch(batch, training=True)
         out = self.forward_batch(batch)
         losses = self.loss(batch, out)
@@ -355,6 +361,7 @@ class Detector(L.LightningModule):
         return losses["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        """One validation step: the BCE loss is logged and the batch added to the epoch's AUC."""
         self.check_batch(batch, training=False)
         out = self.forward_batch(batch)
         loss = F.binary_cross_entropy_with_logits(out.logits, batch.label.float())
@@ -362,6 +369,7 @@ class Detector(L.LightningModule):
         self.log("val/loss", loss, batch_size=len(batch), on_epoch=True, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
+        """Log the epoch's validation AUC (the checkpoint monitor) and reset it."""
         self.log("val/auc", self.val_auc.compute(), prog_bar=True)
         self.val_auc.reset()
 
@@ -422,8 +430,10 @@ class Detector(L.LightningModule):
         return groups
 
     def configure_optimizers(self) -> Any:
+        """The recipe's optimiser over the checked parameter groups, with its scheduler and warm-up if any."""
         r = self.recipe
         groups = self._checked_param_groups()
+        opt: torch.optim.Optimizer
         if r.optimizer == "adam":
             opt = torch.optim.Adam(groups, lr=r.lr, betas=r.betas, weight_decay=r.weight_decay)
         elif r.optimizer == "adamw":
@@ -433,8 +443,8 @@ class Detector(L.LightningModule):
         if r.scheduler is None and r.warmup_steps == 0:
             return opt
         if r.scheduler == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=r.step_size, gamma=r.gamma)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+            step = torch.optim.lr_scheduler.StepLR(opt, step_size=r.step_size, gamma=r.gamma)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": step, "interval": "epoch"}}
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
         warm = min(r.warmup_steps, total - 1) if total > 1 else 0
 

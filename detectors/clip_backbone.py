@@ -47,6 +47,7 @@ class ClipGeometry:
 
     @property
     def num_patches(self) -> int:
+        """The number of patch tokens (``grid`` x ``grid``)."""
         return self.grid * self.grid
 
 

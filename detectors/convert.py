@@ -237,6 +237,8 @@ def rehome(state: StateDict, rules: list[tuple[str, str]], what: str) -> StateDi
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: convert another code base's checkpoint (or list the released ones); returns the exit
+    code."""
     p = argparse.ArgumentParser(
         prog="python -m detectors.convert",
         description="Convert another code base's checkpoint into a checkpoint of this suite "

@@ -52,6 +52,7 @@ def export(src: str | Path, dst: str | Path, full: bool, expected: str | None = 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: export a checkpoint (lean or ``--full``); returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m detectors.export", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", type=Path, help="a checkpoint detectors.load_detector reads (full or lean)")
     p.add_argument("out", type=Path, help="where to write the export")

@@ -80,6 +80,7 @@ class BackboneSource:
     init: str = "random"
 
     def describe(self) -> str:
+        """Where the frozen backbone comes from, in words (architecture, weights or initialisation)."""
         where = self.weights_file or (f"pretrained={self.pretrained!r}" if self.pretrained else "")
         what = f"{self.kind} {self.arch}"
         if self.init == "pretrained":
@@ -91,6 +92,7 @@ class BackboneSource:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The source as a JSON-ready dict (recorded in lean checkpoints)."""
         return asdict(self)
 
 
@@ -102,6 +104,7 @@ def tag_backbone(module: nn.Module, source: BackboneSource) -> nn.Module:
 
 
 def backbone_source(module: nn.Module) -> BackboneSource | None:
+    """The source recorded on ``module`` (None when it has none: it is then stored in full)."""
     return getattr(module, SOURCE_ATTR, None)
 
 
@@ -133,6 +136,8 @@ class DigestCache:
         self._seen: dict[str, tuple[tuple[Any, ...], str]] = {}
 
     def digest(self, key: str, t: Tensor) -> str:
+        """The digest of tensor ``t`` under ``key``, recomputed only when the tensor changed since the last
+        call."""
         sig = (t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape))
         hit = self._seen.get(key)
         if hit is not None and hit[0] == sig:
@@ -303,10 +308,12 @@ def slim_checkpoint(model: Detector, checkpoint: dict[str, Any]) -> dict[str, An
 
 
 def is_lean(checkpoint: Mapping[str, Any]) -> bool:
+    """Whether ``checkpoint`` is lean (its frozen backbones stored by reference)."""
     return bool(checkpoint.get(LEAN_KEY))
 
 
 def describe_sources(section: Mapping[str, Any]) -> str:
+    """The recorded backbone sources of a lean checkpoint's section, in words."""
     parts = []
     for s in section.get("sources", []):
         src = BackboneSource(**{k: s.get(k) for k in ("kind", "arch", "pretrained", "weights_file", "init")})

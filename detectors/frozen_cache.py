@@ -85,6 +85,7 @@ class CacheStats:
     written_bytes: int = 0
 
     def to_dict(self) -> dict[str, int]:
+        """The counters as a dict (recorded with the cell)."""
         return {"hits": self.hits, "misses": self.misses, "written_bytes": self.written_bytes}
 
 
@@ -118,6 +119,7 @@ class FrozenFeatureCache:
         return sid
 
     def pack_path(self, sid: str, keys: Sequence[str]) -> Path:
+        """The pack file of the features of samples ``keys`` in scope ``sid``."""
         name = _sha(sid + "\n" + "\n".join(keys))[:32]
         return self.root / sid / name[:2] / f"{name}{SUFFIX}"
 
@@ -178,6 +180,7 @@ class FrozenFeatureCache:
 
     # ------------------------------------------------------------------ housekeeping
     def packs(self) -> list[Path]:
+        """Every pack file of the cache, sorted."""
         return sorted(self.root.rglob(f"*{SUFFIX}")) if self.root.is_dir() else []
 
     def size(self) -> int:
@@ -224,6 +227,7 @@ def _metadata(data: bytes) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: ``stats``, ``prune`` or ``clear`` the frozen-feature cache; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m detectors.frozen_cache", description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=["stats", "prune", "clear"])
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"cache folder (default {DEFAULT_ROOT})")

@@ -70,6 +70,8 @@ class Recipe:
             raise ValueError(f"Recipe needs lr > 0, epochs >= 1, batch_size >= 1: {self}")
 
     def with_overrides(self, **overrides: Any) -> Recipe:
+        """A copy with ``overrides`` applied (``augmentation`` may be a mapping of its own overrides); a
+        TypeError naming unknown settings."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -92,6 +94,7 @@ class Recipe:
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
     def to_dict(self) -> dict[str, Any]:
+        """The recipe as a dict (recorded with each cell)."""
         return asdict(self)
 
     def _settings(self) -> dict[str, Any]:

@@ -104,6 +104,8 @@ def list_detectors() -> list[str]:
 
 
 def get_detector_class(name: str) -> type[Detector]:
+    """The class registered as ``name``, importing its module on first use; an error listing the known
+    detectors."""
     if name not in _REGISTRY:
         modules = _modules()
         if name not in modules:
@@ -136,7 +138,9 @@ def load_detector(path: str | Path, expected: str | None = None, map_location: s
     both hashes when it differs) and filled in; a full checkpoint loads every tensor from the file.
 
     Args:
+        path: the checkpoint file.
         expected: if given, refuse a checkpoint of another detector.
+        map_location: the device the tensors are loaded onto.
     """
     path = Path(path)
     if not path.is_file():

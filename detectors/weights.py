@@ -24,6 +24,8 @@ class PretrainedUnavailableWarning(UserWarning):
 
 
 def warn_random_init(what: str, reason: str) -> None:
+    """Warn (``PretrainedUnavailableWarning``) that ``what`` starts from random weights because of
+    ``reason``."""
     warnings.warn(
         f"{what}: pretrained weights unavailable ({reason}); using RANDOM initialisation. "
         "Results are not comparable with published numbers.",
@@ -60,6 +62,8 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
 def strip_prefix(
     state: Mapping[str, Tensor], prefixes: tuple[str, ...] = ("module.", "model.")
 ) -> dict[str, Tensor]:
+    """``state`` with the leading ``prefixes`` removed from its keys (as saved by DataParallel or
+    wrappers)."""
     out = {}
     for k, v in state.items():
         for p in prefixes:

@@ -79,6 +79,8 @@ class LayerFusion(nn.Module):
         self.weight = nn.Parameter(torch.zeros(num_layers))
 
     def forward(self, per_layer: Tensor) -> Tensor:
+        """Per-layer tokens ``[L, B, N, D]`` mixed with softmax-normalised layer weights into ``[B, N,
+        D]``."""
         w = self.weight.softmax(0).to(per_layer.dtype)
         return torch.einsum("l,lbnd->bnd", w, per_layer)
 
@@ -95,6 +97,7 @@ class ResidualAdapter(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x`` plus the bottleneck adapter's output on normalised ``x``."""
         return x + self.up(F.gelu(self.down(self.norm(x))))
 
 

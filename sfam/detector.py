@@ -140,6 +140,7 @@ class SFAMDetector(Detector):
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: Batch) -> DetectorOutput:
+        """SFAM's output for ``batch``: the frozen CLIP pass, then its own modules."""
         self._check_regions(batch)  # before the expensive frozen pass
         return self.forward_from_frozen(batch, self.frozen_features(batch))
 
@@ -154,6 +155,7 @@ class SFAMDetector(Detector):
         return {"cls": cls} if tokens is None else {"cls": cls, "tokens": tokens}
 
     def forward_from_frozen(self, batch: Batch, feats: dict[str, Tensor]) -> DetectorOutput:
+        """SFAM's modules on frozen CLIP features already computed (or read from the frozen-feature cache)."""
         self._check_regions(batch)
         return self.output(self.model.forward_features(feats["cls"], feats.get("tokens"), batch.region_masks))
 
@@ -183,6 +185,8 @@ class SFAMDetector(Detector):
 
     # ------------------------------------------------------------------ loss
     def loss(self, batch: Batch, out: DetectorOutput) -> dict[str, Tensor]:
+        """SFAM's weighted loss: cross-entropy plus the patch, region, image-text and MoE balance terms whose
+        weight is set."""
         if not isinstance(out.aux, SFAMAux) or out.aux.sfam is None:
             raise TypeError(f"{self.name}.loss needs the output of its own forward() (SFAMAux)")
         s: SFAMOutput = out.aux.sfam

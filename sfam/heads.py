@@ -29,6 +29,8 @@ class AttentionPool(nn.Module):
         self.scale = dim**-0.5
 
     def forward(self, tokens: Tensor, valid: Tensor | None = None) -> Tensor:
+        """Attention pooling of ``tokens`` ``[B, T, D]`` with one learned query; ``valid`` masks out
+        tokens."""
         scores = (self.norm(tokens) @ self.query.to(tokens.dtype)).float() * self.scale
         if valid is not None:
             scores = scores.masked_fill(~valid, float("-inf"))

@@ -101,7 +101,7 @@ class SFAMModel(nn.Module):
             raise ValueError(
                 "SFAM needs a CLIP visual tower with a projection (visual.proj) into the joint space"
             )
-        self.visual = clip.visual
+        self.visual: nn.Module = clip.visual
         scale = min(float(clip.logit_scale.detach().exp()), MAX_LOGIT_SCALE)
         self.register_buffer("logit_scale", torch.tensor(scale))
         self.prompts = PromptBank(clip, self.regions, n_ctx=n_ctx)
@@ -124,13 +124,16 @@ class SFAMModel(nn.Module):
     # ------------------------------------------------------------------ structure
     @property
     def needs_patches(self) -> bool:
+        """Whether the enabled modules read CLIP's patch tokens (alignment or the region MoE)."""
         return self.use_alignment or self.use_moe
 
     @property
     def needs_regions(self) -> bool:
+        """Whether the forward needs the batch's region masks."""
         return self.needs_patches
 
     def frozen_modules(self) -> list[nn.Module]:
+        """The frozen CLIP towers (visual, and the text tower when prompts are learned through it)."""
         mods: list[nn.Module] = [self.visual]
         if self.prompts.tower is not None:
             mods.append(self.prompts.tower)
@@ -145,6 +148,7 @@ class SFAMModel(nn.Module):
         return clip_patch_tokens(self.visual, image, self.layers)
 
     def forward(self, image: Tensor, region_masks: Tensor | None = None) -> SFAMOutput:
+        """SFAM's output for ``image``: the frozen CLIP pass, then its own modules."""
         return self.forward_features(*self.clip_features(image), region_masks)
 
     def forward_features(

@@ -43,6 +43,7 @@ class FFN(nn.Module):
         nn.init.zeros_(self.fc2.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The two-layer GELU feed-forward network."""
         return self.fc2(F.gelu(self.fc1(x)))
 
 
@@ -64,6 +65,7 @@ class RegionExperts(nn.Module):
         return F.gelu(x @ self.w1[:, s] + self.b1[s]) @ self.w2[s] + self.b2[e]
 
     def forward(self, x: Tensor, gates: Tensor) -> Tensor:
+        """Every expert's FFN on ``x`` at once, each scaled by its gate, summed."""
         h = F.gelu(x @ self.w1 + self.b1)  # [..., E*H]
         h = h.unflatten(-1, (self.num_experts, self.hidden)) * gates.unsqueeze(-1).to(h.dtype)
         return h.flatten(-2) @ self.w2 + gates.to(h.dtype) @ self.b2
@@ -123,6 +125,8 @@ class RegionMoE(nn.Module):
         return logits.softmax(-1)
 
     def forward(self, x: Tensor, assign: Tensor) -> MoEOutput:
+        """Route the normalised tokens to the region experts; residual plus expert and shared outputs, with
+        the gates."""
         h = self.norm(x)
         gates = self.route(h, assign)
         return MoEOutput(tokens=x + self.experts(h, gates) + self.shared(h), gates=gates)
@@ -137,6 +141,7 @@ class SingleExpert(nn.Module):
         self.expert = FFN(dim, hidden)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x`` plus the single expert's output on normalised ``x`` (the MoE ablation)."""
         return x + self.expert(self.norm(x))
 
 

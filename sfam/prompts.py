@@ -256,6 +256,8 @@ class PromptBank(nn.Module):
         return F.normalize(total, dim=-1).view(-1, 2, emb.shape[-1])
 
     def forward(self) -> tuple[Tensor, Tensor]:
+        """Region and global text embeddings of the prompts (through the text tower when the context is
+        learned)."""
         if self.tower is not None:
             return self._split(self._pool(self.tower(self.tokens, self.ctx), self.owner))
         return self._split(self.text)

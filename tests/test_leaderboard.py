@@ -36,7 +36,7 @@ from benchmark.report.groups import Group, collect
 from benchmark.report.leaderboard import main, md_table, render
 from benchmark.store import ScoreStore
 from tests.exact_reference import exact_eer, exact_eer_threshold, exact_video_scores
-from tests.shift_reference import exact_ece, reference_normalised_matrix
+from tests.shift_reference import exact_ece, matched_reference, reference_normalised_matrix
 
 #: a small normalisation protocol for the reference test (the independent few-shot reference is slow)
 SMALL_NORMALISATION = NormalisationSettings(k=6, repeats=4, folds=3)
@@ -206,6 +206,8 @@ class Reference:
         record: dict | None = None,
         normalised: Any = None,
         perturbed: dict[str, pd.DataFrame] | None = None,
+        shortcut: Reference | None = None,
+        features: tuple[str, ...] = (),
     ):
         self.units = {"frame": test, "video": exact_video_scores(test)}
         self.val = val
@@ -213,6 +215,8 @@ class Reference:
         self.normalised_result = normalised  # the protocol's recorded draws (NormalisationResult)
         self._normalised: dict[str, dict[str, np.ndarray]] = {}
         self.perturbed = perturbed or {}  # test frames of the derived cells, by condition tag
+        self.shortcut = shortcut  # the shortcut detector's Reference (confounds), if any
+        self.features = features  # the confound columns the test frames carry
         self._scores = {
             (level, d, y): g.score.to_numpy()
             for level, u in self.units.items()
@@ -244,6 +248,9 @@ class Reference:
         }
         out["shift_gap"] = out["diag_mean"] - out["offdiag_mean"]
         return out
+
+    def matched(self, pair: tuple[str, str]) -> dict[str, float]:
+        return matched_reference(self.units["frame"], list(self.features), *pair)
 
     def robust(self) -> tuple[float, float]:
         """Mean video AUC under each DeeperForensics distortion, mean over its levels, then over distortions
@@ -367,6 +374,13 @@ REFERENCES: dict[tuple[str, str], Ref] = {
     ("normalisation", "shift_closed"): lambda r, m: r.normalised(m)["shift_closed"],
     # paired comparisons (r: detector a's Reference, d: detector b's): the difference a - b of the
     # seed-mean estimates; its interval and p are checked in test_paired_comparisons_match_references
+    # confounds (d: an ordered pair (real, fake)); checked in tests/test_confounds_report.py, whose store
+    # has the shortcut detector's cell carrying the features
+    ("confounds", "raw_auc"): lambda r, p: r.entry("video", *p),
+    ("confounds", "matched_auc"): lambda r, p: r.matched(p)["auc"],
+    ("confounds", "kept"): lambda r, p: r.matched(p)["kept"],
+    ("confounds", "ess"): lambda r, p: (r.matched(p)["ess_real"], r.matched(p)["ess_fake"]),
+    ("confounds", "shortcut_auc"): lambda r, p: r.shortcut.entry("video", *p) if r.shortcut else np.nan,
     ("paired", "video_auc"): lambda r, o: r.summary("video")["diag_mean"] - o.summary("video")["diag_mean"],
     ("paired", "pair_mean"): lambda r, o: r.summary("video")["pair_mean"] - o.summary("video")["pair_mean"],
     ("paired", "worst"): lambda r, o: r.summary("video")["worst"] - o.summary("video")["worst"],
@@ -395,6 +409,7 @@ def _declared() -> list[tuple[str, Column]]:
         + [("operating", c) for c in columns.OPERATING.columns]
         + [("quality", c) for c in columns.QUALITY.columns]
         + [("normalisation", c) for c in columns.NORMALISATION.columns]
+        + [("confounds", c) for c in columns.CONFOUNDS.columns]
         + [("paired", c) for c in columns.PAIRED.columns]
     )
 
@@ -467,6 +482,8 @@ def check_analysis_against_references(tmp_path: Path, seeds: tuple[int, ...], de
 
     for table, c in _declared():
         if table == "paired":  # two detectors: test_paired_comparisons_match_references
+            continue
+        if table == "confounds":  # needs the shortcut's cell: tests/test_confounds_report.py
             continue
         if table == "normalisation":  # per method: the mean over repeats and the spread of the repeats
             for m in METHOD_NAMES:

@@ -75,7 +75,19 @@ def test_split_phases_of_a_synthetic_run() -> None:
 
 @given(
     st.fixed_dictionaries(
-        {k: secs for k in ("data", "plan", "preprocess", "cells", "perturbed", "leaderboards")}
+        {
+            k: secs
+            for k in (
+                "data",
+                "plan",
+                "backfill",
+                "preprocess",
+                "cells",
+                "perturbed",
+                "shortcut",
+                "leaderboards",
+            )
+        }
     ),
     st.lists(st.tuples(st.booleans(), secs), max_size=6),
     secs,

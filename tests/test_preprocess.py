@@ -153,6 +153,12 @@ def test_ffpp_end_to_end_manifest_crops_landmarks_masks(ffpp_run):
     lm = np.load(manifest.parent / df.landmarks_path.iloc[0])
     t = align.template(256, 1.3)
     assert np.abs(lm[36:42].mean(0) - t[0]).max() < 10 and np.abs(lm[42:48].mean(0) - t[1]).max() < 10
+    # confounds: everything a video frame gives, its JPEG quality marked missing with the reason
+    feats = ["face_px", "resize", "sharpness", "brightness", "contrast", "blockiness", "yaw", "pitch", "roll"]
+    assert df[feats].notna().all().all() and df.jpeg_quality.isna().all()
+    assert (df.confounds_note == "jpeg_quality: video frame (no image file)").all()
+    assert np.allclose(df.resize * df.face_px, 256, rtol=1e-5)
+    assert (df.yaw.abs() < 60).all() and (df.roll.abs() < 20).all()  # aligned crops: little roll left
 
 
 def test_resume_skips_finished_videos_and_refuses_other_options(ffpp_run):
@@ -316,6 +322,11 @@ def test_images_gray_rgba_and_several_faces(tmp_path):
     m = align.alignment_matrix(biggest.points5)
     ref = cv2.cvtColor(align.warp(t1, m, 256), cv2.COLOR_RGB2BGR)
     assert np.abs(crop.astype(int) - ref.astype(int)).mean() < 8
+    group = df[df.video_id == "imgs/fake/group"].iloc[0]
+    w, h = biggest.box[2] - biggest.box[0], biggest.box[3] - biggest.box[1]
+    assert group.face_px == pytest.approx(float(np.sqrt(w * h)), rel=1e-3)
+    assert group.jpeg_quality == 95  # OpenCV's default JPEG quality, written above
+    assert df[df.video_id != "imgs/fake/group"].jpeg_quality.isna().all()  # PNG sources
 
 
 def test_mask_picks_the_manipulated_face_and_tracking_never_switches_person(tmp_path):

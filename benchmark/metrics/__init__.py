@@ -27,12 +27,22 @@ live in ``benchmark.metrics.summaries``; this package re-exports them all.
 Beyond measuring the shift (arrays in, numbers out, each with a frames-table entry point):
 ``benchmark.metrics.normalisation`` (per-domain post-hoc normalisation baselines and "shift closed"),
 ``benchmark.metrics.operating`` (thresholds fixed on one split, rates on another; oracle TPR at FPR),
-``benchmark.metrics.calibration`` (ECE over equal-mass bins, Brier score, log loss) and
-``benchmark.metrics.paired`` (paired bootstrap differences, bootstrap p-values, Holm, t-test over seeds).
+``benchmark.metrics.calibration`` (ECE over equal-mass bins, Brier score, log loss),
+``benchmark.metrics.paired`` (paired bootstrap differences, bootstrap p-values, Holm, t-test over seeds) and
+``benchmark.metrics.confounds`` (confound-matched Cross-AUC: coarsened exact matching or inverse propensity
+weights, weighted AUC, share kept, Kish's effective sample size).
 """
 
 from benchmark.metrics.binary import accuracy, auc, average_precision, eer, eer_threshold, roc
 from benchmark.metrics.calibration import N_BINS, brier_score, ece, log_loss
+from benchmark.metrics.confounds import (
+    MatchedCrossAUC,
+    MatchingSettings,
+    cem_weights,
+    kish_ess,
+    matched_cross_auc,
+    weighted_auc,
+)
 from benchmark.metrics.cross_auc import SUMMARY_KEYS, cross_auc_matrix, cross_auc_summary, pooled_auc
 from benchmark.metrics.normalisation import (
     METHOD_NAMES,
@@ -89,6 +99,12 @@ from benchmark.metrics.summaries import (
 )
 
 __all__ = [
+    "MatchedCrossAUC",
+    "MatchingSettings",
+    "cem_weights",
+    "kish_ess",
+    "matched_cross_auc",
+    "weighted_auc",
     "AGGREGATIONS",
     "FPR_TARGETS",
     "LEVELS",

@@ -359,11 +359,12 @@ def _domain_pools(
     if val is None:
         return pools
     vu = val.units("video", agg)
+    val_ids, _ = val.require_video()
     for j, name in enumerate(u.datasets):
         if name not in vu.datasets:
             continue
         m = np.flatnonzero(vu.dataset_code == vu.datasets.index(name))
-        ids = val.video_ids[m]
+        ids = val_ids[m]
         keep = ~np.isin(ids, test_ids[j])
         if keep.any():
             pools[j] = (vu.label[m][keep], vu.score[m][keep], ids[keep])
@@ -437,7 +438,8 @@ def normalisation_analysis(
     vs = as_scores(val, need_video=True) if has_val else None
     k = len(u.datasets)
     idx = [np.flatnonzero(u.dataset_code == j) for j in range(k)]  # in video-number order
-    test_ids = [s.video_ids[i] for i in idx]
+    video_ids, _ = s.require_video()
+    test_ids = [video_ids[i] for i in idx]
     pools = _domain_pools(u, vs, test_ids, agg)
     raw = matrix_from_units(u)
     logits = logit(u.score)
@@ -451,8 +453,9 @@ def normalisation_analysis(
     matrices = {"raw": np.broadcast_to(raw, (settings.repeats, k, k)).copy()}
     for name in dict.fromkeys(methods):
         m = METHODS[name]
-        if m.fit is None:
+        if m.fit is None or m.data is None:  # no fit: the raw matrix is its result
             continue
+        data = m.data
         values = logits if m.space == "logit" else u.score
         if m.data == "domain":  # label-free, on the domain's own test scores: one transform, every repeat
             z = np.empty_like(values)
@@ -473,9 +476,12 @@ def normalisation_analysis(
             undefined = np.zeros(k, dtype=bool)
             for d in by_repeat.get(r, []):
                 j = d.domain
-                cal = d.calibration[m.data]
+                cal = d.calibration[data]
+                pool, pool_x = pools[j], pool_values[j]
                 if d.source == "val":
-                    y_cal, x_cal = pools[j][0][cal], pool_values[j][cal]
+                    # a val draw is made only for a domain with a val pool (_draws)
+                    assert pool is not None and pool_x is not None
+                    y_cal, x_cal = pool[0][cal], pool_x[cal]
                 else:
                     y_cal, x_cal = u.label[idx[j]][cal], values[idx[j]][cal]
                 try:

@@ -132,9 +132,10 @@ def different_videos(a: Scores, b: Scores) -> str | None:
     if a.datasets != b.datasets:
         return f"other test sets: {list(a.datasets)} vs {list(b.datasets)}"
     ua, ub = a.units("video"), b.units("video")
+    (ids_a, _), (ids_b, _) = a.require_video(), b.require_video()
     for j, name in enumerate(a.datasets):
-        ia = a.video_ids[ua.dataset_code == j]
-        ib = b.video_ids[ub.dataset_code == j]
+        ia = ids_a[ua.dataset_code == j]
+        ib = ids_b[ub.dataset_code == j]
         if len(ia) != len(ib) or not np.array_equal(ia, ib):
             extra = sorted(set(ia.tolist()) ^ set(ib.tolist()))[:3]
             return f"test set {name!r} has other videos (e.g. {extra})"
@@ -154,10 +155,15 @@ def paired_bootstrap(
     """Detector a minus detector b on the same videos, resample by resample (:func:`bootstrap` twice).
 
     Args:
-        frames_a, frames_b: the two detectors' test scores (same test sets and videos, else ValueError).
+        frames_a: detector a's test scores.
+        frames_b: detector b's test scores (the same test sets and videos as a, else ValueError).
         statistics: bootstrap statistics (``diag_mean`` = mean video AUC, ``pair_mean``, ``worst``, a
             Cross-AUC entry ``pair_name(real, fake)``, ...).
-        n, seed, level, ci, datasets: as :func:`benchmark.metrics.bootstrap`.
+        n: number of resamples, as :func:`benchmark.metrics.bootstrap`.
+        seed: the random seed; both detectors get the same resamples.
+        level: ``video`` or ``frame``, as :func:`benchmark.metrics.bootstrap`.
+        ci: the interval's coverage, as :func:`benchmark.metrics.bootstrap`.
+        datasets: the test sets to use, as :func:`benchmark.metrics.bootstrap`.
 
     Returns:
         One row per statistic: ``a``, ``b``, ``delta``, ``lo``, ``hi``, ``p`` (bootstrap), ``p_holm``

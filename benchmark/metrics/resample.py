@@ -107,8 +107,11 @@ def bootstrap(
         statistic: ``"cross_auc"`` for every Cross-AUC entry (named ``A[real|fake]``), the summaries of
             :func:`cross_auc_summary` (``worst_pair`` excluded: not a number) and ``pooled_auc``; or a
             callable of a frames table (see the module docstring).
-        n: number of resamples. seed: the random seed (same seed, same resamples, on both paths).
-        level, agg: as :func:`cross_auc_matrix` (fast path only; a callable aggregates as it likes).
+        n: number of resamples.
+        seed: the random seed (same seed, same resamples, on both paths).
+        level: ``video`` or ``frame``, as :func:`cross_auc_matrix` (fast path only).
+        agg: how frames make a video score, as :func:`cross_auc_matrix` (fast path only; a callable
+            aggregates as it likes).
         datasets: the datasets to use (both paths; default all), in matrix order for the fast path.
         ci: the interval's coverage, e.g. 0.95 -> 2.5th and 97.5th percentiles.
         exclude: datasets left out of the summaries (not of the entries), as in :func:`cross_auc_summary`.
@@ -166,9 +169,10 @@ def _cross_auc_samples(
     u: Units, ranking: Ranking, rngs: list[np.random.Generator], n: int, exclude: list[str]
 ) -> pd.DataFrame:
     k = len(u.datasets)
+    video_code, n_videos = u.video_arrays()
     # video number (within its dataset) of each real / fake, in score order
-    real_vid = [u.video_code[ranking.class_units(d, 0)] for d in range(k)]
-    fake_vid = [u.video_code[ranking.class_units(d, 1)] for d in range(k)]
+    real_vid = [video_code[ranking.class_units(d, 0)] for d in range(k)]
+    fake_vid = [video_code[ranking.class_units(d, 1)] for d in range(k)]
     # per (i, j) and fake f of j: #{reals of i < f}, #{reals of i <= f}; the first lo (hi) reals of i in
     # score order are exactly those, whatever their order within a tie group
     below = [ranking.reals_below(i) for i in range(k)]
@@ -180,8 +184,8 @@ def _cross_auc_samples(
     done = 0
     while done < n:
         b = min(chunk, n - done)
-        draws = _draws(rngs, u.n_videos, b)
-        cnt = [_counts(draws[d], int(u.n_videos[d])) for d in range(k)]
+        draws = _draws(rngs, n_videos, b)
+        cnt = [_counts(draws[d], int(n_videos[d])) for d in range(k)]
         w_real = [cnt[d][:, real_vid[d]] for d in range(k)]  # [b, n_reals_d] weights of sorted reals
         w_fake = [cnt[d][:, fake_vid[d]] for d in range(k)]
         cum_real = [
@@ -216,18 +220,19 @@ def _generic_samples(
     # u is at frame level over the rows of `frames` restricted to u.datasets, in frame order
     rows = np.flatnonzero(frames["dataset"].isin(u.datasets).to_numpy())
     k = len(u.datasets)
+    video_code, n_videos = u.video_arrays()
     # rows of each (dataset, video), grouped so that one draw selects a whole video
     per_video: list[list[np.ndarray]] = []
     for d in range(k):
         m = np.flatnonzero(u.dataset_code == d)
-        order = m[np.argsort(u.video_code[m], kind="stable")]
-        bounds = np.searchsorted(u.video_code[order], np.arange(int(u.n_videos[d]) + 1))
-        per_video.append([rows[order[bounds[v] : bounds[v + 1]]] for v in range(int(u.n_videos[d]))])
+        order = m[np.argsort(video_code[m], kind="stable")]
+        bounds = np.searchsorted(video_code[order], np.arange(int(n_videos[d]) + 1))
+        per_video.append([rows[order[bounds[v] : bounds[v + 1]]] for v in range(int(n_videos[d]))])
     records = []
     done = 0
     while done < n:
         b = min(1000, n - done)
-        draws = _draws(rngs, u.n_videos, b)
+        draws = _draws(rngs, n_videos, b)
         for r in range(b):
             parts, tags = [], []
             for d in range(k):
@@ -245,11 +250,24 @@ def _generic_samples(
     return pd.DataFrame(records, columns=names)
 
 
+_NUMBER = int | float | np.integer | np.floating | np.bool_  # what a statistic's value may be
+
+
 def _flatten(value: object) -> dict[str, float]:
     if isinstance(value, pd.DataFrame):
-        return {f"{i}|{j}": float(value.loc[i, j]) for i in value.index for j in value.columns}
+        a = value.to_numpy(dtype=np.float64).tolist()
+        return {
+            f"{i}|{j}": float(a[r][c]) for r, i in enumerate(value.index) for c, j in enumerate(value.columns)
+        }
     if isinstance(value, pd.Series):
-        return {str(k): float(v) for k, v in value.items()}
+        return {
+            str(k): float(v)
+            for k, v in zip(value.index, value.to_numpy(dtype=np.float64).tolist(), strict=True)
+        }
     if isinstance(value, dict):
-        return {str(k): float(v) for k, v in value.items() if np.isscalar(v) and not isinstance(v, str)}
-    return {"value": float(value)}
+        return {str(k): float(v) for k, v in value.items() if isinstance(v, _NUMBER)}
+    if isinstance(value, _NUMBER | np.ndarray):
+        return {"value": float(value)}
+    raise TypeError(
+        f"the statistic returned a {type(value).__name__}: expected a number, Series, DataFrame or dict"
+    )

@@ -61,6 +61,12 @@ class Units:
     video_code: np.ndarray | None
     n_videos: np.ndarray | None
 
+    def video_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(video_code, n_videos)``; a ValueError when these units were built without ``video_id``."""
+        if self.video_code is None or self.n_videos is None:
+            raise ValueError("these units have no videos: the frames table lacks column(s) ['video_id']")
+        return self.video_code, self.n_videos
+
 
 @dataclass(frozen=True, eq=False)
 class Scores:
@@ -118,12 +124,15 @@ class Scores:
 
     @property
     def has_video(self) -> bool:
+        """Whether the table has a ``video_id`` column (video-level statistics need one)."""
         return self.video_ids is not None
 
-    def require_video(self) -> None:
-        """The error :func:`validate_frames` gives a table without ``video_id`` when videos are needed."""
-        if not self.has_video:
+    def require_video(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(video_ids, video_code)``, or the error :func:`validate_frames` gives a table without
+        ``video_id``."""
+        if self.video_ids is None or self.video_code is None:
             raise ValueError(f"frames lacks column(s) ['video_id']; it has {list(self.frames.columns)}")
+        return self.video_ids, self.video_code
 
     def select(self, datasets: Iterable[str] | None) -> Scores:
         """The same scores restricted to ``datasets``, in that order (no re-validation; ``None``: self)."""
@@ -145,7 +154,7 @@ class Scores:
         keep = code >= 0
         table = self.frames if keep.all() else self.frames[keep]
         vids = vcode = None
-        if self.has_video:
+        if self.video_ids is not None and self.video_code is not None:
             vcode, vids = pd.factorize(self.video_code[keep], sort=True)  # renumber the kept videos
             vids = self.video_ids[vids]
         return Scores(
@@ -172,8 +181,8 @@ class Scores:
     def _videos(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per video (``video_ids`` order): first row, dataset code, number within its dataset, counts."""
         if "videos" not in self._cache:
-            self.require_video()
-            first = np.unique(self.video_code, return_index=True)[1]
+            _, video_code = self.require_video()
+            first = np.unique(video_code, return_index=True)[1]
             vdataset = self.dataset_code[first]
             within = np.empty(len(first), dtype=np.int64)
             for d in range(len(self.datasets)):
@@ -213,12 +222,12 @@ class Scores:
         _check_level_agg("video", agg)
         key = ("video_score", agg)
         if key not in self._cache:
-            self.require_video()
-            n = len(self.video_ids)
+            video_ids, video_code = self.require_video()
+            n = len(video_ids)
             if agg == "mean":
-                score = exact_group_means(self.score, self.video_code, n)
+                score = exact_group_means(self.score, video_code, n)
             else:
-                g = pd.Series(self.score).groupby(self.video_code)
+                g = pd.Series(self.score).groupby(video_code)
                 score = (g.median() if agg == "median" else g.max()).to_numpy()
             self._cache[key] = score
         return self._cache[key]
@@ -226,12 +235,13 @@ class Scores:
     def video_table(self, agg: str = "mean") -> pd.DataFrame:
         """One row per video, sorted by ``video_id``: ``video_id, dataset, label, score, n_frames`` (+ ``method``)."""
         first = self._videos()[0]
+        video_ids, video_code = self.require_video()
         out = {
-            "video_id": self.video_ids,
+            "video_id": video_ids,
             "dataset": self.frames["dataset"].to_numpy()[first],
             "label": self.label[first],
             "score": self.video_score(agg),
-            "n_frames": np.bincount(self.video_code, minlength=len(self.video_ids)),
+            "n_frames": np.bincount(video_code, minlength=len(video_ids)),
         }
         if "method" in self.frames.columns:
             out["method"] = self.frames["method"].to_numpy()[first]

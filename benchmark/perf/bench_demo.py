@@ -19,6 +19,7 @@ turns them into the profile:
 * ``training``: each trained cell's wall time but its scoring (its process start-up, the model, fit);
 * ``testing``: the trained cells' scoring (val + three test sets) and the demo grid's perturbed
   re-scorings (one process each);
+* ``shortcut detector``: the confound-only detector fitted after the cells (``benchmark.runner.shortcut``);
 * ``leaderboards``; ``other``: the rest of the wall time (make, exits, gaps between phases);
 * ``total``: launch to exit. Target (issue 20): < 600 s on the 2-core CPU.
 
@@ -53,6 +54,7 @@ PHASES = (
     "preprocessing",
     "training",
     "testing",
+    "shortcut detector",
     "leaderboards",
     "other",
 )
@@ -66,7 +68,8 @@ def split_phases(timings: dict[str, Any], launched: float, ended: float) -> dict
 
     Args:
         timings: the record.
-        launched, ended: epoch seconds when the command (make) was started and when it exited.
+        launched: epoch seconds when the command (make) was started.
+        ended: epoch seconds when it exited.
 
     Returns:
         Seconds per phase of :data:`PHASES` plus ``total`` (``ended - launched``); the phases add up to
@@ -91,9 +94,10 @@ def split_phases(timings: dict[str, Any], launched: float, ended: float) -> dict
         "start-up": started - launched,
         "demo generation": float(ph.get("data", 0.0)),
         "planning": float(ph.get("plan", 0.0)),
-        "preprocessing": float(ph.get("preprocess", 0.0)),
+        "preprocessing": float(ph.get("preprocess", 0.0)) + float(ph.get("backfill", 0.0)),
         "training": float(ph.get("cells", 0.0)) - scoring,
         "testing": scoring + float(ph.get("perturbed", 0.0)),
+        "shortcut detector": float(ph.get("shortcut", 0.0)),
         "leaderboards": float(ph.get("leaderboards", 0.0)),
     }
     out["other"] = (ended - launched) - sum(out.values())
@@ -190,6 +194,7 @@ def full_run(tmp: Path, extra_args: str = "") -> list[Figure]:
 
 
 def quick_run() -> list[Figure]:
+    """``--quick``: the runner's start-up alone (``python -m benchmark.run --help``), three times."""
     cmd = [sys.executable, "-m", "benchmark.run", "--help"]
     env = _env(ROOT)
     times = measure(
@@ -206,6 +211,7 @@ def quick_run() -> list[Figure]:
 
 
 def run(quick: bool) -> list[Figure]:
+    """The topic's figures: the whole command and its phases, or (``quick``) the runner's start-up."""
     if quick:
         return quick_run()
     tmp = Path(tempfile.mkdtemp(prefix="perf-bench-demo-"))
@@ -239,7 +245,8 @@ def section_md() -> list[str]:
         "fresh clone. The runner's `--timings-json` (`benchmark/runner/phases.py`) splits the wall time: "
         "start-up (make, interpreter, imports), demo generation, planning, preprocessing, training (each "
         "trained cell's process but its scoring), testing (the cell's scoring of val + three test sets and "
-        "the demo grid's five perturbed re-scorings), leaderboards, and what none of them covers. "
+        "the demo grid's five perturbed re-scorings), the shortcut detector (confound features alone), "
+        "leaderboards, and what none of them covers. "
         "`make perf` re-measures it (alone: `python -m benchmark.perf bench_demo --update-report`), and its "
         "figures are then the `bench_demo` table under Figures (target: total < 600 s); `--quick` times only "
         "the runner's start-up.",

@@ -74,6 +74,7 @@ def measure_detector(name: str, over: dict, folder: Path) -> dict[str, float]:
 
 
 def run(quick: bool) -> list[Figure]:
+    """Time a short fit of each detector and report its checkpoint sizes: former full format vs lean."""
     names = ["sfam"] if quick else list(CONFIGS)
     figs: list[Figure] = []
     for name in names:

@@ -25,6 +25,7 @@ TOPIC = "demo"
 
 
 def run(quick: bool) -> list[Figure]:
+    """Time generating the embedded demo benchmark from scratch (cold) and again with its outputs present."""
     from datamodules import demo
     from datamodules.demo_gen import sources
 

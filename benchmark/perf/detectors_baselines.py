@@ -84,7 +84,8 @@ class _Repeat(Dataset):
 
 class _StepTimer(L.Callback):
     def __init__(self, device: torch.device) -> None:
-        self.device, self.stamps = device, []
+        self.device = device
+        self.stamps: list[float] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
         _sync(self.device)
@@ -98,6 +99,8 @@ def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMan
 def bare_step_times(
     model: Detector, batch: Batch, device: torch.device, bf16: bool, steps: int, warmup: int
 ) -> list[float]:
+    """Seconds per training step of ``model`` on ``batch`` in a plain PyTorch loop (after ``warmup``
+    steps)."""
     opt = model.configure_optimizers()
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
     model.train()
@@ -119,6 +122,8 @@ def bare_step_times(
 def lightning_step_times(
     model: Detector, batch: Batch, device: torch.device, bf16: bool, steps: int, warmup: int
 ) -> list[float]:
+    """Seconds per training step of ``model`` on ``batch`` under a Lightning ``Trainer`` (after
+    ``warmup``)."""
     timer = _StepTimer(device)
     n_steps = warmup + steps + 1  # intervals between consecutive step starts
     loader = DataLoader(_Repeat(batch, n_steps), batch_size=None, collate_fn=lambda b: b)
@@ -157,9 +162,7 @@ def _setup(name: str, size: int, n: int, device: torch.device, channels_last: bo
         warnings.simplefilter("ignore")
         torch.manual_seed(0)
         model = create_detector(name, pretrained=False, input_size=size).to(device)
-    batch = make_paired_batch(size, n)
-    batch.image = batch.image.to(device)
-    batch.label, batch.method_id = batch.label.to(device), batch.method_id.to(device)
+    batch = make_paired_batch(size, n).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         batch.image = batch.image.contiguous(memory_format=torch.channels_last)
@@ -167,6 +170,7 @@ def _setup(name: str, size: int, n: int, device: torch.device, channels_last: bo
 
 
 def run(quick: bool) -> list[Figure]:
+    """Compare each baseline's training step in a bare loop and under Lightning, rounds interleaved."""
     device = _device()
     # rounds alternate bare and Lightning so that drifting load on a shared machine hits both alike
     size, n, steps, warmup, rounds = (64, 4, 1, 2, 2) if quick else (256, 16, 3, 2, 3)

@@ -41,6 +41,7 @@ def _sync(device: torch.device) -> None:
 
 
 def run(quick: bool) -> list[Figure]:
+    """Time Forensics Adapter (Cui et al., CVPR 2025) inference and training against the bare frozen CLIP."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if quick:
         kw, n, repeat = dict(ForensicsAdapter.tiny_config), 4, 3
@@ -52,7 +53,10 @@ def run(quick: bool) -> list[Figure]:
         kw, n, repeat = {"clip_model": backbone, "clip_pretrained": None}, (8 if "L-14" in backbone else 4), 3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = create_detector("forensics_adapter", **kw).to(device)
+        built = create_detector("forensics_adapter", **kw)
+    if not isinstance(built, ForensicsAdapter):
+        raise TypeError(f"'forensics_adapter' built a {type(built).__name__}, not a ForensicsAdapter")
+    model = built.to(device)
     batch = make_batch(model.data_spec, n).to(device)
     clip_size = model.geometry.image_size
     clip_image = torch.nn.functional.interpolate(batch.image, size=clip_size, mode="bilinear")

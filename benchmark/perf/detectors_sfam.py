@@ -31,7 +31,9 @@ TARGET_MODULES = ">= 4x bare CLIP (modules < 25% of CLIP)"
 
 
 def run(quick: bool) -> list[Figure]:
+    """Time SFAM inference and training, and its modules alone on cached CLIP outputs, against bare CLIP."""
     from detectors import create_detector
+    from sfam.detector import SFAMDetector
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
@@ -41,7 +43,10 @@ def run(quick: bool) -> list[Figure]:
     precisions = ("fp32",) if quick and device.type == "cpu" else ("fp32", "bf16")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        det = create_detector("sfam", pretrained=None).to(device)
+        built = create_detector("sfam", pretrained=None)
+    if not isinstance(built, SFAMDetector):
+        raise TypeError(f"'sfam' built a {type(built).__name__}, not an SFAMDetector")
+    det = built.to(device)
     batch = make_batch(det.data_spec, n).to(device)
     opt = torch.optim.AdamW(det.trainable_parameters(), lr=1e-4)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -61,6 +66,8 @@ def run(quick: bool) -> list[Figure]:
         det.loss(batch, det(batch))["loss"].backward()
         opt.step()
         sync()
+
+    cached: tuple[torch.Tensor, torch.Tensor | None]  # CLIP's outputs, set per precision below
 
     def modules_inference() -> None:
         with torch.no_grad():

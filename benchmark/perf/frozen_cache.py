@@ -35,13 +35,16 @@ SEEDS = 5
 
 def _models(n_seeds: int) -> list:
     from detectors import create_detector
+    from sfam.detector import SFAMDetector
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        models = []
+        models: list[SFAMDetector] = []
         for seed in range(n_seeds):
             torch.manual_seed(seed)
             m = create_detector("sfam", pretrained=None)
+            if not isinstance(m, SFAMDetector):
+                raise TypeError(f"'sfam' built a {type(m).__name__}, not an SFAMDetector")
             if models:  # the shared frozen tower (pretrained weights in a real grid)
                 m.model.visual.load_state_dict(models[0].model.visual.state_dict())
             models.append(m.eval())
@@ -97,6 +100,7 @@ def _score(models: list, dm, cache) -> tuple[float, list[list[float]]]:
 
 
 def run(quick: bool) -> list[Figure]:
+    """Time scoring a multi-seed SFAM grid without, into and from the frozen-feature cache."""
     from detectors.frozen_backbone import module_sha256
     from detectors.frozen_cache import FrozenFeatureCache
 
@@ -112,7 +116,7 @@ def run(quick: bool) -> list[Figure]:
     times: dict[str, list[float]] = {"off": [], "cold": [], "warm": []}
     try:
         _score(models[:1], dm, None)  # warm-up (allocator, thread pools)
-        reference = None
+        reference: list[list[float]] = []
         for r in range(repeat):
             t, off = _score(models, dm, None)
             times["off"].append(t)
@@ -129,18 +133,18 @@ def run(quick: bool) -> list[Figure]:
         shutil.rmtree(root, ignore_errors=True)
     what = f"{SEEDS} seeds x {n} images (batch {batch}), ViT-B/16 224 px, cpu, batches in memory"
     base = duration(TOPIC, f"score a {SEEDS}-seed SFAM grid, no cache", times["off"], note=what)
-    cold = duration(
+    cold_fig = duration(
         TOPIC,
         f"score a {SEEDS}-seed SFAM grid, cache starting empty",
         times["cold"],
         target=">= 4x baseline (at most a quarter of the time)",
         note=f"identical probabilities: yes ({len(reference[0])} per seed); cache {size / n / 1e3:.0f} KB per image",
     )
-    warm = duration(TOPIC, f"re-score the {SEEDS} seeds from a warm cache", times["warm"], note=what)
+    warm_fig = duration(TOPIC, f"re-score the {SEEDS} seeds from a warm cache", times["warm"], note=what)
     tower = duration(
         TOPIC,
         "SHA-256 of the frozen ViT-B/16 tower (once per model)",
         hash_s,
         note="the cache's scope; shared with the lean checkpoints' hashes",
     )
-    return [base, with_ratio(cold, base), with_ratio(warm, base), tower]
+    return [base, with_ratio(cold_fig, base), with_ratio(warm_fig, base), tower]

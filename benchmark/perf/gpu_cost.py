@@ -20,6 +20,8 @@ from benchmark.perf.flops import DetectorFlops
 
 @dataclass(frozen=True)
 class GPU:
+    """A GPU model and the dense bf16 peak the cost estimate divides by (``source``: its datasheet)."""
+
     name: str
     peak_tflops: float  # dense bf16 tensor-core peak, vendor datasheet
     source: str
@@ -63,6 +65,8 @@ def cross_detectors() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class CellCost:
+    """FLOPs and image counts of one detector's cell of the ``cross`` grid (all seeds)."""
+
     detector: str
     train_images: int
     eval_images: int
@@ -71,18 +75,22 @@ class CellCost:
 
     @property
     def total_pflop(self) -> float:
+        """Training plus evaluation PFLOP."""
         return self.train_pflop + self.eval_pflop
 
     def hours(self, gpu: GPU, n_gpus: int = 1) -> float:
+        """Estimated hours on ``n_gpus`` of ``gpu`` at the assumed utilisation (and multi-GPU scaling)."""
         rate = gpu.peak_tflops * 1e12 * UTILISATION * (n_gpus * SCALING_8 if n_gpus > 1 else 1.0)
         return self.total_pflop * 1e15 / rate / 3600
 
 
 def images_per_epoch(f: DetectorFlops) -> int:
+    """Training images per epoch: FF++ training videos x manipulation versions x frames per video."""
     return FFPP_TRAIN_VIDEOS * FFPP_VERSIONS * f.frames_train
 
 
 def cell_cost(f: DetectorFlops) -> CellCost:
+    """The FLOPs of one detector's cell: training epochs, validation and every test set, for every seed."""
     train_imgs = f.epochs * images_per_epoch(f)
     val_imgs = f.epochs * FFPP_VAL_VIDEOS * FFPP_VERSIONS * f.frames_test
     test_imgs = sum(TEST_VIDEOS.values()) * f.frames_test

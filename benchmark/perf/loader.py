@@ -36,7 +36,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -44,6 +46,9 @@ import pandas as pd
 import torch
 
 from benchmark.perf.timing import Figure, throughput, with_ratio
+
+if TYPE_CHECKING:
+    from datamodules.loading.datamodule import ForgeryDataModule
 
 TOPIC = "loader"
 
@@ -107,11 +112,14 @@ def write_cache(root: Path, n: int, png_compression: int = 0) -> Path:
 def _baseline(root: Path, paths: list[str], size: int) -> None:
     for p in paths:
         bgr = cv2.imread(str(root / p), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(f"cannot read the crop {root / p}")
         rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
         torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32) / 255.0)
 
 
 def run(quick: bool = False) -> list[Figure]:
+    """Time the training loader on one worker's share of the CPU (one torch and one OpenCV thread)."""
     threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)  # one worker's share
     cv2.setNumThreads(1)  # here only: never inside DataLoader workers (it deadlocked forked workers)
@@ -184,7 +192,7 @@ def _run(quick: bool) -> list[Figure]:
                 lambda: _baseline(Path(tmp) / "png0", paths, 224),
             )
         ]
-        kb = {
+        kb: dict[int | None, float] = {
             level: np.mean([(m.parent / p).stat().st_size for p in paths]) / 1024
             for level, m in manifests.items()
         }
@@ -264,7 +272,7 @@ def _cpu_jobs(datamodule, spec, manifest: Path, n: int) -> list[_Job]:
                 _job(
                     "device part of augment_on_device, run on this CPU (no GPU here; on a GPU it runs there)",
                     len(raw) * 32,
-                    lambda raw=raw, dm=dm: [dm.on_after_batch_transfer(_fresh(b), 0) for b in raw],
+                    partial(_device_part, dm, raw),
                 )
             )
     eval_spec = DataSpec(input_size=224, mean=CLIP_MEAN, std=CLIP_STD)  # a CLIP test sample, no masks
@@ -274,6 +282,11 @@ def _cpu_jobs(datamodule, spec, manifest: Path, n: int) -> list[_Job]:
             _job(f"worker CPU: evaluation loader @224, {store} store (sequential reads)", n, _epoch(loader))
         )
     return out
+
+
+def _device_part(dm: ForgeryDataModule, raw: list) -> None:
+    for b in raw:
+        dm.on_after_batch_transfer(_fresh(b), 0)
 
 
 def _fresh(batch):
@@ -339,13 +352,14 @@ def _cpu_figures(png_job: _Job, packed_job: _Job, cpu_jobs: list[_Job]) -> list[
     _ratio(packed, packed_job, base, png_job)
     packed.target = TARGET_4X
     figs = [base, packed]
-    eval_base = eval_job = None
+    eval_base: Figure | None = None
+    eval_job: _Job | None = None
     for job in cpu_jobs:
         fig = throughput(TOPIC, job.name, job.items, job.cpu, unit=unit)
         if "evaluation loader" in job.name and eval_base is None:
             eval_base, eval_job = fig, job
             fig.note = f"{1000 / fig.value:.3f} ms CPU per sample"
-        elif "evaluation loader" in job.name:
+        elif "evaluation loader" in job.name and eval_base is not None and eval_job is not None:
             _ratio(fig, job, eval_base, eval_job)
         else:
             _ratio(fig, job, base, png_job)

@@ -146,7 +146,8 @@ def run(quick: bool = False) -> list[Figure]:
     figs += _frame_matrix_figures(frames, rounds=1 if quick else 7, quick=quick)
 
     s = Scores.from_frames(frames)
-    group, values, n_vid = s.video_code, s.score, len(s.video_ids)
+    video_ids, group = s.require_video()
+    values, n_vid = s.score, len(video_ids)
     size = f"{len(DATASETS)} x {n_frames:,} frames, {n_vid:,} videos"
     base = duration(
         TOPIC,

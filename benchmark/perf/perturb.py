@@ -30,6 +30,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -57,13 +58,15 @@ def write_test_cache(root: Path, n: int) -> Path:
     return path
 
 
-def cpu_seconds(fn: Callable[[], None]) -> float:
+def cpu_seconds(fn: Callable[[], object]) -> float:
+    """CPU seconds (process time) one call of ``fn`` takes."""
     t0 = time.process_time()
     fn()
     return time.process_time() - t0
 
 
 def run(quick: bool = False) -> list[Figure]:
+    """Time the test-time perturbations on one worker's share of the CPU (one torch and one OpenCV thread)."""
     threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)  # one worker's share
     cv2.setNumThreads(1)  # here only: never inside DataLoader workers (it deadlocked forked workers)
@@ -87,7 +90,7 @@ def _run(quick: bool) -> list[Figure]:
     with tempfile.TemporaryDirectory() as tmp:
         manifest = write_test_cache(Path(tmp), n)
         crops = [
-            cv2.imread(str(manifest.parent / p), cv2.IMREAD_COLOR_RGB)
+            _read_rgb(manifest.parent / p)
             for p in pd.read_parquet(manifest)["crop_path"][: 8 if quick else 32]
         ]
 
@@ -141,6 +144,18 @@ def _run(quick: bool) -> list[Figure]:
     return figs + blur_alternatives(crops, spec.input_size, clean_ms, rounds=3 if quick else 9)
 
 
+def _read_rgb(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
+    if img is None:
+        raise FileNotFoundError(f"cannot read the crop {path}")
+    return img
+
+
+def _blur_all(fn: Callable[[np.ndarray, int], np.ndarray], crops: list[np.ndarray], k: int) -> None:
+    for c in crops:
+        fn(c, k)
+
+
 def _blur_methods(side: int) -> dict[str, Callable[[np.ndarray, int], np.ndarray]]:
     """Blur of kernel ``k`` + the detector's area resize to ``side``, four ways (see the module docstring)."""
     from albumentations.augmentations.blur.functional import create_gaussian_kernel_1d
@@ -187,9 +202,7 @@ def blur_alternatives(crops: list[np.ndarray], side: int, clean_ms: float, round
         times: dict[str, list[float]] = {name: [] for name in methods}
         for _ in range(rounds):  # interleaved, so a load change hits every method alike
             for name, fn in methods.items():
-                times[name].append(
-                    cpu_seconds(lambda fn=fn, k=k: [fn(c, k) for c in crops]) * 1000 / len(crops)
-                )
+                times[name].append(cpu_seconds(partial(_blur_all, fn, crops, k)) * 1000 / len(crops))
         base = None
         for name, fn in methods.items():
             diff = np.concatenate(

@@ -38,7 +38,10 @@ def _face(name: str) -> np.ndarray:
         return skimage.data.astronaut()
     import matplotlib
 
-    img = cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    img = cv2.imread(str(path))
+    if img is None:
+        raise FileNotFoundError(f"cannot read matplotlib's sample photo {path}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -52,7 +55,7 @@ def make_videos(root: Path, n_videos: int, n_frames: int, size: tuple[int, int] 
         face = cv2.resize(_face(("astronaut", "grace_hopper")[v % 2]), (p, p), interpolation=cv2.INTER_AREA)
         path = root / "real" / f"{v:03d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
-        wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
+        wr = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 25, (w, h))
         for i in range(n_frames):
             canvas = np.full((h, w, 3), 90, np.uint8)
             x = (w - p) // 2 + int(75 * np.sin(i / 25))
@@ -105,6 +108,7 @@ def naive_preprocess(videos: list[Path], out: Path, n: int, size: int = 256, mar
 
 
 def run(quick: bool = False) -> list[Figure]:
+    """Time preprocessing synthetic videos with each face backend (model loading not timed)."""
     from datamodules.manifest import read_manifest
     from datamodules.media import faces
     from datamodules.preprocess import preprocess_dataset

@@ -83,6 +83,7 @@ def _version(pkg: str) -> str:
 
 
 def machine_md() -> list[str]:
+    """The machine section of the performance page: CPU, RAM, GPU, load, Python and package versions."""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     versions = ", ".join(f"{p} {_version(p)}" for p in PACKAGES)
     return [
@@ -100,6 +101,7 @@ def _g(x: float) -> str:
 
 
 def figures_md(figs: Sequence[Figure]) -> list[str]:
+    """One markdown table per topic: each figure's median, range, ratio to its baseline and target."""
     out: list[str] = []
     for topic in dict.fromkeys(f.topic for f in figs):
         out += [
@@ -129,6 +131,7 @@ def _is_base(f: Figure, figs: Sequence[Figure]) -> bool:
 
 
 def summary_md(figs: Sequence[Figure]) -> list[str]:
+    """A one-line count of the machine-checked targets met, then one line per target not met."""
     verdicts = [(f, target_met(f)) for f in figs]
     checked = [(f, v) for f, v in verdicts if v in ("yes", "NO")]
     missed = [f for f, v in checked if v == "NO"]
@@ -156,6 +159,8 @@ def _workers(figs: Sequence[Figure]) -> Figure | None:
 
 
 def gpu_md(flops: Sequence[DetectorFlops], figs: Sequence[Figure]) -> list[str]:
+    """The GPU-cost section: the full ``cross`` grid's FLOPs per detector turned into GPU hours (an
+    estimate)."""
     a100, h100 = gpu_cost.GPUS
     out = [
         "## GPU cost of the full `cross` grid (estimate from FLOPs, not a measurement)",

@@ -35,6 +35,7 @@ class Figure:
     note: str = ""
 
     def to_dict(self) -> dict:
+        """The figure as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -69,6 +70,7 @@ def with_ratio(fig: Figure, base: Figure) -> Figure:
 
 
 def print_figures(figs: list[Figure]) -> None:
+    """Print the figures as a console table (median, range, ratio to baseline, target)."""
     from rich.console import Console
     from rich.table import Table
 

@@ -7,7 +7,12 @@ threshold is applied to the test sets (:class:`CellAnalysis`). Reading the shift
 per-domain normalisation baselines (``benchmark.metrics.normalisation``, ``NORMALISATION`` settings), the
 operating points fixed on the source validation split (``benchmark.metrics.operating``) and the
 probabilities' calibration and separation (``benchmark.metrics.summaries.score_quality``), all at video
-level. A column's function reads one cell through a :class:`View`; :func:`analyse` evaluates every column
+level. Confounds: where the frames carry the per-frame confound features (the shortcut detector's cell
+of the same grid and training set stores them, ``benchmark.runner.shortcut``; they are joined to a
+detector's test frames by ``(test set, sample_id)``), the confound-matched Cross-AUC of every ordered pair
+(``benchmark.metrics.confounds``, ``MATCHING`` settings, video level); a pair is *confounded* when the
+shortcut detector also wins it: both the detector's and the shortcut's video-level Cross-AUC intervals
+lie above 0.5 (:func:`confounded`). A column's function reads one cell through a :class:`View`; :func:`analyse` evaluates every column
 of ``benchmark.report.columns`` over the group's seeds: a value is the mean over seeds, and an interval
 comes from the same resamples applied to every seed (the seeds score the same videos and the draws depend
 only on the bootstrap seed and the videos), averaged resample by resample; a normalisation column's
@@ -31,6 +36,8 @@ import pandas as pd
 from benchmark.metrics import (
     LEVELS,
     BootstrapResult,
+    MatchedCrossAUC,
+    MatchingSettings,
     NormalisationResult,
     NormalisationSettings,
     OperatingPoints,
@@ -39,21 +46,43 @@ from benchmark.metrics import (
     cross_auc_matrix,
     cross_auc_summary,
     dataset_metrics,
+    matched_cross_auc,
     normalisation_analysis,
     operating_points,
     pair_name,
     score_quality,
     threshold_transfer,
 )
+from benchmark.metrics.confounds import has_features
 from benchmark.report import columns
 from benchmark.report.columns import Column, Estimate
 from benchmark.report.groups import Group
 from benchmark.runner.sweeps import Condition, condition_of, sort_key
+from datamodules.manifest import CONFOUNDS
 
 N_BOOT = 1000
 BOOT_SEED = 0
 #: the normalisation protocol's defaults (k = 50 calibration videos, 20 repeats, 5 folds, seed 0)
 NORMALISATION = NormalisationSettings()
+#: confound matching: coarsened exact matching, each feature cut at its median over the grid's test videos
+MATCHING = MatchingSettings()
+#: the detector whose cells hold the confound features (``benchmark.runner.shortcut.NAME``)
+SHORTCUT = "shortcut"
+
+
+@dataclass(frozen=True)
+class ConfoundRow:
+    """A row of the confounds table: the ordered pair (reals of ``real``, fakes of ``fake``), and whether the
+    shortcut detector also wins it (:func:`confounded`)."""
+
+    real: str
+    fake: str
+    confounded: bool = False
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        """``(real, fake)``: the Cross-AUC pair this row reads."""
+        return self.real, self.fake
 
 
 @dataclass(frozen=True)
@@ -68,6 +97,7 @@ class PerturbedCell:
 
 
 def analyse_perturbed(record: dict[str, Any], frames: pd.DataFrame, order: list[str]) -> PerturbedCell:
+    """Analyse a derived cell: its video-level Cross-AUC matrix and summary on the test-time condition."""
     test = Scores.from_frames(frames.reset_index(drop=True), datasets=order, need_video=True)
     matrix = cross_auc_matrix(test, level="video", datasets=order)
     return PerturbedCell(record, condition_of(record["config"]), matrix, cross_auc_summary(matrix))
@@ -91,6 +121,9 @@ class CellAnalysis:
             the val split where a test set has one, else cross-fitted).
         val: the validated non-test split (None when the cell has none).
         perturbed: the cell's derived cells by condition tag (test-time perturbations and views).
+        matched: the confound-matched Cross-AUC (video level); None when no frame carries a feature.
+        shortcut: the shortcut detector's video-level Cross-AUC matrix (seed mean) of the same grid and
+            training set; None without one.
     """
 
     record: dict[str, Any]
@@ -98,11 +131,25 @@ class CellAnalysis:
     boot: dict[str, BootstrapResult]
     sets: dict[str, pd.DataFrame]
     transfer: pd.DataFrame | None
-    operating: OperatingPoints | None = None
-    quality: pd.DataFrame | None = None
-    normalised: NormalisationResult | None = None
+    operating: OperatingPoints | None
+    quality: pd.DataFrame
+    normalised: NormalisationResult
     val: Scores | None = None
     perturbed: dict[str, PerturbedCell] = field(default_factory=dict)
+    matched: MatchedCrossAUC | None = None
+    shortcut: pd.DataFrame | None = None
+
+
+def with_confounds(frames: pd.DataFrame, features: pd.DataFrame | None) -> pd.DataFrame:
+    """``frames`` with the confound columns of ``features`` (rows keyed ``dataset, split, sample_id``: the
+    shortcut's cell), joined on those keys; ``frames`` as it is when it has them or there are none."""
+    if features is None or has_features(frames, CONFOUNDS):
+        return frames
+    keys = ["dataset", "split", "sample_id"]
+    cols = [c for c in CONFOUNDS if c in features.columns]
+    right = features[keys + cols].drop_duplicates(keys)
+    out = frames.drop(columns=[c for c in cols if c in frames.columns]).merge(right, on=keys, how="left")
+    return out
 
 
 def analyse_cell(
@@ -112,7 +159,14 @@ def analyse_cell(
     n_boot: int,
     normalisation: NormalisationSettings = NORMALISATION,
     perturbed: dict[str, PerturbedCell] | None = None,
+    features: pd.DataFrame | None = None,
+    shortcut: pd.DataFrame | None = None,
+    matching: MatchingSettings = MATCHING,
 ) -> CellAnalysis:
+    """Analyse one cell's scores: bootstrap, per-set metrics, threshold transfer, operating points, quality,
+    normalisation and, with confound ``features``, the confound-matched Cross-AUC beside the ``shortcut``
+    detector's."""
+    frames = with_confounds(frames, features)
     test = Scores.from_frames(
         frames[frames["split"] == "test"].reset_index(drop=True), datasets=order, need_video=True
     )
@@ -129,8 +183,22 @@ def analyse_cell(
             transfer = operating = None
     quality = score_quality(test, level="video")
     normalised = normalisation_analysis(test, val, settings=normalisation)
+    matched = None
+    if has_features(test, CONFOUNDS):
+        matched = matched_cross_auc(test, CONFOUNDS, level="video", settings=matching, datasets=order)
     return CellAnalysis(
-        record, test, boot, sets, transfer, operating, quality, normalised, val, dict(perturbed or {})
+        record,
+        test,
+        boot,
+        sets,
+        transfer,
+        operating,
+        quality,
+        normalised,
+        val,
+        dict(perturbed or {}),
+        matched,
+        shortcut,
     )
 
 
@@ -151,6 +219,7 @@ class View:
     resampled: bool = False
     method: str | None = None
     condition: str | None = None
+    pair: tuple[str, str] | None = None
 
     def under(self, condition: str | None) -> View:
         """This view on the scores of one test-time condition (None: the clean test)."""
@@ -163,28 +232,29 @@ class View:
 
     @property
     def record(self) -> dict[str, Any]:
+        """The cell's record."""
         return self.cell.record
 
     def stat(self, name: str) -> Any:
         """A bootstrap statistic at this level: a Cross-AUC entry (``pair_name``) or a summary key."""
         if self.condition is not None:
-            return self._perturbed_stat(name)
+            return self._perturbed_stat(self.condition, name)
         boot = self.cell.boot[self._level()]
         if self.resampled:
             return boot.samples[name].to_numpy(dtype=float)
         return float(boot.table.loc[name, "estimate"])
 
-    def _perturbed_stat(self, name: str) -> float:
+    def _perturbed_stat(self, condition: str, name: str) -> float:
         if self.resampled:
-            raise ValueError(f"condition {self.condition}: test-time conditions have point estimates only")
+            raise ValueError(f"condition {condition}: test-time conditions have point estimates only")
         if self._level() != "video":
-            raise ValueError(f"condition {self.condition}: only video-level statistics are computed")
-        pc = self.cell.perturbed[self.condition]
+            raise ValueError(f"condition {condition}: only video-level statistics are computed")
+        pc = self.cell.perturbed[condition]
         if name in pc.summary:
             return float(pc.summary[name])
         pairs = {pair_name(i, j): (i, j) for i in pc.matrix.index for j in pc.matrix.columns}
         if name not in pairs:
-            raise KeyError(f"condition {self.condition}: no statistic {name!r}")
+            raise KeyError(f"condition {condition}: no statistic {name!r}")
         return float(pc.matrix.loc[pairs[name]])
 
     def metric(self, name: str) -> float:
@@ -214,11 +284,45 @@ class View:
         """A summary (``diag_mean``, ``offdiag_mean``, ``worst``, ``shift_closed``, ...) of the Cross-AUC
         matrix after this view's normalisation ``method``: the mean over calibration repeats (undefined
         repeats left out), or with ``resampled`` the value of every repeat."""
-        vals = self.cell.normalised.summary(self.method)[name]
+        vals = self.cell.normalised.summary(self.normalisation())[name]
         if self.resampled:
             return np.asarray(vals, dtype=float)
         finite = vals[np.isfinite(vals)]
         return float(finite.mean()) if len(finite) else math.nan
+
+    def test_set(self) -> str:
+        """The test set a per-set column reads; a ValueError for a view of the whole matrix."""
+        if self.dataset is None:
+            raise ValueError("this column reads one test set, but the view names none")
+        return self.dataset
+
+    def normalisation(self) -> str:
+        """The normalisation method a ``NORMALISATION`` row reads; a ValueError when the view names none."""
+        if self.method is None:
+            raise ValueError("this column reads a normalisation method, but the view names none")
+        return self.method
+
+    def matched(self, name: str) -> float:
+        """``auc``, ``kept``, ``ess_real`` or ``ess_fake`` of the confound-matched Cross-AUC of this view's
+        pair (NaN when the cell's frames carry no confound feature)."""
+        self._no_resamples("confound matching")
+        m = self.cell.matched
+        if m is None:
+            return math.nan
+        i, j = (m.datasets.index(d) for d in self.require_pair())
+        return float(getattr(m, name)[i, j])
+
+    def shortcut(self) -> float:
+        """The shortcut detector's video-level Cross-AUC of this view's pair (NaN without one)."""
+        self._no_resamples("the shortcut detector")
+        s = self.cell.shortcut
+        return math.nan if s is None else float(s.loc[self.require_pair()])
+
+    def require_pair(self) -> tuple[str, str]:
+        """The Cross-AUC pair a per-pair column reads; a ValueError for a view without one."""
+        if self.pair is None:
+            raise ValueError("this column reads a Cross-AUC pair, but the view has none")
+        return self.pair
 
     def _level(self) -> str:
         if self.level is None:
@@ -251,6 +355,11 @@ class Analysis:
         thresholds: per source threshold, its value (seed mean; empty without).
         conditions: the test-time conditions every seed was scored under, in table order.
         incomplete: conditions only some seeds were scored under (left out of every number).
+        confounds: per ordered pair (:class:`ConfoundRow`), the ``CONFOUNDS`` columns (seed means); empty
+            when no frame carries a confound feature.
+        confound_features: the features matched on (those some test video has).
+        confounded: the pairs the shortcut detector also wins (:func:`confounded`), matrix order.
+        shortcut: the shortcut detector's Analysis of the same grid and training set (None without one).
     """
 
     datasets: list[str]
@@ -270,6 +379,29 @@ class Analysis:
     thresholds: dict[str, float] = field(default_factory=dict)
     conditions: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
+    confounds: dict[ConfoundRow, dict[str, Estimate]] = field(default_factory=dict)
+    confound_features: tuple[str, ...] = ()
+    confounded: list[tuple[str, str]] = field(default_factory=list)
+    shortcut: Analysis | None = None
+
+
+def wins(lo: float) -> bool:
+    """A scorer *wins* a Cross-AUC pair when the pair's 95 % bootstrap interval lies above 0.5."""
+    return bool(np.isfinite(lo) and lo > 0.5)
+
+
+def confounded(a: Analysis, shortcut: Analysis | None) -> list[tuple[str, str]]:
+    """The ordered pairs both ``a`` and the shortcut detector win (video level): what the nuisance
+    features alone already separate, so the detector's win there may be theirs."""
+    if shortcut is None:
+        return []
+    common = [d for d in a.datasets if d in shortcut.datasets]
+    return [
+        (i, j)
+        for i in common
+        for j in common
+        if wins(a.matrix_lo.loc[i, j]) and wins(shortcut.matrix_lo.loc[i, j])
+    ]
 
 
 def _seed_mean(values: list[Any]) -> np.ndarray:
@@ -302,8 +434,10 @@ def _column(
     coverage: float,
     dataset: str | None = None,
     method: str | None = None,
+    pair: tuple[str, str] | None = None,
 ) -> Estimate:
-    return combine(c.fn, [View(cell, c.level, dataset, method=method) for cell in cells], c.ci, coverage)
+    views = [View(cell, c.level, dataset, method=method, pair=pair) for cell in cells]
+    return combine(c.fn, views, c.ci, coverage)
 
 
 def _frame_mean(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -311,11 +445,22 @@ def _frame_mean(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def analyse(
-    group: Group, n_boot: int = N_BOOT, normalisation: NormalisationSettings = NORMALISATION
+    group: Group,
+    n_boot: int = N_BOOT,
+    normalisation: NormalisationSettings = NORMALISATION,
+    shortcut: tuple[Group, Analysis] | None = None,
+    matching: MatchingSettings = MATCHING,
 ) -> Analysis:
-    """Every declared column of ``group`` (see the module docstring for how seeds combine)."""
+    """Every declared column of ``group`` (see the module docstring for how seeds combine); ``shortcut``:
+    the shortcut detector's group and analysis of the same grid and training set (its frames carry the
+    confound features)."""
     order = group.test_order
     conditions, incomplete = _common_conditions(group)
+    features = short_matrix = None
+    if shortcut is not None:
+        sg, sa = shortcut
+        features = pd.concat([sg.scores[r["cell_id"]] for r in sg.records], ignore_index=True)
+        short_matrix = sa.matrix.reindex(index=order, columns=order)
     cells = [
         analyse_cell(
             r,
@@ -324,6 +469,9 @@ def analyse(
             n_boot,
             normalisation,
             perturbed=_perturbed(group, r, conditions, order),
+            features=features,
+            shortcut=short_matrix,
+            matching=matching,
         )
         for r in group.records
     ]
@@ -357,7 +505,7 @@ def analyse(
         thresholds = {
             t: float(np.mean([op.thresholds[t] for op in with_op])) for t in with_op[0].thresholds.index
         }
-    return Analysis(
+    result = Analysis(
         datasets=order,
         summary=summary,
         per_set=per_set,
@@ -375,6 +523,25 @@ def analyse(
         thresholds=thresholds,
         conditions=conditions,
         incomplete=incomplete,
+    )
+    if any(cell.matched is None for cell in cells):  # every seed scores the same frames: all or none
+        return replace(result, shortcut=shortcut[1] if shortcut else None)
+    short_a = shortcut[1] if shortcut else None
+    flagged = confounded(result, short_a)
+    features = [m.features for m in (cells[0].matched,) if m is not None][0]
+    rows = {
+        ConfoundRow(i, j, (i, j) in flagged): {
+            c.key: _column(c, cells, coverage, pair=(i, j)) for c in columns.CONFOUNDS.columns
+        }
+        for i in order
+        for j in order
+    }
+    return replace(
+        result,
+        confounds=rows,
+        confound_features=features,
+        confounded=flagged,
+        shortcut=short_a,
     )
 
 

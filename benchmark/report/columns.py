@@ -15,7 +15,8 @@ Tables:
 * reading the shift (``SHIFT_SECTIONS``, a detector page's section "Reading the shift", in this order):
   ``NORMALISATION`` (one row per per-domain normalisation, intervals over calibration repeats),
   ``OPERATING`` (per test set, at thresholds fixed on the source validation split) and ``QUALITY`` (per
-  test set: calibration and real/fake separation);
+  test set: calibration and real/fake separation) and ``CONFOUNDS`` (per ordered pair: the raw and the
+  confound-matched Cross-AUC, the share kept, the effective sample sizes and the shortcut detector's AUC);
 * ``PAIRED``: one row per pair of detectors on a grid's comparison page (``COMPARED`` columns, paired
   bootstrap differences).
 * ``ROBUSTNESS``, ``ROBUSTNESS_MEAN``, ``SENSITIVITY``: one row per test-time condition (a distortion at a
@@ -41,6 +42,7 @@ from datamodules.media.perturb.deeperforensics import LEVELS as DF_LEVELS
 
 if TYPE_CHECKING:
     from benchmark.report.analysis import Analysis, View
+    from benchmark.report.robustness import Row
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ class Estimate:
     hi: float = math.nan
 
 
-Formatter = Callable[[Any, "Analysis"], str]
+#: ``fmt(value, row_context)``: the context is the :class:`Analysis` of a detector's row, the
+#: robustness ``Row`` of a condition (both carry ``worst_pair``) or None (a comparison row)
+Formatter = Callable[[Any, Any], str]
 
 
 @dataclass(frozen=True)
@@ -104,15 +108,17 @@ class Table:
 
     @property
     def headers(self) -> list[str]:
+        """The table's header row: label headers, then column headers."""
         return [lab.header for lab in self.labels] + [c.header for c in self.columns]
 
-    def row(self, name: Any, values: dict[str, Any], analysis: Analysis) -> list[str]:
+    def row(self, name: Any, values: dict[str, Any], analysis: Analysis | Row | None) -> list[str]:
         """The printed fields of one row: its labels, then each column's ``fmt`` of its value."""
         return [lab.text(name) for lab in self.labels] + [
             c.fmt(values[c.key], analysis) for c in self.columns
         ]
 
     def explanations(self) -> list[str]:
+        """The explanations of the columns that have one, in column order."""
         return [c.explanation for c in self.columns if c.explanation]
 
 
@@ -218,7 +224,7 @@ def offdiag_mean(v: View) -> Any:
 
 def set_auc_bootstrapped(v: View) -> Any:
     """The test set's own AUC, as the Cross-AUC diagonal entry of the bootstrap (so it has an interval)."""
-    return v.stat(pair_name(v.dataset, v.dataset))
+    return v.stat(pair_name(v.test_set(), v.test_set()))
 
 
 def set_auc(v: View) -> float:
@@ -531,12 +537,81 @@ QUALITY = Table(
     ),
 )
 
+CONFOUNDS_INTRO = (
+    "**Confounds.** A Cross-AUC pair can be won on nuisance instead of forgery: the fakes of one set may "
+    "simply be larger, sharper, less compressed or more frontal faces than the reals of another. Every frame "
+    "carries the features a referee would name (face size in source pixels and the crop's resize factor, "
+    "sharpness as the variance of the Laplacian, brightness, RMS contrast, JPEG quality from the "
+    "quantisation tables of an image source, 8 x 8 blockiness of a decoded video frame, head yaw / pitch / "
+    "roll from the landmarks; `datamodules/media/confounds.py`), averaged per video. *Matched AUC*: the "
+    "pair's reals and fakes compared within strata of like videos only, by coarsened exact matching "
+    "(Iacus, King and Porro, Political Analysis 2012: by default every feature cut at its median over the "
+    "grid's test videos, a missing value its own bin; strata without both classes dropped, reals reweighted "
+    "to the fakes' strata; `python -m benchmark.leaderboard --matching ipw` weights the reals by inverse "
+    "propensity instead). *Kept*: the share of the pair's videos in matched strata; *ESS*: Kish's effective "
+    "number of real / fake videos after weighting. A matched AUC near the raw one says the features do not "
+    "explain the pair; one that falls towards 0.5 says they do. *Shortcut AUC*: the same pair scored by the "
+    "**shortcut detector**, a logistic regression on these features alone fitted on the training set's "
+    "train split (its own row on the leaderboard). A pair that the detector AND the shortcut detector both "
+    "win (95 % interval above 0.5) is marked **confounded**: nuisance features alone already separate it, "
+    "so the detector's win there may be theirs."
+)
+CONFOUNDS_MISSING = (
+    "No confound features for these frames: the shortcut detector's cell of this grid and training set "
+    "carries them once the manifests have them (new preprocessing records them; for existing manifests "
+    "run `python -m benchmark.run --grid <grid> --backfill-confounds`)."
+)
+
+
+def pair_stat(v: View) -> Any:
+    return v.stat(pair_name(*v.require_pair()))
+
+
+def matched(name: str) -> Callable[[View], float]:
+    def read(v: View) -> float:
+        return v.matched(name)
+
+    return read
+
+
+def ess(v: View) -> tuple[float, float]:
+    return v.matched("ess_real"), v.matched("ess_fake")
+
+
+def shortcut_auc(v: View) -> float:
+    return v.shortcut()
+
+
+def sizes(v: Estimate, analysis: Analysis) -> str:
+    r, f = _value(v)
+    return f"{fmt(r, 1)} / {fmt(f, 1)}"
+
+
+def share(v: Estimate, analysis: Analysis) -> str:
+    return percent(_value(v))
+
+
+CONFOUNDS = Table(
+    labels=(
+        Label("real", lambda r: r.real),
+        Label("fake", lambda r: r.fake),
+        Label("confounded", lambda r: "**confounded**" if r.confounded else ""),
+    ),
+    columns=(
+        Column("raw_auc", "raw AUC", pair_stat, ci=True),
+        Column("matched_auc", "matched AUC", matched("auc")),
+        Column("kept", "kept", matched("kept"), fmt=share),
+        Column("ess", "ESS real / fake", ess, fmt=sizes),
+        Column("shortcut_auc", "shortcut AUC", shortcut_auc),
+    ),
+)
+
 #: the "Reading the shift" sections of a detector page, in order: (title, intro, table, analysis field).
-#: A later analysis (e.g. confound-matched Cross-AUC) adds its section here.
 SHIFT_SECTIONS = (
     ("Offset or ranking: per-domain normalisation", NORMALISATION_INTRO, NORMALISATION, "normalisation"),
     ("Operating points fixed on the source validation split", OPERATING_INTRO, OPERATING, "operating"),
     ("Calibration and separation", "", QUALITY, "quality"),
+    ("Confounds: matched Cross-AUC and the shortcut detector", CONFOUNDS_INTRO, CONFOUNDS, "confounds"),
 )
 
 #: statistics compared between detectors on a grid's comparison page (paired video bootstrap)
@@ -623,6 +698,7 @@ for _t, _n in (
     (NORMALISATION, "NORMALISATION"),
     (OPERATING, "OPERATING"),
     (QUALITY, "QUALITY"),
+    (CONFOUNDS, "CONFOUNDS"),
     (PAIRED, "PAIRED"),
     (ROBUSTNESS, "ROBUSTNESS"),
     (ROBUSTNESS_MEAN, "ROBUSTNESS_MEAN"),
@@ -633,6 +709,7 @@ group_columns()
 
 __all__ = [
     "COMPARED",
+    "CONFOUNDS",
     "CROSS_AUC_NOTE",
     "MATRIX_SENTENCE",
     "NORMALISATION",

@@ -21,7 +21,7 @@ from itertools import combinations
 
 import numpy as np
 
-from benchmark.metrics import different_videos, holm, paired_difference, seed_ttest
+from benchmark.metrics import PairedDifference, different_videos, holm, paired_difference, seed_ttest
 from benchmark.report import columns
 from benchmark.report.analysis import Analysis, View, _seed_mean
 from benchmark.report.groups import Group
@@ -42,6 +42,7 @@ class Compared:
 
     @property
     def excludes_zero(self) -> bool:
+        """Whether the interval of the difference excludes zero."""
         return bool(self.lo > 0 or self.hi < 0)
 
 
@@ -78,6 +79,7 @@ class GridComparisons:
 
     @property
     def several_seeds(self) -> bool:
+        """Whether any detector of the grid has more than one seed (the seed columns are then shown)."""
         return any(n > 1 for stats in self.seed_stats.values() for _, _, n in stats.values())
 
 
@@ -102,7 +104,7 @@ def _per_seed(g: Group, a: Analysis, c: columns.Column) -> dict[int, float]:
 def compare_grid(grid: str, items: list[tuple[Group, Analysis]]) -> GridComparisons:
     """The paired comparisons of every two detectors of ``grid`` trained on the same set."""
     out = GridComparisons(grid)
-    raw: dict[Key, dict[str, tuple]] = {}
+    raw: dict[Key, dict[str, PairedDifference]] = {}
     for g, a in items:
         out.seed_stats[g.train_set, g.detector] = {}
         for c in columns.COMPARED:

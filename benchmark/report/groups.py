@@ -43,6 +43,7 @@ class Group:
 
     @property
     def test_order(self) -> list[str]:
+        """The group's test sets in the grid's order."""
         return [t["name"] for t in self.records[0]["config"]["test_sets"]]
 
     @property
@@ -52,22 +53,29 @@ class Group:
 
     @property
     def pretrained(self) -> str:
+        """What the group started from: the released file's label, or whether pretrained weights were
+        loaded."""
         if self.released:  # the published checkpoint itself: say which file
             labels = sorted({(r.get("weights") or {}).get("label", "released weights") for r in self.records})
             return "; ".join(labels)
+        if all("template_cell_id" in r for r in self.records):  # the shortcut detector (runner.shortcut)
+            return "n/a (confound features only)"
         vals = {bool(r.get("pretrained_loaded", False)) for r in self.records}
         return "yes" if vals == {True} else "no (random init)" if vals == {False} else "mixed"
 
     @property
     def seeds(self) -> str:
+        """The group's seeds, comma-separated."""
         return ", ".join(str(r["config"]["seed"]) for r in self.records)
 
 
 def slug(name: str) -> str:
+    """``name`` as a file-name-safe slug (runs of other characters become ``_``)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "x"
 
 
 def page_path(grid: str, detector: str) -> Path:
+    """The leaderboard page of ``detector`` on ``grid``, relative to the leaderboard folder."""
     return Path(slug(grid)) / f"{slug(detector)}.md"
 
 
@@ -103,7 +111,7 @@ def collect(store: ScoreStore) -> list[Group]:
     Only the latest configuration of each group is scored; the others are kept as ``superseded``.
     Derived cells are attached to their parents (see the module docstring).
     """
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, bool], list[dict[str, Any]]] = {}
     children: dict[str, list[dict[str, Any]]] = {}
     for cid in store.cell_ids("done"):
         rec = store.record(cid)

@@ -21,9 +21,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark.metrics import METHODS, NormalisationSettings
+from benchmark.metrics import METHODS, MatchingSettings, NormalisationSettings
 from benchmark.report import columns, figures
-from benchmark.report.analysis import BOOT_SEED, N_BOOT, NORMALISATION, Analysis, analyse
+from benchmark.report.analysis import (
+    BOOT_SEED,
+    MATCHING,
+    N_BOOT,
+    NORMALISATION,
+    SHORTCUT,
+    Analysis,
+    analyse,
+)
 from benchmark.report.columns import fmt, fmt_ci
 from benchmark.report.comparisons import GridComparisons, compare_grid
 from benchmark.report.groups import Group, collect, page_path, slug
@@ -270,7 +278,9 @@ def _normalisation_protocol(a: Analysis) -> str:
     res = a.cells[0].normalised
     st = res.settings
     val = [
-        f"{d} ({len(res.pool_ids[j])} videos)" for j, d in enumerate(res.datasets) if res.source[j] == "val"
+        f"{d} ({len(ids)} videos)"
+        for d, src, ids in zip(res.datasets, res.source, res.pool_ids, strict=True)
+        if src == "val" and ids is not None
     ]
     crossfit = [d for j, d in enumerate(res.datasets) if res.source[j] == "test"]
     parts = [
@@ -311,6 +321,11 @@ def _reading_the_shift(a: Analysis) -> list[str]:
             lines += [intro, ""]
         if attr == "normalisation":
             lines += [_normalisation_protocol(a), ""]
+        if attr == "confounds":
+            if not a.confounds:
+                lines += [columns.CONFOUNDS_MISSING, ""]
+                continue
+            lines += [_confound_note(a), ""]
         if attr == "operating":
             if not a.thresholds:
                 lines += [
@@ -319,6 +334,7 @@ def _reading_the_shift(a: Analysis) -> list[str]:
                 ]
                 continue
             op = a.cells[0].operating
+            assert op is not None  # thresholds exist only when every cell has operating points
             thr = "; ".join(_threshold_text(n, t) for n, t in a.thresholds.items())
             lines += [
                 f"Source validation split: {op.n_val_real} real / {op.n_val_fake} fake videos; thresholds "
@@ -344,6 +360,21 @@ def _reading_the_shift(a: Analysis) -> list[str]:
                 body += [_matrix_table(mat, a.datasets), ""]
             lines += _details("Balanced accuracy of every Cross-AUC pair at each source threshold", body)
     return lines
+
+
+def _confound_note(a: Analysis) -> str:
+    """What was matched on, and which pairs are confounded (or why none can be said to be)."""
+    feats = ", ".join(a.confound_features) or "none"
+    if a.shortcut is None:
+        verdict = "No shortcut detector is in the store for this grid and training set: no pair is judged."
+    elif a.confounded:
+        pairs = ", ".join(f"{i} -> {j}" for i, j in a.confounded)
+        verdict = f"**Confounded** (the shortcut detector also wins them): {pairs}."
+    else:
+        verdict = "No pair is confounded: the shortcut detector wins none that this detector wins."
+    m = a.cells[0].matched
+    how = "inverse propensity weights" if m is not None and m.method == "ipw" else "coarsened exact matching"
+    return f"Matched by {how} on: {feats} (video means). {verdict}"
 
 
 def render_comparisons(
@@ -502,16 +533,38 @@ def _write(path: Path, text: str) -> Path:
     return atomic.write_text(path, text if text.endswith("\n") else text + "\n")
 
 
+def analyse_groups(
+    groups: list[Group],
+    n_boot: int = N_BOOT,
+    normalisation: NormalisationSettings = NORMALISATION,
+    matching: MatchingSettings = MATCHING,
+) -> dict[int, Analysis]:
+    """Every group's analysis: the shortcut detector's groups first, then every other group with the
+    shortcut of its grid and training set (its frames carry the confound features)."""
+    out: dict[int, Analysis] = {}
+    shortcuts: dict[tuple[str, str], tuple[Group, Analysis]] = {}
+    for i, g in enumerate(groups):
+        if g.detector == SHORTCUT:
+            out[i] = analyse(g, n_boot, normalisation, matching=matching)
+            shortcuts[(g.grid, g.train_set)] = (g, out[i])
+    for i, g in enumerate(groups):
+        if i not in out:
+            short = shortcuts.get((g.grid, g.train_set))
+            out[i] = analyse(g, n_boot, normalisation, shortcut=short, matching=matching)
+    return dict(sorted(out.items()))
+
+
 def render(
     store_root: str | Path,
     out: str | Path,
     n_boot: int = N_BOOT,
     normalisation: NormalisationSettings = NORMALISATION,
+    matching: MatchingSettings = MATCHING,
 ) -> list[Path]:
     """Render every leaderboard file from the store at ``store_root`` into ``out``; return the paths."""
     store_root, out = Path(store_root), Path(out)
     groups = collect(ScoreStore(store_root))
-    analyses = {i: analyse(g, n_boot, normalisation) for i, g in enumerate(groups)}
+    analyses = analyse_groups(groups, n_boot, normalisation, matching)
     written = [_write(out / "README.md", render_readme(groups, analyses, store_root, n_boot))]
     pages: dict[tuple[str, str], list[tuple[Group, Analysis]]] = {}
     for i, g in enumerate(groups):
@@ -527,6 +580,7 @@ def render(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: render the leaderboard pages from the score store; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m benchmark.leaderboard", description=__doc__.split("\n")[0])
     p.add_argument(
         "--store", type=Path, default=Path("runs/store"), help="score store root (default runs/store)"
@@ -547,6 +601,18 @@ def main(argv: list[str] | None = None) -> int:
         default=NORMALISATION.repeats,
         help=f"seeded repeats of the calibration draws (default {NORMALISATION.repeats})",
     )
+    p.add_argument(
+        "--matching",
+        default=MATCHING.method,
+        choices=["cem", "ipw"],
+        help="confound matching: coarsened exact matching (default) or inverse propensity weights",
+    )
+    p.add_argument(
+        "--matching-bins",
+        type=int,
+        default=MATCHING.n_bins,
+        help=f"equal-mass bins per confound feature for coarsened exact matching (default {MATCHING.n_bins})",
+    )
     args = p.parse_args(argv)
     if not args.store.is_dir():
         from datamodules.errors import format_user_error, user_error
@@ -557,10 +623,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         norm = NormalisationSettings(k=args.calibration_videos, repeats=args.calibration_repeats)
+        matching = MatchingSettings(method=args.matching, n_bins=args.matching_bins)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    written = render(args.store, args.out, args.bootstrap, norm)
+    written = render(args.store, args.out, args.bootstrap, norm, matching)
     print(f"wrote {len(written)} files under {args.out}/")
     return 0
 

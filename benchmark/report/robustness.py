@@ -77,7 +77,8 @@ def robustness(a: Analysis) -> Robustness | None:
     dist_t, mean_t, view_t = columns.ROBUSTNESS, columns.ROBUSTNESS_MEAN, columns.SENSITIVITY
     conds = {tag: a.cells[0].perturbed[tag].condition for tag in a.conditions}
     clean = condition_row(a, None, ("clean", "0"), dist_t)
-    distortions, curves = [clean], {}
+    distortions = [clean]
+    curves: dict[str, list[tuple[int, Row]]] = {}
     for tag, cond in conds.items():
         p = cond.perturbation
         if p is None or cond.view is not None:

@@ -66,6 +66,7 @@ class CellFailed(RuntimeError):
 
 
 def base_record(cell: Cell) -> dict[str, Any]:
+    """The record fields every cell writes: ids, configuration, versions, git commit and host."""
     c = cell.config
     git = git_commit(Path(__file__).resolve().parents[2])
     return {
@@ -327,6 +328,11 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
         if not best or not Path(best).is_file():
             raise RuntimeError(f"no checkpoint was written in {work / 'checkpoints'}")
 
+    tested = best or cell.runtime.weights_path  # no best checkpoint: released weights are scored
+    if tested is None:
+        raise RuntimeError(
+            f"cell {cell.cell_id} ({cell.label}): neither a checkpoint nor released weights to score"
+        )
     t = time.time()
     scores = score_sets(cell, trainer, model, dm, writer, best)
     if parent is not None:
@@ -337,7 +343,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
     record = {
         **base_record(cell),
         "status": "done",
-        "checkpoint": str(Path(best or cell.runtime.weights_path).resolve()),
+        "checkpoint": str(Path(tested).resolve()),
         "best_val_auc": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
         "resumed": resumed,
         "pretrained_loaded": bool(model.pretrained_loaded),
@@ -359,7 +365,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
             "mode": "released",
             **asdict(c.weights),
             "label": c.weights.label,
-            "path": str(Path(cell.runtime.weights_path).resolve()),
+            "path": str(Path(tested).resolve()),
         }
     if parent is not None:
         record.update(perturbed.record_fields(cell, parent, Path(record["checkpoint"])))
@@ -370,6 +376,7 @@ def _run(cell: Cell, store: Any, work: Path, callbacks: list[Any], started: floa
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: run the cell of a spec file; returns 1 when it failed."""
     p = argparse.ArgumentParser(
         prog="python -m benchmark.runner.cell", description="Run one cell from a spec file."
     )

@@ -48,6 +48,7 @@ def load_factory(ref: str) -> DatamoduleFactory:
 
 
 def manifest_paths(config: CellConfig, runtime: Runtime) -> dict[str, Path]:
+    """The manifest path of each dataset the cell reads, under the runtime's processed root."""
     from datamodules.manifest import manifest_path
 
     return {name: manifest_path(runtime.processed_root, name) for name in config.datasets}

@@ -41,6 +41,7 @@ CONFIG_VERSION = 2
 
 
 def canonical_json(obj: Any) -> str:
+    """``obj`` as compact JSON with sorted keys: the text a configuration hash is taken of."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
@@ -81,6 +82,7 @@ class WeightsSpec:
 
     @property
     def label(self) -> str:
+        """A human-readable label: source, file name and the start of its SHA-256."""
         return f"released weights ({self.source} {self.file}, sha256 {self.sha256[:12]})"
 
 
@@ -113,6 +115,7 @@ class CellConfig:
 
     @property
     def condition(self) -> Condition:
+        """The test-time condition (perturbation and view) this config scores."""
         return Condition(self.perturbation, self.view)
 
     def parent(self) -> CellConfig:
@@ -140,6 +143,7 @@ class CellConfig:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellConfig:
+        """Rebuild a config from :meth:`to_json`; a clear error for another version or missing keys."""
         _check_keys(d, cls, "cell config")
         version = d.get("version", CONFIG_VERSION)
         if version != CONFIG_VERSION:
@@ -215,10 +219,12 @@ class Runtime:
         return self.work_root.parent / "cache" / "frozen"
 
     def to_json(self) -> dict[str, Any]:
+        """The runtime as a JSON-ready dict."""
         return jsonable(asdict(self))
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Runtime:
+        """Rebuild a runtime from :meth:`to_json` (unknown keys are an error)."""
         _check_keys(d, cls, "cell runtime")
         return cls(**d)
 
@@ -232,10 +238,12 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
+        """The cell's id: the hash of its configuration (the runtime does not change it)."""
         return config_hash(self.config.to_json())
 
     @property
     def detector(self) -> str:
+        """The detector's registry name."""
         return self.config.detector
 
     @property
@@ -245,14 +253,17 @@ class Cell:
 
     @property
     def seed(self) -> int:
+        """The training seed."""
         return self.config.seed
 
     @property
     def grid(self) -> str:
+        """The grid's name."""
         return self.config.grid
 
     @property
     def label(self) -> str:
+        """A one-line label: detector, training set, seed, and released weights or condition when any."""
         released = " | released weights" if self.config.weights is not None else ""
         tested = f" | {self.config.condition.tag}" if self.config.perturbed else ""
         return f"{self.detector} | {self.train_set} | seed {self.seed}{released}{tested}"
@@ -264,6 +275,7 @@ class Cell:
 
     @property
     def cell_dir(self) -> Path:
+        """The cell's working folder under the runtime's run root."""
         return self.runtime.cell_dir(self.cell_id)
 
     def with_runtime(self, **changes: Any) -> Cell:
@@ -271,10 +283,12 @@ class Cell:
         return replace(self, runtime=replace(self.runtime, **changes))
 
     def to_json(self) -> dict[str, Any]:
+        """The cell as a JSON spec: id, config and runtime."""
         return {"cell_id": self.cell_id, "config": self.config.to_json(), "runtime": self.runtime.to_json()}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Cell:
+        """Rebuild a cell from :meth:`to_json`, checking that its id is its config's hash."""
         cell = cls(CellConfig.from_json(d["config"]), Runtime.from_json(d.get("runtime", {})))
         if config_hash(d["config"]) != cell.cell_id:
             raise ValueError(

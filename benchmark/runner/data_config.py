@@ -73,11 +73,13 @@ class DataConfig:
     note: str = ""
 
     def manifest_path(self, name: str) -> Path:
+        """The manifest path of dataset ``name`` under the processed root."""
         from datamodules.manifest import manifest_path
 
         return manifest_path(self.processed_root, name)
 
     def entry(self, name: str) -> DatasetEntry:
+        """The configured entry of dataset ``name``; an error listing the configured datasets otherwise."""
         if name not in self.datasets:
             raise DataConfigError(
                 f"dataset {name!r} is not configured in {self.path}; "

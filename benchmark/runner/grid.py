@@ -95,6 +95,8 @@ class SetSpec:
 
 @dataclass(frozen=True)
 class Grid:
+    """A parsed grid: detectors x training sets x seeds, the test sets and per-detector settings."""
+
     name: str
     path: Path
     detectors: tuple[str, ...]
@@ -122,10 +124,12 @@ class Grid:
 
 
 def list_grids() -> list[str]:
+    """The names of the grids shipped in ``benchmark/grids``."""
     return sorted(p.stem for p in GRIDS_DIR.glob("*.yaml"))
 
 
 def grid_path(name_or_path: str | Path) -> Path:
+    """The YAML file of a grid given by name or path; an error listing the known grids otherwise."""
     p = Path(name_or_path)
     if p.suffix in {".yaml", ".yml"} and p.is_file():
         return p

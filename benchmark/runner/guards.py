@@ -34,6 +34,7 @@ class FiniteLossGuard(Callback):
         self._streak = 0
 
     def on_before_backward(self, trainer: Any, pl_module: Any, loss: torch.Tensor) -> None:
+        """Fail the cell on a non-finite loss (after ``fp16_patience`` steps under fp16's loss scaling)."""
         if bool(torch.isfinite(loss.detach()).all()):
             self._streak = 0
             return

@@ -101,6 +101,7 @@ class InlineLauncher:
         self.callbacks = callbacks or []
 
     def run(self, jobs: list[Job], monitor: Monitor) -> None:
+        """Run the queued jobs one after another in this process."""
         for job in jobs:
             if job.status != QUEUED:
                 continue
@@ -165,6 +166,7 @@ class LocalLauncher:
         job.error = f"cell process {why}"
 
     def run(self, jobs: list[Job], monitor: Monitor) -> None:
+        """Run the queued jobs as subprocesses, one per free device slot, until all have ended."""
         for job in jobs:
             job.cell = job.cell.with_runtime(devices=self.devices, accelerator=self.accelerator)
         free = device_slots(self.devices, self.accelerator)
@@ -252,6 +254,7 @@ class SlurmLauncher:
         return ex
 
     def run(self, jobs: list[Job], monitor: Monitor) -> None:
+        """Submit the queued jobs to SLURM with submitit and follow them until all have ended."""
         ex = self.executor()
         on_slurm = ex.cluster == "slurm"
         runtime = (

@@ -42,12 +42,14 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def elapsed(self) -> str:
+        """The time the job ran (or has run so far) as ``m:ss``; empty before it starts."""
         if self.started is None:
             return ""
         s = int((self.ended or time.time()) - self.started)
         return f"{s // 60}:{s % 60:02d}"
 
     def progress(self) -> str:
+        """A running job's stage from its ``progress.json`` (the epoch while fitting); empty otherwise."""
         if self.status != RUNNING:
             return ""
         path = self.cell.cell_dir / "progress.json"
@@ -61,6 +63,7 @@ class Job:
 
 
 def jobs_table(jobs: list[Job], title: str = "") -> Table:
+    """A console table of the jobs: detector, training set, seed, cell, status, progress and time."""
     t = Table(title=title or None)
     derived = any(j.cell.config.perturbed for j in jobs)  # test-time conditions: one more column
     cols = ("#", "detector", "train set", "seed", *(("condition",) if derived else ()), "cell", "status")
@@ -112,6 +115,7 @@ class Monitor:
         return jobs_table(self.jobs, self.title)
 
     def update(self, job: Job | None = None) -> None:
+        """Show a job's new state (one console line, or a redraw of the live table) and copy its events."""
         if self._live is not None:
             self._live.update(self._render())
             return

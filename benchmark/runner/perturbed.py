@@ -176,6 +176,8 @@ def print_perturbed(
 def parent_record(cell: Cell, store: ScoreStore) -> dict[str, Any]:
     """The done record of a derived cell's parent (a clear error when it is not done)."""
     pid = cell.parent_id
+    if pid is None:
+        raise ValueError(f"cell {cell.cell_id} ({cell.label}) is not a derived cell: it has no parent")
     state = "not run yet"
     try:
         record = store.record(pid)

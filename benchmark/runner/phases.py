@@ -8,7 +8,7 @@ The file is what ``python -m benchmark.perf bench_demo`` reads to profile ``make
      "started": 1733380004.3,           # epoch s when main() began (after the imports)
      "ended": 1733380700.0,
      "phases": {"startup": 4.2, "demo": 25.0, "plan": 1.1, "preprocess": 70.2, "cells": 420.0,
-                "perturbed": 130.5, "leaderboards": 12.0},
+                "perturbed": 130.5, "shortcut": 1.5, "leaderboards": 12.0},
      "cells": [{"cell_id": "...", "label": "...", "derived": false, "status": "done",
                 "wall_s": 420.0, "fit_s": 300.1, "test_s": 90.3}]}
 
@@ -88,6 +88,7 @@ class PhaseClock:
             self.cells.append(row)
 
     def to_dict(self) -> dict[str, Any]:
+        """The record (the module docstring's format); ends the phase running."""
         self.stop()
         return {
             "process_started": self.process_started,
@@ -98,4 +99,5 @@ class PhaseClock:
         }
 
     def write(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` to ``path`` as JSON (atomically); returns the path."""
         return write_text(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")

@@ -45,6 +45,7 @@ def released_weights(detectors: list[str], weights_dir: Path) -> dict[str, tuple
             problems.append(str(e))
             continue
         rel = conversion.released
+        assert rel is not None  # released_conversion returns only a conversion with a released checkpoint
         path = Path(weights_dir) / rel.file
         if not path.is_file():
             problems.append(f"{det}: released weights not found at {path} (published at {rel.url})")
@@ -167,4 +168,5 @@ def plan_cells(
 
 
 def write_spec(cell: Cell, path: Path) -> Path:
+    """Write ``cell``'s JSON spec to ``path`` atomically; returns the path."""
     return atomic.write_json(path, cell.to_json(), indent=1, sort_keys=True)

@@ -92,7 +92,7 @@ def check_data(cells: list[Cell]) -> DataCheck:
     report = DataCheck()
     if not cells:
         return report
-    first = {}
+    first: dict[str, Cell] = {}
     for cell in cells:
         for name in cell.config.datasets:
             first.setdefault(name, cell)

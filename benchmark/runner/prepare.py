@@ -81,9 +81,10 @@ def prepare_manifests(missing: list[Missing], workers: int | None = None) -> dic
     try:
         for m in missing:
             print(f"preprocessing {m.name} ({m.layout}, {m.root}) -> {m.manifest.parent}", flush=True)
-            extra = {} if pool is None else {"executor": pool}
             path = Path(
-                preprocess_dataset(m.name, m.layout, m.root, m.manifest.parent.parent, **extra, **m.options)
+                preprocess_dataset(
+                    m.name, m.layout, m.root, m.manifest.parent.parent, executor=pool, **m.options
+                )
             )
             if not path.is_file():
                 raise FileNotFoundError(f"preprocessing {m.name} wrote no manifest (expected {m.manifest})")

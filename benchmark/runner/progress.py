@@ -44,9 +44,11 @@ class LineProgress(ProgressBar):
         self._epoch_started = 0.0
 
     def disable(self) -> None:
+        """Stop printing (e.g. while a live table owns the console)."""
         self._enabled = False
 
     def enable(self) -> None:
+        """Print again."""
         self._enabled = True
 
     def _line(self, event: str, text: str) -> None:
@@ -54,9 +56,11 @@ class LineProgress(ProgressBar):
             print(f"[{event}] {self.label}: {text}", flush=True)
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        """Note when the epoch started (the epoch line gives its duration)."""
         self._epoch_started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        """Print one line per epoch: its number, duration and the logged epoch metrics."""
         metrics = trainer.callback_metrics
         shown = [f"{k} {float(metrics[k]):.4f}" for k in EPOCH_METRICS if k in metrics]
         took = time.perf_counter() - self._epoch_started

@@ -57,6 +57,7 @@ class ScoreWriter(Callback):
         self._parts: list[list[dict[str, Any]]] = []  # this rank's rows, per evaluation set
 
     def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        """Match each test dataloader with its evaluation set (a clear error when the counts differ)."""
         sets = self.sets if self.sets is not None else getattr(trainer.datamodule, "eval_sets", None)
         if sets is None:
             raise ValueError(
@@ -82,6 +83,8 @@ class ScoreWriter(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        """Collect one row per sample of the batch (a TypeError unless ``test_step`` returned ``[B]``
+        probabilities)."""
         if not isinstance(outputs, Tensor) or outputs.shape != (len(batch),):
             got = tuple(outputs.shape) if isinstance(outputs, Tensor) else type(outputs).__name__
             raise TypeError(
@@ -106,6 +109,8 @@ class ScoreWriter(Callback):
         )
 
     def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        """Gather every rank's rows (set by set), drop the duplicates of padded batches and keep them in
+        ``rows``."""
         parts = self._parts
         if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
             gathered: list[list[list[dict[str, Any]]]] = [[] for _ in range(trainer.world_size)]

@@ -75,6 +75,7 @@ class Condition:
 
     @property
     def is_clean(self) -> bool:
+        """Whether this is the clean test (no perturbation, no view)."""
         return self.perturbation is None and self.view is None
 
     @property
@@ -123,6 +124,8 @@ def view_dict(view: CropView) -> dict[str, Any]:
 
 
 def view_from_dict(d: Any, where: str = "view") -> CropView:
+    """The :class:`CropView` of a sweep entry (``zoom``, ``crop_size``, ``interpolation``); ``where`` names it
+    in errors."""
     if not isinstance(d, Mapping):
         raise SweepError(f"{where}: a view is a mapping of zoom / crop_size / interpolation, got {d!r}")
     unknown = sorted(set(d) - {"zoom", "crop_size", "interpolation"})
@@ -204,6 +207,8 @@ def sensitivity() -> list[Condition]:
 
 
 def load_file(path: Path) -> list[Condition]:
+    """The test-time conditions of a sweep YAML file (a :class:`SweepError` naming the file when
+    unreadable)."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as e:

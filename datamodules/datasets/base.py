@@ -243,6 +243,8 @@ def expected_layout(adapter: Adapter) -> str:
 
 
 def require_dir(path: Path, layout: str, what: str = "") -> Path:
+    """``path`` if it is a folder, else a :class:`DatasetLayoutError` naming the layout and ``what`` it should
+    hold."""
     if not path.is_dir():
         hint = f" ({what})" if what else ""
         raise DatasetLayoutError(f"layout {layout!r}: missing folder {path}{hint}")
@@ -250,6 +252,7 @@ def require_dir(path: Path, layout: str, what: str = "") -> Path:
 
 
 def require_file(path: Path, layout: str, what: str = "") -> Path:
+    """``path`` if it is a file, else a :class:`DatasetLayoutError` naming the layout and ``what`` it is."""
     if not path.is_file():
         hint = f" ({what})" if what else ""
         raise DatasetLayoutError(f"layout {layout!r}: missing file {path}{hint}")
@@ -262,6 +265,7 @@ def videos_in(folder: Path) -> list[Path]:
 
 
 def images_in(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
 
 
@@ -281,6 +285,7 @@ def safe_stem(text: str) -> str:
 
 
 def check_unique(records: Iterable[VideoRecord]) -> None:
+    """A ValueError listing the first duplicate ``video_id`` values of ``records`` (and their paths)."""
     seen: dict[str, VideoRecord] = {}
     dups: list[str] = []
     for r in records:
@@ -292,6 +297,7 @@ def check_unique(records: Iterable[VideoRecord]) -> None:
 
 
 def missing_report(missing: list[str], what: str, hint: str = "") -> str:
+    """A message counting the ``missing`` paths and listing the first five, with an optional ``hint``."""
     first = "\n  ".join(missing[:5])
     return f"{len(missing)} {what} do not exist; first {min(5, len(missing))}:\n  {first}" + (
         f"\n{hint}" if hint else ""

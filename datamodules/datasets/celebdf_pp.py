@@ -93,6 +93,7 @@ class CelebDFppAdapter(Adapter):
         seed: int = 0,
         **_: object,
     ) -> list[VideoRecord]:
+        """The records of the Celeb-DF++ download at ``root`` (layout and options: the class docstring)."""
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout, "Celeb-DF++ root")
         synth = require_dir(

@@ -93,6 +93,8 @@ class DeepfakeEval2024Adapter(Adapter):
         seed: int = 0,
         **_: object,
     ) -> list[VideoRecord]:
+        """The records of the Deepfake-Eval-2024 download at ``root`` (layout and options: the class
+        docstring)."""
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout, "Deepfake-Eval-2024 folder")
         wanted = [modalities] if isinstance(modalities, str) else list(modalities)

@@ -47,8 +47,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:(/|$)")
 
 
 def _norm(path: str) -> str:
-    """``\\`` -> ``/``, repeated separators collapsed (a leading ``//`` kept), no trailing ``/``, and an
-    upper-case drive letter, so ``t:\\data\\`` and ``T:/data`` compare equal."""
+    r"""``\`` -> ``/``, repeated separators collapsed (a leading ``//`` kept), no trailing ``/``, and an
+    upper-case drive letter, so ``t:\data\`` and ``T:/data`` compare equal."""
     p = path.replace("\\", "/")
     lead = "//" if p.startswith("//") else ""
     p = lead + re.sub(r"/+", "/", p[len(lead) :])
@@ -118,13 +118,13 @@ class _Video:
 
 @register_layout("deepfakebench_json")
 class DeepfakeBenchAdapter(Adapter):
-    """A DeepfakeBench ``<Name>.json`` and the aligned frames it lists (kind ``frames``, prealigned).
+    r"""A DeepfakeBench ``<Name>.json`` and the aligned frames it lists (kind ``frames``, prealigned).
 
     Expected layout: ``root`` is the JSON file (or a folder holding exactly one ``*.json``); the frame
     paths it lists must exist after remapping. Options:
 
     * ``remap``: ``"OLD_PREFIX=NEW_PREFIX"`` (or a list / dict) applied to every path; both sides are
-      normalised (``\\`` -> ``/``, trailing separators, drive-letter case) and OLD matches whole path
+      normalised (``\`` -> ``/``, trailing separators, drive-letter case) and OLD matches whole path
       components;
     * ``base``: folder for relative paths (DeepfakeBench's ``rgb_dir``; default the JSON's folder);
     * ``dataset_key``: the top-level key to read (needed only when the JSON holds several);
@@ -160,6 +160,7 @@ class DeepfakeBenchAdapter(Adapter):
         seed: int = 0,
         **_: object,
     ) -> list[VideoRecord]:
+        """The records of a DeepfakeBench JSON and its frames (layout and options: the class docstring)."""
         jpath = self._json_path(Path(root)).absolute()
         try:
             data = json.loads(jpath.read_text())

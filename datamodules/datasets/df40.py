@@ -89,6 +89,7 @@ class DF40Adapter(Adapter):
         celebdf_root: str | Path | None = None,
         **_: object,
     ) -> list[VideoRecord]:
+        """The records of the DF40 download at ``root`` (layout and options: the class docstring)."""
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout, "DF40 folder, DF40_train folder or one DF40 method folder")
         wanted = {domains} if isinstance(domains, str) else set(domains or (*DOMAINS, "own"))

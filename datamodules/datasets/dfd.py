@@ -26,6 +26,7 @@ class DFDAdapter(Adapter):
     def enumerate(
         self, root: str | Path, dataset: str | None = None, compression: str = "c23", **_: object
     ) -> list[VideoRecord]:
+        """The records of DeepFakeDetection (DFD) inside the FF++ download at ``root``, at ``compression``."""
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout, "FF++ download root")
         reals = check_compression(root, "original_sequences/actors", compression, self.layout)

@@ -88,6 +88,7 @@ class DFDCAdapter(Adapter):
         val_source: str = "carved",
         **_: object,
     ) -> list[VideoRecord]:
+        """The records of the DFDC download at ``root`` (layout and options: the class docstring)."""
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout, "DFDC root")
         if val_source not in VAL_SOURCES:

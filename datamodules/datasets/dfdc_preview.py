@@ -68,6 +68,7 @@ class DFDCPreviewAdapter(Adapter):
         seed: int = 0,
         **_: object,
     ) -> list[VideoRecord]:
+        """The records of the DFDC Preview download at ``root``, read from its ``dataset.json``."""
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout, "DFDC-Preview root")
         jpath = require_file(root / "dataset.json", self.layout)

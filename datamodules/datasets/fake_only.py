@@ -51,6 +51,8 @@ class FakeOnlyAdapter(Adapter):
         prealigned: bool = False,
         **_: object,
     ) -> list[VideoRecord]:
+        """The records of a folder of fake videos (or frame folders) of one ``method`` (options: the class
+        docstring)."""
         root = Path(root)
         name = dataset or self.default_name
         require_dir(root, self.layout, "folder of fake videos or frame folders")

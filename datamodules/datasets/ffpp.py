@@ -21,6 +21,8 @@ COMPRESSIONS = ("raw", "c23", "c40")
 
 
 def check_compression(root: Path, sub: str, compression: str, layout: str) -> Path:
+    """The ``<sub>/<compression>/videos`` folder of an FF++ download; an error naming the compressions
+    present."""
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
     folder = root / sub / compression / "videos"
@@ -107,6 +109,7 @@ class FFppAdapter(Adapter):
         split_dir: str | Path | None = None,
         **_: object,
     ) -> list[VideoRecord]:
+        """The records of the FaceForensics++ download at ``root``, split by its official JSON lists."""
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout, "FF++ root")
         splits = load_splits(find_split_dir(root, split_dir, self.layout), self.layout)

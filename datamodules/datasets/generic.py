@@ -48,6 +48,7 @@ class CSVAdapter(Adapter):
     default_name = "custom"
 
     def enumerate(self, root: str | Path, dataset: str | None = None, **_: object) -> list[VideoRecord]:
+        """The records listed by a ``dataset.csv`` (``path,label,split[,method][,video]``)."""
         root, name = Path(root), dataset or self.default_name
         csv_path = root / "dataset.csv" if root.is_dir() else root
         if not csv_path.is_file():
@@ -125,6 +126,7 @@ class FolderAdapter(Adapter):
     default_name = "custom"
 
     def enumerate(self, root: str | Path, dataset: str | None = None, **_: object) -> list[VideoRecord]:
+        """The records of a ``{train,val,test}/{real,fake}/`` (or ``real/`` and ``fake/``) folder tree."""
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout)
         split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}

@@ -20,6 +20,7 @@ class UADFVAdapter(Adapter):
     default_name = "UADFV"
 
     def enumerate(self, root: str | Path, dataset: str | None = None, **_: object) -> list[VideoRecord]:
+        """The records of the UADFV download at ``root``: its ``real/`` and ``fake/`` videos, all test."""
         root, name = Path(root), dataset or self.default_name
         require_dir(root, self.layout, "UADFV root")
         out = []

@@ -83,6 +83,7 @@ def _partner(name: str, group: list[str], k: int) -> str:
 
 
 def plan_ffpp(cfg: DemoConfig) -> tuple[list[Job], dict[str, list[list[str]]]]:
+    """The demo FF++ clips (reals and face swaps between identity pairs) and its split lists."""
     d = "demo-FF"
     vid = {(n, k): f"{k * 10 + i:03d}" for k in range(cfg.ff_clips) for i, n in enumerate(IDENTITIES)}
     jobs: list[Job] = []
@@ -123,6 +124,7 @@ def plan_ffpp(cfg: DemoConfig) -> tuple[list[Job], dict[str, list[list[str]]]]:
 
 
 def plan_celebdf(cfg: DemoConfig) -> list[Job]:
+    """The demo Celeb-DF clips: each identity's real clip and a swap with a partner of its split."""
     d = "demo-CDF"
     jobs: list[Job] = []
     train_group = _group("train") + _group("val")
@@ -168,6 +170,7 @@ def _dfdc_names(seed: int, count: int) -> list[str]:
 
 
 def plan_dfdc(cfg: DemoConfig, seed: int) -> list[Job]:
+    """The demo DFDC clips, named like DFDC's random file names (drawn from ``seed``)."""
     d = "demo-DFDC"
     train_group = _group("train") + _group("val")
     test_group = _group("test")

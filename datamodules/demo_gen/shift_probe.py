@@ -66,6 +66,8 @@ def cross_auc(scores: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
 
 
 def run(demo: Path, epochs: int = 20, seed: int = 0, every: int = 2) -> np.ndarray:
+    """Train a small probe on the demo's source dataset and return its AUC on every dataset over the
+    epochs."""
     from datamodules.datasets import enumerate_dataset
 
     torch.manual_seed(seed)
@@ -115,6 +117,7 @@ def run(demo: Path, epochs: int = 20, seed: int = 0, every: int = 2) -> np.ndarr
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: run the shift probe on a generated demo; returns the exit code."""
     ap = argparse.ArgumentParser(
         prog="python -m datamodules.demo_gen.shift_probe", description=__doc__.split("\n\n")[0]
     )

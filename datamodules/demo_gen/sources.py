@@ -73,6 +73,7 @@ class Identity:
 
     @property
     def split(self) -> str:
+        """The split this identity belongs to."""
         return SPLIT_OF[self.name]
 
 

@@ -38,7 +38,7 @@ Items come from :mod:`datamodules.loading.dataset`, training batches from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +98,7 @@ class ForgeryDataModule(L.LightningDataModule):
         spec: DataSpec,
         train: str,
         tests: Sequence[str | EvalSet],
-        manifests: dict[str, Path | str],
+        manifests: Mapping[str, Path | str],
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         frames_train: int = 8,
@@ -310,6 +310,7 @@ class ForgeryDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """The training loader: batches from :class:`TrainBatchSampler`, reshuffled each epoch."""
         if self.train_set is None:
             self.setup("fit")
         sampler = TrainBatchSampler(
@@ -320,6 +321,7 @@ class ForgeryDataModule(L.LightningDataModule):
         return self._loader(self.train_set, batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
+        """The validation loader (in order, ``eval_batch_size``)."""
         if self.val_set is None:
             self.setup("fit")
         return self._loader(self.val_set, batch_size=self.eval_batch_size, shuffle=False)
@@ -331,6 +333,7 @@ class ForgeryDataModule(L.LightningDataModule):
         return [self._loader(ds, batch_size=self.eval_batch_size, shuffle=False) for ds in self.test_sets]
 
     def predict_dataloader(self) -> list[DataLoader]:
+        """The test loaders: prediction reads the same evaluation sets."""
         return self.test_dataloader()
 
     # ------------------------------------------------------------------ device augmentation

@@ -159,6 +159,7 @@ class DeviceAugment:
         return [ops.draw(aug, np.random.default_rng(int(z) % 2**32)) for z in seeds]
 
     def __call__(self, batch: Batch) -> Batch:
+        """Apply the batch's augmentation on its device: warps, colour, blur and masks in one pass."""
         raw = batch.extra.pop(RAW)
         x = batch.image.float()
         dev = x.device

@@ -45,6 +45,7 @@ class TrainBatchSampler(Sampler[list[tuple[int, bool, int]]]):
             )
 
     def set_epoch(self, epoch: int) -> None:
+        """Set the epoch the next iteration draws its order from (same seed and epoch: same batches)."""
         self.epoch = epoch
 
     def _units(self) -> int:

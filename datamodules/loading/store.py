@@ -80,12 +80,15 @@ class PngStore:
         self.crop_paths, self.landmark_paths, self.mask_paths = crop_paths, landmark_paths, mask_paths
 
     def crop(self, i: int) -> np.ndarray:
+        """Crop ``i`` read from its PNG."""
         return read_crop(self.root / str(self.crop_paths[i]))
 
     def landmarks(self, i: int) -> np.ndarray:
+        """Landmarks of crop ``i`` read from their file."""
         return read_landmarks(self.root / str(self.landmark_paths[i]))
 
     def mask(self, i: int) -> np.ndarray:
+        """Forgery mask of crop ``i`` read from its PNG."""
         return read_mask(self.root / str(self.mask_paths[i]))
 
     def stamp(self, i: int) -> str:
@@ -113,12 +116,15 @@ class PackedStore:
             )
 
     def crop(self, i: int) -> np.ndarray:
+        """Crop ``i`` decoded from the pack."""
         return self.reader.crop(int(self.entries[i]))
 
     def landmarks(self, i: int) -> np.ndarray:
+        """Landmarks of crop ``i`` from the pack."""
         return self.reader.landmarks(int(self.entries[i]))
 
     def mask(self, i: int) -> np.ndarray:
+        """Forgery mask of crop ``i`` decoded from the pack."""
         return self.reader.mask(int(self.entries[i]))
 
     def stamp(self, i: int) -> str:

@@ -110,6 +110,7 @@ class SyntheticDataModule(L.LightningDataModule):
         check_unique(self.eval_sets)
 
     def train_dataloader(self) -> DataLoader:
+        """Random training batches (real/fake pairs when the spec is paired)."""
         if self.spec.paired:
             return DataLoader(
                 PairedSyntheticItems(self.spec, self.n // 2, "train"),
@@ -119,6 +120,7 @@ class SyntheticDataModule(L.LightningDataModule):
         return DataLoader(SyntheticItems(self.spec, self.n, "train"), batch_size=self.bs, collate_fn=collate)
 
     def val_dataloader(self) -> DataLoader:
+        """Random validation batches."""
         return DataLoader(SyntheticItems(self.spec, self.n, "val"), batch_size=self.bs, collate_fn=collate)
 
     def test_dataloader(self) -> list[DataLoader]:

@@ -58,6 +58,7 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int, nearest: bool = False
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``points`` ``[N, 2]`` mapped by the 2x3 affine ``matrix``, as float32."""
     pts = np.asarray(points, np.float64)
     return (pts @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from datamodules.media import align, faces
+from datamodules.media import align, confounds, faces
 
 TRACK_FACE_PX = 96
 
@@ -59,6 +59,9 @@ class FaceCrop:
         crop: aligned RGB uint8 ``[size, size, 3]`` when ``ok``.
         landmarks: float32 ``[68, 2]`` in crop pixels when ``ok``.
         mask: the forgery mask warped like the crop, uint8 0/255 ``[size, size]``, when a mask frame was given.
+        box: the tracked face's detector box ``(x1, y1, x2, y2)`` in SOURCE pixels when ``ok``.
+        blockiness: the 8 x 8 blockiness of that box in the decoded source frame
+            (``datamodules.media.confounds.source_blockiness``) when ``ok``.
     """
 
     frame_index: int
@@ -67,9 +70,12 @@ class FaceCrop:
     crop: np.ndarray | None = None
     landmarks: np.ndarray | None = None
     mask: np.ndarray | None = None
+    box: np.ndarray | None = None
+    blockiness: float = float("nan")
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes (0 when the union is empty)."""
     x1, y1 = max(a[0], b[0]), max(a[1], b[1])
     x2, y2 = min(a[2], b[2]), min(a[3], b[3])
     inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
@@ -260,6 +266,7 @@ def track_and_crop(
                 warped = np.where(align.warp(mask, m, opts.size) > 127, 255, 0).astype(np.uint8)
             elif mask_name is not None:
                 note = f"mask frame {fi} unreadable in {mask_name}"
-            yield FaceCrop(fi, "ok", note, crop, lm, warped)
+            block = confounds.source_blockiness(rgb, face.box)
+            yield FaceCrop(fi, "ok", note, crop, lm, warped, np.asarray(face.box, np.float64), block)
         except Exception as e:  # noqa: BLE001  (one bad frame must not stop the video)
             yield FaceCrop(fi, "error", f"{type(e).__name__}: {e}")

@@ -41,6 +41,7 @@ class Face:
 
     @property
     def area(self) -> float:
+        """Area of the face box in pixels."""
         x1, y1, x2, y2 = self.box
         return float(max(0.0, x2 - x1) * max(0.0, y2 - y1))
 
@@ -64,6 +65,7 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def dlib_model_path(name: str = "shape_predictor_68_face_landmarks.dat") -> Path:
+    """Path of a dlib model file shipped by ``face_recognition_models`` (a clear error when missing)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(

@@ -123,6 +123,8 @@ def label_map(
         landmarks: ``[68, 2]`` ``(x, y)`` in the pixel frame of an image of ``src_size``.
         size: output ``H`` (= ``W``) or ``(H, W)``.
         src_size: size of the image the landmarks refer to (default: ``size``); coordinates are scaled.
+        forehead_ratio: how far the estimated forehead reaches above the brows, in brow-to-nose-base
+            distances (:func:`forehead_points`).
     """
     h, w = _size2(size)
     sh, sw = _size2(src_size) if src_size is not None else (h, w)
@@ -152,8 +154,11 @@ def region_masks(
     Args:
         landmarks: ``[68, 2]`` in the pixel frame of an image of ``src_size`` (default: ``size``).
         size: output ``H`` (= ``W``) or ``(H, W)``.
+        src_size: size of the image the landmarks refer to (default: ``size``); coordinates are scaled.
         soft: blur the hard partition (Gaussian, ``sigma`` x the inter-ocular distance at the output
             resolution) and renormalise; ``False`` gives one-hot masks.
+        sigma: the blur's standard deviation, as a fraction of the inter-ocular distance.
+        forehead_ratio: as :func:`label_map`.
         out: a C-contiguous float32 ``[R, H, W]`` array to write the masks into (returned).
     """
     h, w = _size2(size)

@@ -13,6 +13,7 @@ from datamodules.pack.writer import DEFAULT_SHARD_ROWS, describe, pack_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: pack one dataset's crops into shards; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m datamodules.pack", description=__doc__)
     p.add_argument("--dataset", required=True, help="dataset name (its folder under --processed-root)")
     p.add_argument(

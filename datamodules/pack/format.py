@@ -40,6 +40,7 @@ class PackError(DataError):
 
 
 def shard_name(k: int) -> str:
+    """File name of shard ``k``."""
     return f"shard-{k:05d}.bin"
 
 
@@ -49,6 +50,7 @@ def part_name(k: int) -> str:
 
 
 def padded(n: int) -> int:
+    """``n`` rounded up to the record alignment."""
     return -(-n // ALIGN) * ALIGN
 
 

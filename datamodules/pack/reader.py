@@ -177,9 +177,11 @@ class PackReader:
         return np.frombuffer(m, np.uint8, mh * mw, off + self._lm_bytes(j) + h * w * 3).reshape(mh, mw)
 
     def has_landmarks(self, j: np.ndarray) -> np.ndarray:
+        """Whether each record ``j`` stores landmarks."""
         return self._lm[np.asarray(j), 0] > 0
 
     def has_mask(self, j: np.ndarray) -> np.ndarray:
+        """Whether each record ``j`` stores a forgery mask."""
         return self._mask[np.asarray(j), 0] > 0
 
     def verify(self) -> int:

@@ -23,6 +23,7 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: preprocess one dataset (or list the layouts); returns the exit code."""
     p = argparse.ArgumentParser(
         prog="python -m datamodules.preprocess",
         description="Face crops, landmarks, masks and a Parquet manifest for one dataset.",
@@ -61,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="then pack the crops, landmarks and masks into memory-mapped shards (python -m datamodules.pack)",
     )
+    p.add_argument(
+        "--backfill-confounds",
+        action="store_true",
+        help="only add the confound features an existing manifest's crops and landmarks give (with --dataset, "
+        "--out); the features that need the source are marked missing; a current pack stays current",
+    )
     p.add_argument("--remap", action="append", help="deepfakebench_json: OLD_PREFIX=NEW_PREFIX (repeatable)")
     p.add_argument(
         "--option", action="append", type=_parse_option, default=[], help="adapter option KEY=VALUE"
@@ -71,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in list_layouts():
             print(f"== {name}\n{inspect.getdoc(type(get_adapter(name)))}\n")
+        return 0
+    if args.backfill_confounds:
+        missing = [f"--{a}" for a in ("dataset", "out") if not getattr(args, a)]
+        if missing:
+            p.error(f"--backfill-confounds needs {', '.join(missing)}")
+        from datamodules.preprocess.backfill import backfill_confounds
+
+        print(backfill_confounds(args.out, args.dataset))
         return 0
     missing = [f"--{a}" for a in ("dataset", "root", "out") if not getattr(args, a)]
     if missing:

@@ -51,7 +51,9 @@ def preprocess_dataset(
         layout: an adapter layout (``datamodules.datasets.list_layouts()``).
         root: the dataset's root folder (or file, for ``csv`` / ``deepfakebench_json``).
         out: the processed root; the manifest is ``out/<name>/manifest.parquet``.
-        frames, size, margin: frames per video, crop side, alignment margin.
+        frames: frames sampled per video, spread over the whole video.
+        size: side of the aligned square crop, pixels.
+        margin: context around the 5-point face template (the alignment margin).
         backend: ``auto | mtcnn | dlib | insightface`` (``datamodules.media.faces``).
         workers: processes (1 = in this process).
         detect_max_side: frames are downscaled to at most this side for detection.

@@ -1,6 +1,7 @@
 """Importing frames that are already aligned face crops (DeepfakeBench's ``rgb`` frames) instead of
 detecting the face again: resized to ``size``, with the dataset's landmarks and masks when it has them
-(else dlib's 68 points inside the alignment template's box)."""
+(else dlib's 68 points inside the alignment template's box). Their confound features are the crop's and the
+frame file's: the source face box is unknown, so face size, resize and blockiness are missing."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import cv2
 import numpy as np
 
 from datamodules.datasets.base import VideoRecord
-from datamodules.media import align, faces
+from datamodules.media import align, confounds, faces
 from datamodules.media.video import frame_number, list_frame_files, read_image, sample_indices
 from datamodules.preprocess.files import write_frame
 from datamodules.preprocess.options import Options
-from datamodules.preprocess.rows import row
+from datamodules.preprocess.rows import json_safe, row
 
 
 def _template_box(size: int, margin: float) -> np.ndarray:
@@ -56,5 +57,13 @@ def import_prealigned(rec: VideoRecord, opts: Options, base: Path, key: Path) ->
                 )
                 mask = np.where(m > 127, 255, 0).astype(np.uint8)
         cp, lp, mp = write_frame(base, key, fi, crop, lm, mask, opts.png_compression)
-        rows.append(row(rec, fi, "ok", "", cp, lp, mp))
+        feats = confounds.frame_features(
+            crop,
+            lm,
+            source_file=f,
+            reasons=dict.fromkeys(
+                ("face_px", "resize", "blockiness"), "pre-aligned frame (no source face box)"
+            ),
+        )
+        rows.append(row(rec, fi, "ok", "", cp, lp, mp, features=json_safe(feats)))
     return rows

@@ -21,10 +21,18 @@ def video_key(rec: VideoRecord) -> Path:
 
 
 def row(
-    rec: VideoRecord, frame: int, status: str, reason: str = "", crop: str = "", lm: str = "", mask: str = ""
+    rec: VideoRecord,
+    frame: int,
+    status: str,
+    reason: str = "",
+    crop: str = "",
+    lm: str = "",
+    mask: str = "",
+    features: dict | None = None,
 ) -> dict:
-    """One manifest row (``datamodules.manifest.COLUMNS``) of frame ``frame`` of ``rec``."""
-    return {
+    """One manifest row (``datamodules.manifest.COLUMNS``) of frame ``frame`` of ``rec``; ``features``: its
+    confound features and ``confounds_note`` (``datamodules.media.confounds.frame_features``; an ok frame)."""
+    return (features or {}) | {
         "dataset": rec.dataset,
         "split": rec.split,
         "label": rec.label,
@@ -39,6 +47,11 @@ def row(
         "reason": reason,
         "source_label": rec.source_label,
     }
+
+
+def json_safe(features: dict) -> dict:
+    """Features with NaN as None (a rows file is strict JSON; the manifest writer reads None as NaN)."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in features.items()}
 
 
 def refresh(rec: VideoRecord, stored: dict) -> dict:

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 
 from datamodules.datasets.base import VideoRecord
-from datamodules.media.crop import track_and_crop
+from datamodules.media import confounds
+from datamodules.media.crop import FaceCrop, track_and_crop
 from datamodules.media.video import (
     VideoOpenError,
     frame_number,
@@ -23,7 +24,7 @@ from datamodules.media.video import (
 from datamodules.preprocess import files
 from datamodules.preprocess.options import Options
 from datamodules.preprocess.prealigned import import_prealigned
-from datamodules.preprocess.rows import row, video_key, write_rows
+from datamodules.preprocess.rows import json_safe, row, video_key, write_rows
 
 Frames = Iterator[tuple[int, np.ndarray | None, str]]
 
@@ -60,6 +61,29 @@ def sampled_frames(rec: VideoRecord, n: int) -> tuple[np.ndarray, Frames]:
     return idx, vgen()
 
 
+def source_files(rec: VideoRecord, n: int) -> dict[int, Path]:
+    """The image file each sampled frame of an image or a frame folder was decoded from (for its JPEG
+    quality); empty for a video file, whose frames have no file of their own."""
+    if rec.kind == "image":
+        return {0: Path(rec.path)}
+    if rec.kind == "frames":
+        frame_files = list(rec.frames) or list_frame_files(rec.path)
+        return {
+            frame_number(frame_files[p], int(p)): Path(frame_files[p])
+            for p in sample_indices(len(frame_files), n)
+        }
+    return {}
+
+
+def features(rec: VideoRecord, c: FaceCrop, sources: dict[int, Path]) -> dict:
+    """The confound features of an ok frame (``datamodules.media.confounds``), JSON-safe for the rows file."""
+    reasons = {"jpeg_quality": "video frame (no image file)"} if rec.kind == "video" else {}
+    feats = confounds.frame_features(
+        c.crop, c.landmarks, c.box, c.blockiness, sources.get(c.frame_index), reasons=reasons
+    )
+    return json_safe(feats)
+
+
 def process_video(rec: VideoRecord, opts: Options, base: Path) -> list[dict]:
     """Process one video into files under ``base`` and return its manifest rows (never raises)."""
     key = video_key(rec)
@@ -86,6 +110,7 @@ def _crop_video(
     rec: VideoRecord, opts: Options, base: Path, key: Path, idx: np.ndarray, frames: Frames, rows: list[dict]
 ) -> None:
     """Track and crop the sampled frames (``datamodules.media.crop``), write each ok frame's files."""
+    sources = source_files(rec, opts.frames)
     masks = read_mask_frames(rec.mask_path, idx) if rec.kind == "video" else iter([None] * len(idx))
     mask_name = rec.mask_path.name if rec.mask_path is not None else None
     for c in track_and_crop(frames, opts.crop, masks, mask_name):
@@ -96,7 +121,7 @@ def _crop_video(
             paths = files.write_frame(
                 base, key, c.frame_index, c.crop, c.landmarks, c.mask, opts.png_compression
             )
-            rows.append(row(rec, c.frame_index, "ok", c.reason, *paths))
+            rows.append(row(rec, c.frame_index, "ok", c.reason, *paths, features=features(rec, c, sources)))
         except Exception as e:  # noqa: BLE001  (e.g. a full disk: this frame fails, the video goes on)
             rows.append(row(rec, c.frame_index, "error", f"{type(e).__name__}: {e}"))
 

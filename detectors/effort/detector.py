@@ -148,9 +148,11 @@ class Effort(Detector):
         self.data_spec = DataSpec(input_size=g.image_size, mean=CLIP_MEAN, std=CLIP_STD)
 
     def forward(self, batch: Batch) -> DetectorOutput:
+        """Logits of the linear head on the SVD-residual CLIP image embedding."""
         return DetectorOutput(logits=self.head(self.visual(batch.image))[:, 0])
 
     def loss(self, batch: Batch, out: DetectorOutput) -> dict[str, Tensor]:
+        """Binary cross-entropy, with its mean over the reals and over the fakes logged apart."""
         y = batch.label.float()
         ce = F.binary_cross_entropy_with_logits(out.logits.float(), y, reduction="none")
         zero = ce.new_zeros(())

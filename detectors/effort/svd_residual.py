@@ -73,9 +73,11 @@ class SVDResidualLinear(nn.Module):
         return self.weight_main + (self.U_residual * self.S_residual) @ self.V_residual
 
     def forward(self, x: Tensor) -> Tensor:
+        """The linear map with the current weight: frozen principal part plus trainable residual."""
         return F.linear(x, self.current_weight(), self.bias)
 
     def extra_repr(self) -> str:
+        """The layer's sizes and residual rank, for ``print(model)``."""
         return f"in={self.in_features}, out={self.out_features}, residual_rank={self.residual_rank}"
 
 
@@ -111,6 +113,8 @@ class SVDResidualAttention(nn.Module):
         need_weights: bool = False,
         attn_mask: Tensor | None = None,
     ) -> tuple[Tensor, None]:
+        """Self-attention with the SVD-residual projections (the ``nn.MultiheadAttention`` call it
+        replaces)."""
         if (key is not None and key is not query) or (value is not None and value is not query):
             raise NotImplementedError("SVDResidualAttention is self-attention only (key = value = query)")
         if attn_mask is not None or need_weights:

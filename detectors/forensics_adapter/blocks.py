@@ -35,6 +35,7 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(make(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
 
     def forward(self, x: Tensor) -> Tensor:
+        """The MLP: linear layers with ReLU between them."""
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
@@ -58,6 +59,7 @@ class Fusion(nn.Module):
         self.proj = nn.Linear(clip_width, width)
 
     def forward(self, clip_tokens: Tensor) -> Tensor:
+        """Normalise and project the CLIP tokens into the adapter's width."""
         return self.proj(self.norm(clip_tokens))
 
 
@@ -174,6 +176,7 @@ class MaskDecoder(nn.Module):
         self.bias_scaling = nn.Linear(1, 1)  # a learned scalar affine on the biases, as released
 
     def forward(self, queries: Tensor, patch_map: Tensor) -> tuple[Tensor, Tensor]:
+        """Boundary feature maps per query and the attention bias the queries get in CLIP's second pass."""
         q = self.query_mlp(queries)
         feats = self.boundary_mlp(patch_map)
         n, c, h, w = feats.shape
@@ -210,6 +213,8 @@ class BoundaryDecoder(nn.Module):
         )
 
     def forward(self, x: Tensor, flags: Tensor | None = None) -> Tensor:
+        """Decode the boundary map; with ``flags`` only the flagged patches are read (and, if set,
+        written)."""
         if flags is None:
             return self.body(x)
         g = x.shape[-1]
@@ -229,6 +234,7 @@ class ClipBottleneck(nn.Module):
         self.up = nn.Linear(bottleneck, width)
 
     def forward(self, patches: Tensor) -> tuple[Tensor, Tensor]:
+        """The bottleneck's output and its hidden activation."""
         h = F.relu(self.down(patches))
         return self.up(h), h
 
@@ -251,6 +257,7 @@ class QueryClassifier(nn.Module):
         self.head = MLP([embed, embed // 2, embed // 4, 2])
 
     def forward(self, tokens: Tensor) -> Tensor:
+        """Logits from the query tokens."""
         return self.head(self.reduce(tokens).squeeze(1))
 
 

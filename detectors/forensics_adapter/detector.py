@@ -371,6 +371,8 @@ class ForensicsAdapter(Detector):
 
     # ------------------------------------------------------------------ forward / loss
     def forward(self, batch: Batch) -> DetectorOutput:
+        """Adapter on CLIP's layers, mask decoder, CLIP's second pass with the query bias, classifier and
+        boundary map."""
         image = batch.image
         tokens0, layers = self.clip_features(image)
         keep = self.contrast_blocks if self.training else ()
@@ -390,6 +392,8 @@ class ForensicsAdapter(Detector):
         return DetectorOutput(logits=logits2[:, 1] - logits2[:, 0], aux=aux)
 
     def loss(self, batch: Batch, out: DetectorOutput) -> dict[str, Tensor]:
+        """Forensics Adapter's loss (Cui et al., CVPR 2025): cross-entropy, boundary map and patch contrast
+        terms."""
         if batch.forgery_mask is None:
             raise DataSpecError(
                 "forensics_adapter needs batch.forgery_mask for its loss (DataSpec.forgery_masks); "

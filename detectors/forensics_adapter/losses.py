@@ -80,6 +80,7 @@ def intra_contrast(emb: Tensor, patch_label: Tensor, label: Tensor, temperature:
         emb: patch embeddings ``[B, L, D]`` (normalised here).
         patch_label: bool ``[B, L]``, True for fake patches.
         label: ``[B]`` image labels (1 fake).
+        temperature: the similarities are divided by it before the softmax.
     """
     fake = label == 1
     if not bool(fake.any()):

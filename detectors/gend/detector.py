@@ -171,10 +171,13 @@ class GenD(Detector):
         self.data_spec = DataSpec(input_size=g.image_size, mean=CLIP_MEAN, std=CLIP_STD)
 
     def forward(self, batch: Batch) -> DetectorOutput:
+        """Logits of the linear head on the L2-normalised CLIP embedding (kept in ``aux`` for the loss)."""
         z = F.normalize(self.visual(batch.image), p=2, dim=1)
         return DetectorOutput(logits=self.head(z)[:, 0], aux=GenDAux(embedding=z))
 
     def loss(self, batch: Batch, out: DetectorOutput) -> dict[str, Tensor]:
+        """GenD's loss (Yermakov et al., WACV 2026): cross-entropy plus the weighted alignment and uniformity
+        terms."""
         aux = out.aux
         if not isinstance(aux, GenDAux) or aux.embedding is None:
             raise TypeError(f"GenD.loss needs the GenDAux of its own forward, got {type(aux).__name__}")

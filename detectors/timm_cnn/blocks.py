@@ -34,6 +34,7 @@ class FakeLogitHead(nn.Module):
         self.fc = nn.Linear(in_features, 1)
 
     def forward(self, pooled: Tensor) -> Tensor:
+        """Fake logit(s) of the pooled features, after dropout."""
         return self.fc(self.drop(pooled))
 
 
@@ -46,6 +47,7 @@ class BackboneWithHead(nn.Module):
         self.head = head
 
     def forward(self, x: Tensor) -> Tensor:
+        """The head on the backbone's pooled features."""
         return self.head(self.backbone(x))
 
 
@@ -114,6 +116,7 @@ class StaticPadConv2d(nn.Conv2d):
         self.pad = pad
 
     def forward(self, x: Tensor) -> Tensor:
+        """The convolution after TensorFlow-style static "same" padding."""
         return super().forward(F.pad(x, self.pad))
 
 

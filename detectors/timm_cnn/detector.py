@@ -111,6 +111,7 @@ class TimmCNN(Detector):
         return __init__
 
     def forward(self, batch: Batch) -> DetectorOutput:
+        """The network's fake logit per image."""
         return DetectorOutput(logits=self.net(batch.image).squeeze(-1))
 
     @classmethod

@@ -94,6 +94,7 @@ class SelfBlendedCNN(TimmCNN):
         self._sam: SAM | None = None
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        """A training step; SAM's second pass (at the perturbed weights) returns the loss only, unlogged."""
         if self._sam is not None and self._sam.perturbed:
             # SAM's second evaluation (at w + e): the gradient only; the logged loss is the one at w,
             # as the released training loop reports the first pass's prediction.
@@ -110,6 +111,8 @@ class SelfBlendedCNN(TimmCNN):
         return max(0.0, 1.0 - (epoch - start) / (n - start))
 
     def configure_optimizers(self) -> Any:
+        """The recipe's optimiser, wrapped in SAM (Foret et al., ICLR 2021) and SBI's linear learning-rate
+        decay when set."""
         base = super().configure_optimizers()
         if self.sam_rho == 0 and self.lr_decay_start >= 1:
             return base

@@ -25,6 +25,7 @@ class UCFEncoder(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """The backbone's feature map, its channels adjusted to the UCF width."""
         return self.adjust(self.backbone.forward_features(x))
 
 
@@ -42,6 +43,7 @@ class Conv1x1Block(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """The 1x1 convolution block."""
         return self.net(x)
 
 
@@ -57,6 +59,7 @@ class UCFHead(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Class logits of the spatially pooled features (after dropout), and those features."""
         feat = x.mean(dim=(2, 3))
         return self.drop(self.mlp(feat)), feat
 
@@ -70,6 +73,7 @@ def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
 
 
 def double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
+    """Two 3x3 convolutions with ReLU (a decoder stage)."""
     return nn.Sequential(
         nn.Conv2d(in_ch, out_ch, 3, padding=1),
         nn.ReLU(inplace=True),
@@ -102,6 +106,8 @@ class ConditionalDecoder(nn.Module):
         return self.drop(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True))
 
     def forward(self, forgery: Tensor, content: Tensor, out_size: tuple[int, int]) -> Tensor:
+        """Reconstruct an image from content features, styled by the forgery features (AdaIN at each
+        stage)."""
         x, s = content, forgery
         x = self.up3(self._up(adain(x, s)))
         s = self.up3(self._up(s))
@@ -128,6 +134,7 @@ def shuffle_within_groups(groups: Tensor) -> Tensor:
 
 
 def triplet(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float) -> Tensor:
+    """The triplet margin loss with the Euclidean distance."""
     return F.triplet_margin_loss(anchor, positive, negative, margin=margin, p=2.0)
 
 

@@ -191,6 +191,8 @@ class UCF(Detector):
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: Batch) -> DetectorOutput:
+        """UCF's forward (Yan et al., ICCV 2023): the common branch only at inference; in training also the
+        specific branch and the cross reconstructions."""
         image = batch.image
         if not self.training:  # inference: common branch only
             cls_sha, feat_sha = self.head_sha(self.block_sha(self.encoder_f(image)))
@@ -224,6 +226,8 @@ class UCF(Detector):
         )
 
     def loss(self, batch: Batch, out: DetectorOutput) -> dict[str, Tensor]:
+        """UCF's loss: common and method-specific cross-entropy, reconstruction and contrastive terms,
+        weighted."""
         aux = out.aux
         if not isinstance(aux, UCFAux) or aux.reconstruction is None:  # inference: only the common head
             return {"loss": F.binary_cross_entropy_with_logits(out.logits, batch.label.float())}

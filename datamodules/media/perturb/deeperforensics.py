@@ -137,6 +137,8 @@ def saturation_matrix(factor: float) -> np.ndarray:
 
 
 def color_saturation(rgb: np.ndarray, rng: np.random.Generator | None, factor: float) -> np.ndarray:
+    """DeeperForensics-1.0's colour saturation change (Jiang et al., CVPR 2020): saturation scaled by
+    ``factor``."""
     _check(rgb)
     out = cv2.transform(rgb.astype(np.float32), saturation_matrix(float(factor)))
     return _truncate(out)
@@ -150,6 +152,7 @@ def _multiply(factor: float):
 
 
 def color_contrast(rgb: np.ndarray, rng: np.random.Generator | None, factor: float) -> np.ndarray:
+    """DeeperForensics-1.0's colour contrast change: pixel values multiplied by ``factor``."""
     _check(rgb)
     # The transform's own parameter draw would give this same constant (a range of one value); passing
     # it to ``apply`` skips that per-call overhead. A scalar multiplier uses one lookup table.
@@ -170,6 +173,7 @@ def block_corners(shape: tuple[int, ...], blocks: int, rng: np.random.Generator)
 
 
 def block_wise(rgb: np.ndarray, rng: np.random.Generator, blocks: int) -> np.ndarray:
+    """DeeperForensics-1.0's block-wise distortion: ``blocks`` gray blocks at positions drawn from ``rng``."""
     _check(rgb)
     out = rgb.copy()
     for x, y in block_corners(rgb.shape, blocks, rng).tolist():  # Python ints: slicing is 2x faster
@@ -221,6 +225,7 @@ def gaussian_noise_color(rgb: np.ndarray, rng: np.random.Generator, variance: fl
 
 
 def blur_sigma(kernel: int) -> float:
+    """The Gaussian sigma DeeperForensics-1.0 uses for a blur of ``kernel`` pixels."""
     return kernel / 6.0
 
 
@@ -240,12 +245,14 @@ def _blur(kernel: int):
 
 
 def gaussian_blur(rgb: np.ndarray, rng: np.random.Generator | None, kernel: int) -> np.ndarray:
+    """DeeperForensics-1.0's Gaussian blur with a ``kernel``-pixel kernel."""
     _check(rgb)
     transform, taps = _blur(int(kernel))
     return transform.apply(rgb, kernel=taps)
 
 
 def jpeg_compression(rgb: np.ndarray, rng: np.random.Generator | None, factor: int) -> np.ndarray:
+    """DeeperForensics-1.0's "JPEG compression": down-scale by ``factor`` and back (linear interpolation)."""
     _check(rgb)
     h, w = rgb.shape[:2]
     f = int(factor)

@@ -95,6 +95,7 @@ def list_perturbations() -> list[str]:
 
 
 def get_distortion(name: str) -> Distortion:
+    """The registered distortion ``name`` (or an alias of it); an error listing the known ones."""
     key = _ALIASES.get(name, name)
     if key not in _REGISTRY:
         known = ", ".join([*_REGISTRY, *_ALIASES])
@@ -132,6 +133,7 @@ class Perturbation:
 
     @property
     def is_identity(self) -> bool:
+        """Whether this is level 0: the image is left unchanged."""
         return self.level == 0
 
     @property
@@ -140,6 +142,7 @@ class Perturbation:
         return CLEAN if self.is_identity else f"{self.name}@{self.level}"
 
     def rng(self, key: str) -> np.random.Generator:
+        """The random generator of sample ``key``: the same for every run with this seed."""
         return sample_rng(self.seed, key)
 
     def prepare(self) -> Perturbation:

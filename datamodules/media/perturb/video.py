@@ -119,6 +119,7 @@ class ClipFrames:
         self._frames: dict[int, np.ndarray] = {}
 
     def __call__(self, i: int) -> np.ndarray:
+        """Frame ``i`` after the clip-level distortion (its whole video is processed once, then cached)."""
         video = self.video_ids[i]
         if video != self._video:
             rows = self.rows[video]

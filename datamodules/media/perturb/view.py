@@ -89,10 +89,12 @@ class CropView:
 
     @property
     def is_identity(self) -> bool:
+        """Whether the view is the stored crop unchanged."""
         return self.zoom == 1.0 and self.crop_size is None and self.interpolation is None
 
     @property
     def tag(self) -> str:
+        """A short tag naming the view (``zoom1.2+crop224+area``; ``stored`` for the identity)."""
         parts = [f"zoom{self.zoom:g}"] if self.zoom != 1.0 else []
         parts += [f"crop{self.crop_size}"] if self.crop_size is not None else []
         parts += [self.interpolation] if self.interpolation is not None else []
@@ -100,6 +102,7 @@ class CropView:
 
     @property
     def resize_flag(self) -> int | None:
+        """The OpenCV interpolation flag of the view's resize (None: the detector's default)."""
         return None if self.interpolation is None else INTERPOLATIONS[self.interpolation]
 
     def matrix(self, hw: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
