@@ -266,10 +266,11 @@ def section_md() -> list[str]:
         "(`benchmark/runner/prepare.py`: one spawned process of one thread per CPU, shared by the datasets; "
         "face detection runs on one thread, so one video at a time left a core idle). Same bytes: all 6,114 "
         "files (crops, landmarks, masks, rows, manifests) of the demo preprocessed in one process and in the "
-        "pool have equal SHA-256 (six runs: two in one process, four in pools). Time on this machine while a "
-        "benchmark run kept the load "
-        "average at 4.4-7 (all at `nice 10`, back to back): 86.9 s in one process, 71.9 and 77.5 s in the "
-        "pool; with idle cores the pool can take up to half of it off.",
+        "pool have equal SHA-256 (eight runs: three in one process, five in pools; the last two after "
+        "preprocessing began to record the confound features). Time on this machine, before the confound "
+        "features, while a benchmark run kept the load average at 4.4-7 (all at `nice 10`, back to back): "
+        "86.9 s in one process, 71.9 and 77.5 s in the pool; with idle cores the pool can take up to half of "
+        "it off.",
         "- **One folder fsync per video** instead of one per file while preprocessing "
         "(`datamodules.atomic`, `sync_dir=False`; the folders are fsynced before the video's resume marker, "
         "so a crash still loses at most the videos in flight): demo-DFDC (24 videos) under cProfile "
