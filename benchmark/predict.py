@@ -113,6 +113,7 @@ def make_batch(frames: list[FaceCrop], spec: Any, video_id: str, soft_regions: b
     """
     from datamodules.batch import collate
     from datamodules.loading.transforms import SampleTransform
+    from datamodules.manifest import sample_id
 
     transform = SampleTransform(spec, augment=False, soft_regions=soft_regions)
     items = []
@@ -121,7 +122,7 @@ def make_batch(frames: list[FaceCrop], spec: Any, video_id: str, soft_regions: b
             raise ValueError(f"frame {f.frame_index} of {video_id} has no face crop ({f.status})")
         item: dict[str, Any] = {
             "label": 0,  # unknown; not used for scoring
-            "sample_id": f"{video_id}/{f.frame_index}",
+            "sample_id": sample_id(video_id, f.frame_index),
             "video_id": video_id,
             "dataset": "predict",
             "method": "unknown",

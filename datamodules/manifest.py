@@ -101,6 +101,16 @@ def write_manifest(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> P
     return path
 
 
+def sample_id(video_id: str, frame_index: int) -> str:
+    """A frame's ``sample_id``, ``<video_id>/<frame_index>``: the key of its score rows in the store."""
+    return f"{video_id}/{int(frame_index)}"
+
+
+def sample_ids(df: pd.DataFrame) -> pd.Series:
+    """:func:`sample_id` of every row of a manifest table (vectorised)."""
+    return df["video_id"].astype(str) + "/" + df["frame_index"].astype(int).astype(str)
+
+
 def read_manifest(path: str | os.PathLike, name: str) -> pd.DataFrame:
     """The whole manifest of dataset ``name``; ``DataError`` when it is missing or lacks columns."""
     path = Path(path)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.runner.cells import Cell
-from datamodules.manifest import CONFOUNDS, read_manifest
+from datamodules.manifest import CONFOUNDS, read_manifest, sample_ids
 
 #: the shortcut detector's name in the store (guarded against a registered detector of the same name)
 NAME = "shortcut"
@@ -40,11 +40,6 @@ def shortcut_cell_id(grid: str, train_set: str) -> str:
     return f"{NAME}-" + hashlib.sha256(f"{grid}\0{train_set}".encode()).hexdigest()[:12]
 
 
-def frame_keys(df: pd.DataFrame) -> pd.Series:
-    """A manifest row's frame key, ``<video_id>/<frame_index>``: the ``sample_id`` the datamodule gives it."""
-    return df["video_id"].astype(str) + "/" + df["frame_index"].astype(int).astype(str)
-
-
 def manifest_features(path: Path, name: str) -> pd.DataFrame:
     """The ``ok`` rows of a manifest: ``split, label, method, key`` and the confound columns (NaN if absent)."""
     df = read_manifest(path, name)
@@ -54,7 +49,7 @@ def manifest_features(path: Path, name: str) -> pd.DataFrame:
             "split": df["split"].astype(str).to_numpy(),
             "label": df["label"].astype(int).to_numpy(),
             "method": df["method"].astype(str).to_numpy(),
-            "key": frame_keys(df).to_numpy(),
+            "key": sample_ids(df).to_numpy(),
         }
     )
     for c in CONFOUNDS:

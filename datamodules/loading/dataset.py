@@ -31,7 +31,7 @@ from datamodules.loading.device_augment import RAW, raw_fields
 from datamodules.loading.input_keys import input_identity, input_key
 from datamodules.loading.store import PackedStore, PngStore
 from datamodules.loading.transforms import SampleTransform
-from datamodules.manifest import REQUIRED, is_empty
+from datamodules.manifest import REQUIRED, is_empty, sample_id
 from datamodules.media.blending import self_blend
 from datamodules.media.perturb import ClipFrames, CropView, Perturbation
 from datamodules.media.regions import REGIONS
@@ -153,7 +153,7 @@ class ManifestDataset(Dataset):
             mask = self._mask(i, image.shape[:2])
         item: dict[str, Any] = {
             "label": label,
-            "sample_id": f"{video_id}/{self.rows['frame_index'][i]}",
+            "sample_id": sample_id(video_id, self.rows["frame_index"][i]),
             "video_id": video_id,
             "dataset": str(self.rows["dataset"][i]),
             "method": method,
