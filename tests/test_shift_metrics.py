@@ -9,7 +9,7 @@ import statistics
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 from scipy.stats import iqr, ttest_rel, wasserstein_distance
@@ -46,6 +46,7 @@ from benchmark.metrics import (
     tpr_at_fpr,
     znorm,
 )
+from benchmark.metrics.normalisation import keep_order
 from tests.exact_reference import exact_video_scores
 from tests.shift_reference import exact_ece, reference_normalised_matrix, scipy_balanced_gain
 
@@ -256,6 +257,7 @@ def shifted_tables(draw):
 
 
 @given(shifted_tables())
+@example((101, 11, 2, 1, 2))  # video means 0.145 and 0.14500000000000002, one float apart after the logit
 @FAST
 def test_per_domain_transforms_keep_the_diagonal_and_calibration_videos_are_never_scored(case):
     seed, n, decimals, k, folds = case
@@ -412,3 +414,23 @@ def test_readme_worked_example_is_a_pure_offset():
         np.testing.assert_array_equal(res.matrices[m][0], np.ones((3, 3)))
         assert res.summary(m)["shift_closed"][0] == pytest.approx(1.0)
     assert res.summary("raw")["shift_closed"][0] == 0.0
+
+
+def test_keep_order_separates_what_the_logit_merged():
+    raw = np.array([0.145, 0.14500000000000002, 0.145, 0.3])
+    merged = logit(raw)
+    assert merged[0] == merged[1] and raw[0] < raw[1]  # the collision this guards against
+    z = keep_order(raw, merged)
+    assert z[0] == z[2] < z[1] < z[3] and z[1] == np.nextafter(merged[0], np.inf)
+    clean = np.array([0.1, 0.2, 0.3])  # no collision: the transform's values come back as they are
+    assert np.array_equal(keep_order(clean, logit(clean)), logit(clean))
+
+
+@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=40), st.integers(0, 3))
+@FAST
+def test_keep_order_keeps_every_strict_order_and_tie_of_the_raw_scores(values, decimals):
+    raw = np.round(np.asarray(values), decimals) if decimals else np.asarray(values)
+    z = keep_order(raw, (logit(raw) - 0.3) / 7.0)
+    for a in range(len(raw)):
+        for b in range(len(raw)):
+            assert (raw[a] < raw[b]) == (z[a] < z[b]) and (raw[a] == raw[b]) == (z[a] == z[b])

@@ -95,6 +95,27 @@ def logit(scores) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+def keep_order(raw: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``z`` (an increasing transform of ``raw``, computed in floating point) with the order of ``raw`` kept
+    exactly: where rounding merged or swapped two distinct values (the logit of two video means one ulp
+    apart can be one float), the larger is moved to the next float above the smaller. Equal values of
+    ``raw`` stay equal. Without such a collision ``z`` is returned as it is."""
+    raw, z = np.asarray(raw, np.float64), np.asarray(z, np.float64)
+    order = np.argsort(raw, kind="stable")
+    r, v = raw[order], z[order]
+    if not np.any((np.diff(r) > 0) & (np.diff(v) <= 0)):
+        return z
+    v = v.copy()
+    for i in range(1, len(v)):  # only on a collision, which is rare: a plain loop keeps the cascade exact
+        if r[i] == r[i - 1]:
+            v[i] = v[i - 1]
+        elif v[i] <= v[i - 1]:
+            v[i] = np.nextafter(v[i - 1], np.inf)
+    out = np.empty_like(v)
+    out[order] = v
+    return out
+
+
 def robust_standardisation(values) -> tuple[float, float]:
     """``(median, IQR)`` of ``values`` (numpy's linear percentiles); the IQR is 1 when it is 0."""
     x = np.asarray(values, dtype=np.float64)
@@ -461,7 +482,7 @@ def normalisation_analysis(
             z = np.empty_like(values)
             for j in range(k):
                 c, sc = m.fit(u.label[idx[j]], values[idx[j]], settings)
-                z[idx[j]] = (values[idx[j]] - c) / sc
+                z[idx[j]] = keep_order(u.score[idx[j]], (values[idx[j]] - c) / sc)
             matrices[name] = np.broadcast_to(
                 matrix_from_units(replace(u, score=z)), (settings.repeats, k, k)
             ).copy()
@@ -490,7 +511,7 @@ def normalisation_analysis(
                     undefined[j] = True
                     continue
                 units_j = idx[j][d.scored]
-                z[units_j] = (values[units_j] - c) / sc
+                z[units_j] = keep_order(u.score[units_j], (values[units_j] - c) / sc)
             a = matrix_from_units(replace(u, score=z))
             a[undefined, :] = np.nan
             a[:, undefined] = np.nan
