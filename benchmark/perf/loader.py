@@ -23,7 +23,9 @@ stores with ``augment_on_device`` (the worker only reads; its batches are not au
 that); the device part itself run on this CPU (there is no GPU here: informational); the evaluation
 loader (sequential reads) from either store. Then the CPU time per sample of each stage of the packed
 CPU path (read + checksum, the seeded draw, warp, photometric ops, normalisation, region masks): what
-bounds the rate once decoding is gone.
+bounds the rate once decoding is gone; and that bound as one figure: today's CPU per sample over the
+same minus its PNG read, the speed-up a store that cost nothing to read would give a worker that still
+augments (Amdahl's law).
 
 The runs are interleaved: each round times every job once, and a case's ``ratio`` is the median over
 rounds of (case / its baseline of the same round), so a load change hits both sides of each ratio.
@@ -231,8 +233,29 @@ def _run(quick: bool) -> list[Figure]:
         *_wall_figures(jobs, cases, rounds),
         *_cpu_figures(jobs[1], jobs[-1], cpu_jobs),
         *stages.figures(),
+        _read_bound(jobs[1], stages),
         pack_fig,
     ]
+
+
+def _read_bound(png_job: _Job, stages: _Stages) -> Figure:
+    """The most any store can give a worker that still augments: today's CPU per sample over the same
+    without the PNG read (Amdahl: reading made free), per round."""
+    png_read = stages.times[_Stages.NAMES[0]][1:]  # ms per sample; the first pass is the warm-up
+    today = [1000 * t / png_job.items for t in png_job.cpu]
+    bound = [a / (a - r) for a, r in zip(today, png_read, strict=True)]
+    return Figure(
+        TOPIC,
+        "bound on any store with aug + soft region masks on the worker: today's loader with a free read",
+        "x today's loader",
+        statistics.median(bound),
+        min(bound),
+        max(bound),
+        len(bound),
+        higher_is_better=True,
+        note=f"today's {statistics.median(today):.2f} ms CPU/sample, of which the PNG read "
+        f"{statistics.median(png_read):.2f} ms; what is left is augmentation, masks and batching",
+    )
 
 
 def _pack(manifest: Path, n: int) -> Figure:
