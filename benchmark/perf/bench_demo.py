@@ -187,7 +187,7 @@ def full_run(tmp: Path, extra_args: str = "") -> list[Figure]:
         "make bench DETECTOR=sfam, fresh clone (install excluded)",
         [phases["total"]],
         target=TARGET,
-        note=f"commit {sha[:10]}; load average {load} at the end; log {LOG}"
+        note=f"commit {sha[:10]}; load average {load} at the end"
         + ("; CLIP from random init (weights not in the HF cache: same compute)" if random_init else ""),
     )
     return [total] + [duration(TOPIC, f"phase: {p}", [phases[p]], note=notes.get(p, "")) for p in PHASES]
