@@ -22,6 +22,14 @@ blur (albumentations' float ``sepFilter2D``) against the ways to make it cheaper
 ``cv2.GaussianBlur`` (OpenCV's bit-exact fixed point), an 8-bit integer kernel (OpenCV's fixed-point
 ``sepFilter2D`` path) and the resize done first with sigma scaled by 224/256 -- each with its largest
 deviation from the library's output, and the budget a perturbation has at 0.8x of the clean loader.
+
+Perturbation on the device (``ForgeryDataModule(perturb_on_device=True)``): for the four distortions
+with a device form (colour saturation, colour contrast, Gaussian blur, the "JPEG" resampling) the test
+worker only reads the crops; the same in-process loader then measures that worker (paired with the
+clean loader like the others, same target). Informational beside it: the device part (distortion,
+resize, normalisation in torch) run on this CPU for lack of a GPU, in CPU ms per sample, with the CPU
+path's whole perturbed sample (``1 / rate``) for scale -- on a GPU it runs as batched kernels beside the
+model, and this machine cannot say how fast.
 """
 
 from __future__ import annotations
@@ -87,6 +95,12 @@ def _run(quick: bool) -> list[Figure]:
     levels = {"gaussian_blur": (1, 2, 3, 4, 5)}  # the one whose cost grows steeply with the level
     cases = [(name, lv) for name in IMAGE_DISTORTIONS for lv in levels.get(name, (1, 5))]
     cases.append(("video_compression", 1))
+    device_cases = [
+        ("gaussian_blur", 5),
+        ("color_saturation", 5),
+        ("color_contrast", 5),
+        ("jpeg_compression", 1),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         manifest = write_test_cache(Path(tmp), n)
         crops = [
@@ -94,13 +108,16 @@ def _run(quick: bool) -> list[Figure]:
             for p in pd.read_parquet(manifest)["crop_path"][: 8 if quick else 32]
         ]
 
-        def loader_job(perturbation) -> Callable[[], None]:
+        def make_dm(perturbation, on_device: bool = False) -> ForgeryDataModule:
             dm = ForgeryDataModule(
                 spec, train="perf", tests=["perf"], manifests={"perf": manifest}, eval_batch_size=32,
-                frames_test=FRAMES_PER_VIDEO, test_perturbation=perturbation,
+                frames_test=FRAMES_PER_VIDEO, test_perturbation=perturbation, perturb_on_device=on_device,
             )  # fmt: skip
             dm.setup("test")
-            loader = dm.test_dataloader()[0]
+            return dm
+
+        def loader_job(perturbation, on_device: bool = False) -> Callable[[], None]:
+            loader = make_dm(perturbation, on_device).test_dataloader()[0]
 
             def epoch() -> None:
                 for _ in loader:
@@ -112,6 +129,10 @@ def _run(quick: bool) -> list[Figure]:
         for name, level in cases:
             p = get_perturbation(name, level)
             jobs.append((f"{p.tag} {dict(p.params)}", loader_job(p)))
+        for name, level in device_cases:
+            p = get_perturbation(name, level)
+            jobs.append((f"{p.tag} {dict(p.params)}, perturb_on_device: the worker", loader_job(p, True)))
+        device_parts = [_device_part(make_dm(get_perturbation(*c), True)) for c in device_cases]
         (base_name, clean), *rest = jobs
         times: dict[str, list[float]] = {name: [] for name, _ in jobs}
         paired: dict[str, list[float]] = {name: [] for name, _ in rest}  # the clean run next to each
@@ -128,7 +149,7 @@ def _run(quick: bool) -> list[Figure]:
     unit = "samples/CPU-s"
     base = throughput(TOPIC, base_name, n, times[base_name], unit=unit)
     figs = [base]
-    for (name, _), (dist, _) in zip(rest, cases, strict=True):
+    for (name, _), (dist, _) in zip(rest, cases + device_cases, strict=True):
         fig = with_ratio(throughput(TOPIC, name, n, times[name], unit=unit), base)
         per_round = [b / t for t, b in zip(times[name], paired[name], strict=True)]
         fig.ratio = statistics.median(per_round)
@@ -141,7 +162,32 @@ def _run(quick: bool) -> list[Figure]:
             fig.target = TARGET
         figs.append(fig)
     clean_ms = 1000.0 / base.value  # CPU ms of one clean test sample
+    cpu_ms = {f.name.split(" ")[0]: 1000.0 / f.value for f in figs[1:]}
+    for (dist, level), part in zip(device_cases, device_parts, strict=True):
+        tag = f"{dist}@{level}"
+        fig = duration(
+            TOPIC, f"{tag}, perturb_on_device: the device part run on this CPU", part(3 if quick else 9)
+        )
+        fig.unit = "CPU ms/sample"
+        fig.note = (
+            f"distortion + resize + normalisation in torch, one thread, batches of 32; the CPU path's whole "
+            f"{tag} sample costs {cpu_ms[tag]:.3f} ms in this run (informational: written for a GPU)"
+        )
+        figs.append(fig)
     return figs + blur_alternatives(crops, spec.input_size, clean_ms, rounds=3 if quick else 9)
+
+
+def _device_part(dm) -> Callable[[int], list[float]]:
+    """CPU ms per sample of ``dm``'s device step on its test batches, one value per round."""
+    batches = list(dm.test_dataloader()[0])
+    perturber = dm._device_perturb
+    n = sum(len(b.image) for b in batches)
+
+    def rounds(k: int) -> list[float]:
+        perturber.image(batches[0].image)  # warm-up
+        return [cpu_seconds(lambda: [perturber.image(b.image) for b in batches]) * 1000 / n for _ in range(k)]
+
+    return rounds
 
 
 def _read_rgb(path: Path) -> np.ndarray:

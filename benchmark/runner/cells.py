@@ -32,6 +32,7 @@ from typing import Any
 from benchmark.runner.grid import SetSpec
 from benchmark.runner.sweeps import Condition, view_dict, view_from_dict
 from datamodules.media.perturb import CropView, Perturbation
+from datamodules.media.perturb.device import moves_to_device
 from detectors.recipe import Recipe
 
 #: the default datamodule factory. The name is hashed into every cell id, so it stays the one the first
@@ -130,8 +131,11 @@ class CellConfig:
     def to_json(self) -> dict[str, Any]:
         """The hashed dict: JSON types only, one key per field; the recipe without its citation
         (:meth:`Recipe.experiment_dict`); ``weights``, ``perturbation`` and ``view`` only when set (a trained
-        cell's dict has no such key)."""
+        cell's dict has no such key); the data setting ``perturb_on_device`` only in a derived cell whose
+        condition it moves to the device (elsewhere it changes no pixel, so no id)."""
         d = jsonable({**asdict(self), "recipe": self.recipe.experiment_dict()})
+        if not moves_to_device(self.perturbation, self.view):  # the setting changes nothing here
+            d["data"].pop("perturb_on_device", None)
         for key in ("weights", "perturbation", "view"):  # unset: absent, so older ids stay what they were
             if getattr(self, key) is None:
                 del d[key]

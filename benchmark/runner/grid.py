@@ -72,6 +72,7 @@ DATA_KEYS = {
     "frames_val",
     "train_methods",
     "augment_on_device",  # augmentation in the datamodule's on_after_batch_transfer (pixels differ: hashed)
+    "perturb_on_device",  # test perturbation on the device: hashed only into the derived cells it moves
 }
 
 

@@ -30,7 +30,9 @@ missing mask is not a zero mask); the training split must have one for every fak
 Frames are read from each dataset's packed store when it has a current one (``store="auto"``;
 :mod:`datamodules.pack`, :mod:`datamodules.loading.store`), else from its PNG files: the batches are
 the same. With ``augment_on_device`` the training workers only read, and :meth:`on_after_batch_transfer`
-augments each batch on its device (:mod:`datamodules.loading.device_augment`).
+augments each batch on its device (:mod:`datamodules.loading.device_augment`); with ``perturb_on_device``
+the test workers read and the device applies a test perturbation that has a device form
+(:mod:`datamodules.loading.device_perturb`).
 
 Items come from :mod:`datamodules.loading.dataset`, training batches from
 :mod:`datamodules.loading.sampler`, manifests and frame selection from :mod:`datamodules.manifest`.
@@ -51,6 +53,7 @@ from datamodules.augmentation import Augmentation
 from datamodules.batch import collate
 from datamodules.loading.dataset import SBI, ManifestDataset
 from datamodules.loading.device_augment import DeviceAugment, finish
+from datamodules.loading.device_perturb import DevicePerturb, finish_perturb, moves_to_device
 from datamodules.loading.eval_sets import EvalSet, check_unique
 from datamodules.loading.input_keys import file_sha256
 from datamodules.loading.sampler import TrainBatchSampler, seed_worker
@@ -91,6 +94,12 @@ class ForgeryDataModule(L.LightningDataModule):
             augmentation, resize, normalisation and region masks run on the device in
             :meth:`on_after_batch_transfer` (:mod:`datamodules.loading.device_augment`: the same
             per-sample draws, not bit-identical pixels). Evaluation loaders are unchanged.
+        perturb_on_device: test workers only read the crops (and paint the masks) when the test
+            perturbation has a device form (colour saturation, colour contrast, Gaussian blur, the
+            "JPEG" resampling) and no ``test_view`` re-crops: the distortion, the evaluation resize and the
+            normalisation run on the device in :meth:`on_after_batch_transfer`
+            (:mod:`datamodules.loading.device_perturb`; the same resize and normalisation, the distortion
+            up to float rounding). Other perturbations stay in the workers.
     """
 
     def __init__(
@@ -115,6 +124,7 @@ class ForgeryDataModule(L.LightningDataModule):
         test_view: CropView | None = None,
         store: str = "auto",
         augment_on_device: bool = False,
+        perturb_on_device: bool = False,
     ) -> None:
         super().__init__()
         known = sorted(manifests)
@@ -146,6 +156,8 @@ class ForgeryDataModule(L.LightningDataModule):
         self.store, self.augment_on_device = store, bool(augment_on_device)
         self._packs: dict[str, PackReader | None] = {}
         self._device_augment: DeviceAugment | None = None
+        self.perturb_on_device = bool(perturb_on_device)
+        self._device_perturb: DevicePerturb | None = None
 
     # ------------------------------------------------------------------ loading and validation
     def _ok_rows(self, name: str) -> pd.DataFrame:
@@ -293,8 +305,12 @@ class ForgeryDataModule(L.LightningDataModule):
         self._check(s.dataset, rows, masks)
         if s.split != "test":  # test-time perturbations and views act on the test sets only
             return self._dataset(s.dataset, rows, False, masks)
+        p, view = self.test_perturbation, self.test_view
+        on_device = self.perturb_on_device and moves_to_device(p, view)
+        if on_device and self._device_perturb is None and p is not None:
+            self._device_perturb = DevicePerturb(self.spec, p)
         return self._dataset(
-            s.dataset, rows, False, masks, perturbation=self.test_perturbation, view=self.test_view
+            s.dataset, rows, False, masks, perturbation=p, view=view, device_perturb=on_device
         )
 
     # ------------------------------------------------------------------ loaders
@@ -338,5 +354,6 @@ class ForgeryDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ device augmentation
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """With ``augment_on_device``: augment a raw training batch on its device (others pass through)."""
-        return finish(batch, self._device_augment)
+        """With ``augment_on_device``: augment a raw training batch on its device; with
+        ``perturb_on_device``: perturb, resize and normalise a raw test batch there (others pass through)."""
+        return finish_perturb(finish(batch, self._device_augment), self._device_perturb)

@@ -10,7 +10,10 @@ Frames are read from a store (:mod:`datamodules.loading.store`): the PNG files, 
 (:mod:`datamodules.pack`) when one is given; both give the same arrays, hence the same batches.
 With ``device_augment`` (training with ``ForgeryDataModule(augment_on_device=True)``) a batch carries
 the crops as uint8, their landmarks, forgery masks and augmentation seeds
-(:mod:`datamodules.loading.device_augment`), which the datamodule augments after the transfer.
+(:mod:`datamodules.loading.device_augment`), which the datamodule augments after the transfer. With
+``device_perturb`` (a test set with ``ForgeryDataModule(perturb_on_device=True)``) a batch carries the
+stored crops as uint8 and its region / forgery masks made here; the datamodule perturbs, resizes and
+normalises the image after the transfer (:mod:`datamodules.loading.device_perturb`).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 import pandas as pd
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from datamodules.augmentation import Augmentation
 from datamodules.batch import Batch, batch_tensor, collate
 from datamodules.loading.device_augment import RAW, raw_fields
+from datamodules.loading.device_perturb import PERTURB, DevicePerturb, moves_to_device
 from datamodules.loading.input_keys import input_identity, input_key
 from datamodules.loading.store import PackedStore, PngStore
 from datamodules.loading.transforms import SampleTransform
@@ -68,13 +73,21 @@ class ManifestDataset(Dataset):
         pack: PackReader | None = None,
         device_augment: bool = False,
         source: str | None = None,
+        device_perturb: bool = False,
     ) -> None:
         self.root = Path(root)
         self.spec = spec
         per_clip = perturbation is not None and perturbation.kind == "clip" and not perturbation.is_identity
-        self.transform = SampleTransform(
-            spec, augment, soft_regions, None if per_clip else perturbation, view
-        )
+        if device_perturb and (augment or not moves_to_device(perturbation, view)):
+            what = perturbation.tag if perturbation is not None else "no perturbation"
+            raise ValueError(
+                f"device_perturb needs an unaugmented set and a device-form perturbation, got {what}"
+            )
+        self.device_perturb = device_perturb
+        self._perturbation = perturbation
+        self._perturber: DevicePerturb | None = None
+        cpu_perturbation = None if per_clip or device_perturb else perturbation
+        self.transform = SampleTransform(spec, augment, soft_regions, cpu_perturbation, view)
         self.method_index = {m: i + 1 for i, m in enumerate(methods)}
         self.with_forgery_mask = with_forgery_mask
         self.need_landmarks = spec.region_masks or blend
@@ -96,7 +109,7 @@ class ManifestDataset(Dataset):
                 if per_clip
                 else None
             )
-            self.identity = input_identity(source, spec, perturbation, view, clip)
+            self.identity = input_identity(source, spec, perturbation, view, clip, on_device=device_perturb)
         self._read = self._image
         if per_clip:
             self._read = ClipFrames(
@@ -130,10 +143,18 @@ class ManifestDataset(Dataset):
         if self.device_augment:
             return self._raw_batch(keys)
         s, m = self.spec.input_size, self.spec.mask_side
-        out = {"image": batch_tensor((len(keys), 3, s, s))}
+        out = {} if self.device_perturb else {"image": batch_tensor((len(keys), 3, s, s))}
         if self.spec.region_masks:
             out["region_masks"] = batch_tensor((len(keys), len(REGIONS), m, m))
-        items = [self._item(k, {f: t[j] for f, t in out.items()}) for j, k in enumerate(keys)]
+        crops: list[np.ndarray] = []
+        items = [self._item(k, {f: t[j] for f, t in out.items()}, crops) for j, k in enumerate(keys)]
+        if self.device_perturb:  # the stored crops, perturbed and resized after the transfer
+            out["image"] = raw_fields(crops, None, None, [0] * len(crops), [it["sample_id"] for it in items])[
+                0
+            ]["image"]
+            batch = collate(items, stacked=out)
+            batch.extra[PERTURB] = True
+            return batch
         return collate(items, stacked=out)
 
     def _load(self, key: int | tuple[int, bool, int]) -> tuple[dict[str, Any], np.ndarray, Any, Any, Any]:
@@ -162,14 +183,36 @@ class ManifestDataset(Dataset):
             item["method_id"] = 0 if label == 0 else self.method_index.get(method, -1)
         return item, image, lm, mask, seed
 
-    def _item(self, key: int | tuple[int, bool, int], out: dict[str, Tensor] | None = None) -> dict[str, Any]:
-        """One sample; ``out`` optionally holds ``image`` / ``region_masks`` tensors to write into."""
+    def _item(
+        self,
+        key: int | tuple[int, bool, int],
+        out: dict[str, Tensor] | None = None,
+        crops: list[np.ndarray] | None = None,
+    ) -> dict[str, Any]:
+        """One sample; ``out`` optionally holds ``image`` / ``region_masks`` tensors to write into. With
+        ``device_perturb`` the item has no image: the stored crop is appended to ``crops`` (a single
+        item, ``self[key]``, gets the device step here, on the CPU)."""
         item, image, lm, mask, seed = self._load(key)
         if self.identity is not None and "#" not in item["video_id"]:  # not a self-blend
             i = int(key[0] if isinstance(key, tuple | list) else key)
             item["input_key"] = input_key(self.identity, item["sample_id"], self.store.stamp(i))
-        item.update(self.transform(image, lm, mask, seed=seed, out=out, sample_key=item["sample_id"]))
+        with_image = not self.device_perturb
+        item.update(
+            self.transform(
+                image, lm, mask, seed=seed, out=out, sample_key=item["sample_id"], with_image=with_image
+            )
+        )
+        if not with_image:
+            if crops is not None:
+                crops.append(image)
+            else:
+                item["image"] = self._device_image(image)
         return item
+
+    def _device_image(self, crop: np.ndarray) -> Tensor:
+        if self._perturber is None:
+            self._perturber = DevicePerturb(self.spec, self._perturbation)
+        return self._perturber.image(torch.from_numpy(crop).permute(2, 0, 1)[None])[0]
 
     def _raw_batch(self, keys: list) -> Batch:
         """Crops, landmarks, masks and seeds for the device augmentation (nothing transformed here)."""

@@ -134,6 +134,15 @@ def warp(x: Tensor, geoms: np.ndarray, side: int, border: str) -> Tensor:
     return F.interpolate(sample(x, geoms, (h, w), border), size=(side, side), mode="area")
 
 
+def normalise(x: Tensor, spec: DataSpec) -> Tensor:
+    """``(x - 255 mean) / (255 std)`` of a float batch holding uint8 values: the float32 values of the CPU
+    path's lookup table (:class:`datamodules.loading.transforms.FaceTransform`)."""
+    mean = np.asarray(spec.mean, dtype=np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(spec.std, dtype=np.float32) * 255.0)
+    m = torch.as_tensor(mean, device=x.device)[None, :, None, None]
+    return (x - m) * torch.as_tensor(inv_std, device=x.device)[None, :, None, None]
+
+
 class DeviceAugment:
     """Augment, resize, normalise and paint region masks of a raw batch on its device (module docstring).
 
@@ -150,8 +159,6 @@ class DeviceAugment:
             raise TypeError(f"augment must be a bool or an Augmentation, got {type(augment).__name__}")
         self.spec, self.soft_regions = spec, soft_regions
         self.augmentation: Augmentation | None = augment or None
-        self._mean = np.asarray(spec.mean, dtype=np.float32) * 255.0  # the CPU normalisation LUT's values
-        self._inv_std = 1.0 / (np.asarray(spec.std, dtype=np.float32) * 255.0)
 
     def draws(self, seeds: Sequence[int]) -> list[ops.AugmentDraw]:
         """Each sample's draw: the CPU path's, from ``default_rng(seed)``."""
@@ -185,9 +192,7 @@ class DeviceAugment:
         x = torch.round(warp(x, geoms, s, border)).clamp(0, 255)
         if draws is not None:
             x = self.photometric(x, draws, semantics)
-        mean = torch.as_tensor(self._mean, device=dev)[None, :, None, None]
-        inv_std = torch.as_tensor(self._inv_std, device=dev)[None, :, None, None]
-        batch.image = (x - mean) * inv_std
+        batch.image = normalise(x, self.spec)
         if mask is not None:
             batch.forgery_mask = warp(mask, geoms, side, border).clamp(0, 1)
         if "landmarks" in raw:
@@ -235,4 +240,4 @@ def finish(batch: Batch, augmenter: DeviceAugment | None) -> Batch:
     return augmenter(batch)
 
 
-__all__ = ["RAW", "DeviceAugment", "finish", "raw_fields"]
+__all__ = ["RAW", "DeviceAugment", "finish", "normalise", "raw_fields"]

@@ -37,6 +37,8 @@ IMAGE_MODULES = (
     "datamodules.media.perturb.deeperforensics",
     "datamodules.media.perturb.video",
     "datamodules.media.perturb.view",
+    "datamodules.media.perturb.device",
+    "datamodules.loading.device_perturb",
 )
 
 
@@ -72,6 +74,7 @@ def input_identity(
     perturbation: Any = None,
     view: Any = None,
     clip_frames: Iterable[tuple[str, int]] | None = None,
+    on_device: bool = False,
 ) -> str:
     """The ``identity`` part of the keys of one unaugmented dataset (see the module docstring).
 
@@ -81,6 +84,8 @@ def input_identity(
         perturbation: a test-time ``Perturbation`` (its ``to_dict()``), or ``None``.
         view: a test-time ``CropView``, or ``None``.
         clip_frames: ``(video_id, frame_index)`` of the selected frames, for a clip perturbation.
+        on_device: the perturbation runs on the device (``perturb_on_device``: pixels may differ by one
+            grey level from the worker's, so the keys differ).
     """
     record = {
         "source": source,
@@ -94,6 +99,8 @@ def input_identity(
     if clip_frames is not None:
         frames = hashlib.sha256(json.dumps(sorted(clip_frames)).encode()).hexdigest()
         record["clip_frames"] = frames
+    if on_device:
+        record["perturbation_on_device"] = True
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 

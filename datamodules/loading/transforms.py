@@ -71,12 +71,12 @@ class Transformed:
     """Output of :class:`FaceTransform`.
 
     Attributes:
-        image: float ``[3, S, S]`` normalised, ``S = spec.input_size``.
+        image: float ``[3, S, S]`` normalised, ``S = spec.input_size`` (None when not asked for).
         landmarks: float32 ``[68, 2]`` in the pixels of an ``S x S`` image, or ``None``.
         mask: float ``[1, M, M]`` forgery mask in [0, 1], ``M = spec.mask_side``, or ``None``.
     """
 
-    image: Tensor
+    image: Tensor | None
     landmarks: np.ndarray | None
     mask: Tensor | None
 
@@ -168,12 +168,17 @@ class FaceTransform:
         seed: int | None = None,
         out: Tensor | None = None,
         sample_key: str | None = None,
+        with_image: bool = True,
     ) -> Transformed:
         """Transform a ``uint8 [H, W, 3]`` RGB crop with its landmarks ``[68, 2]`` and mask ``[H, W]``.
 
         ``out``: a float32 ``[3, S, S]`` tensor (e.g. a row of a batch tensor) to write the image into.
         ``sample_key``: the sample's id, which seeds the perturbation (required when there is one).
+        ``with_image=False`` (evaluation only): landmarks and mask alone, ``image`` is None (the device
+        makes it: ``datamodules.loading.device_perturb``).
         """
+        if not with_image and self.augmentation is not None:
+            raise ValueError("with_image=False is for evaluation: an augmented image draws with its geometry")
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a uint8 RGB image [H, W, 3], got {image.dtype} {image.shape}")
         if mask is not None and mask.shape[:2] != image.shape[:2]:
@@ -207,14 +212,14 @@ class FaceTransform:
             m = None if mask is None else _warp(np.asarray(mask, np.float32), geom, side, border)
         else:
             geom = np.eye(3)
-            img = _resize(image, s, self._interp)
+            img = _resize(image, s, self._interp) if with_image else None
             m = None if mask is None else _resize(np.asarray(mask, np.float32), side)
         lm = None
         if landmarks is not None:
             a = _resize_matrix(hw, (s, s)) @ geom @ pre
             lm = (np.asarray(landmarks, np.float64) @ a[:2, :2].T + a[:2, 2]).astype(np.float32)
         t_mask = None if m is None else torch.from_numpy(np.clip(m, 0, 1, dtype=np.float32))[None]
-        return Transformed(self._normalise(img, out), lm, t_mask)
+        return Transformed(None if img is None else self._normalise(img, out), lm, t_mask)
 
 
 class SampleTransform:
@@ -249,15 +254,25 @@ class SampleTransform:
         seed: int | None = None,
         out: dict[str, Tensor] | None = None,
         sample_key: str | None = None,
+        with_image: bool = True,
     ) -> dict[str, Tensor]:
         """``{"image", ["region_masks"], ["forgery_mask"]}`` of a uint8 RGB crop.
 
         ``out`` optionally holds ``image`` / ``region_masks`` tensors (rows of batch tensors) to write into;
-        ``sample_key`` (the sample id) seeds a test-time perturbation.
+        ``sample_key`` (the sample id) seeds a test-time perturbation; ``with_image=False``: no ``image``
+        (:meth:`FaceTransform.__call__`).
         """
         out = out or {}
-        tr = self.face(image, landmarks, mask, seed=seed, out=out.get("image"), sample_key=sample_key)
-        fields: dict[str, Tensor] = {"image": tr.image}
+        tr = self.face(
+            image,
+            landmarks,
+            mask,
+            seed=seed,
+            out=out.get("image"),
+            sample_key=sample_key,
+            with_image=with_image,
+        )
+        fields: dict[str, Tensor] = {} if tr.image is None else {"image": tr.image}
         if self.spec.region_masks:
             if tr.landmarks is None:
                 raise ValueError("region masks (DataSpec.region_masks) need the crop's 68 landmarks")
