@@ -75,6 +75,18 @@ def test_evaluation_resize_is_opencvs_area_or_linear(faces, src, side):
     np.testing.assert_array_equal(_u8(D.resize_u8(_t(img), side)), want)
 
 
+@pytest.mark.parametrize(
+    "src, side", [(320, 224), (380, 299), (257, 224), (1000, 224), (300, 112), (256, 85)]
+)
+def test_evaluation_resize_is_opencvs_on_noise(src, side):
+    """Noise has no smooth neighbourhood to hide a different order of float sums (one level off)."""
+    img = np.random.default_rng(src * side).integers(0, 256, (src, src, 3), dtype=np.uint8)
+    want = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(_u8(D.resize_u8(_t(img), side)), want)
+    grown = cv2.resize(img[:side, :side], (src, src), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(_u8(D.resize_u8(_t(img[:side, :side]), src)), grown)
+
+
 def test_area_weights_are_a_partition_of_each_source_pixel():
     for n_src, n_dst in [(256, 224), (300, 224), (256, 112), (7, 3)]:
         m = D.area_matrix(n_src, n_dst).astype(np.float64)
@@ -188,3 +200,9 @@ def test_the_setting_enters_only_the_ids_of_cells_it_changes(tmp_path):
         plain, moved = replace(base, perturbation=p), replace(on, perturbation=p)
         assert config_hash(plain.parent().to_json()) == config_hash(moved.parent().to_json())
         assert (config_hash(plain.to_json()) != config_hash(moved.to_json())) is changes, p.tag
+
+
+def test_a_resize_that_shrinks_one_side_and_grows_the_other_is_refused():
+    with pytest.raises(ValueError, match="32x16 crop to 24 px"):
+        D.resize_u8(torch.zeros(1, 3, 32, 16), 24)
+    assert D.resize_u8(torch.zeros(1, 3, 32, 24), 24).shape == (1, 3, 24, 24)  # one side kept: area

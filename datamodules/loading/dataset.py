@@ -149,9 +149,8 @@ class ManifestDataset(Dataset):
         crops: list[np.ndarray] = []
         items = [self._item(k, {f: t[j] for f, t in out.items()}, crops) for j, k in enumerate(keys)]
         if self.device_perturb:  # the stored crops, perturbed and resized after the transfer
-            out["image"] = raw_fields(crops, None, None, [0] * len(crops), [it["sample_id"] for it in items])[
-                0
-            ]["image"]
+            ids = [it["sample_id"] for it in items]
+            out["image"] = raw_fields(crops, None, None, [0] * len(crops), ids)[0]["image"]
             batch = collate(items, stacked=out)
             batch.extra[PERTURB] = True
             return batch

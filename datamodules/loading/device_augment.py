@@ -68,7 +68,7 @@ def raw_fields(
     for img, sid in zip(images, sample_ids, strict=True):
         if img.shape != (h, w, 3) or img.dtype != np.uint8:
             raise DataError(
-                f"augment_on_device needs uint8 RGB crops of one size per batch: {sid} is {img.dtype} "
+                f"augment_on_device / perturb_on_device need uint8 RGB crops of one size per batch: {sid} is {img.dtype} "
                 f"{img.shape}, {sample_ids[0]} is {images[0].dtype} {images[0].shape}"
             )
     n = len(images)
