@@ -162,7 +162,8 @@ def _run(quick: bool) -> list[Figure]:
             fig.target = TARGET
         figs.append(fig)
     clean_ms = 1000.0 / base.value  # CPU ms of one clean test sample
-    cpu_ms = {f.name.split(" ")[0]: 1000.0 / f.value for f in figs[1 : 1 + len(cases)]}  # the CPU path's
+    # CPU ms of one perturbed sample on the CPU path (the figures of `cases`, not the device workers')
+    cpu_ms = {f.name.split(" ")[0]: 1000.0 / f.value for f in figs[1 : 1 + len(cases)]}
     for (dist, level), part in zip(device_cases, device_parts, strict=True):
         tag = f"{dist}@{level}"
         fig = duration(
